@@ -1,1 +1,35 @@
-//! maelstrom-kafka
+//! A node for Maelstrom's `kafka` workload (Fly.io Gossip Glomers challenge 5a): a single-node,
+//! Kafka-style set of append-only logs, served by a lock-free multithreaded pipeline.
+//!
+//! # Layout
+//!
+//! In reading order; each module has one job.
+//!
+//! - [`config`]: run-time settings, from the environment.
+//! - `node`: wiring; spawns the threads and owns the shutdown order ([`run`]).
+//! - `reader`: the reader thread, the only code that reads stdin.
+//! - [`protocol`]: wire types, and turning a parsed line into a [`protocol::Request`].
+//! - [`json`]: raw member spans and string escaping, which simd-json does not offer.
+//! - [`handler`]: the worker loop; one arm per RPC; writes replies as bytes.
+//! - [`store`]: every key's log and committed offset, in a `DashMap`; no I/O, no JSON.
+//! - [`log`]: one key's lock-free append-only log, with its publish watermark.
+//! - `sync`: the primitives `log` is built from, swappable for loom's in the model test.
+//! - `writer`: the writer thread, the only owner of stdout.
+//! - [`error`]: Maelstrom error codes.
+//!
+//! See ARCHITECTURE.md for the invariants that hold these together.
+
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod json;
+pub mod log;
+mod node;
+pub mod protocol;
+mod reader;
+pub mod store;
+mod sync;
+mod writer;
+
+pub use config::Config;
+pub use node::{Shared, run};

@@ -1,0 +1,60 @@
+//! Run-time settings. Maelstrom passes no flags and no environment contract, so every setting
+//! has a default that suits a Maelstrom run, and environment variables override them.
+
+use std::num::NonZeroUsize;
+
+/// How the node runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Worker threads. `MAELSTROM_KAFKA_WORKERS`; default: available parallelism.
+    pub workers: usize,
+    /// Most pairs one poll returns for one key. `MAELSTROM_KAFKA_POLL_MAX`; default 4096.
+    ///
+    /// Maelstrom's logs hold `--max-writes-per-key` messages (16 by default), so the default
+    /// never pages a Maelstrom run, while bounding the reply to a poll from 0 on a long log.
+    pub poll_max: usize,
+    /// Most requests the reader hands to a worker at once. `MAELSTROM_KAFKA_BATCH`; default 64.
+    ///
+    /// The reader never waits to fill a batch: it sends what it has whenever its input buffer
+    /// runs dry, so a lone request is never held back.
+    pub batch: usize,
+    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 64 MiB. A longer
+    /// line is skipped with a note on stderr.
+    pub max_line: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
+            poll_max: 4096,
+            batch: 64,
+            max_line: 64 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, overridden by whichever `MAELSTROM_KAFKA_*` variables are set.
+    /// An unusable value is reported on stderr and the default kept.
+    pub fn from_env() -> Self {
+        let mut config = Self::default();
+        for (name, field) in [
+            ("MAELSTROM_KAFKA_WORKERS", &mut config.workers),
+            ("MAELSTROM_KAFKA_POLL_MAX", &mut config.poll_max),
+            ("MAELSTROM_KAFKA_BATCH", &mut config.batch),
+            ("MAELSTROM_KAFKA_MAX_LINE", &mut config.max_line),
+        ] {
+            let Ok(value) = std::env::var(name) else {
+                continue;
+            };
+            match value.trim().parse::<NonZeroUsize>() {
+                Ok(n) => *field = n.get(),
+                Err(_) => eprintln!(
+                    "maelstrom-kafka: ignoring {name}={value:?}: not a positive integer; using {field}"
+                ),
+            }
+        }
+        config
+    }
+}

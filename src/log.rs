@@ -1,0 +1,260 @@
+//! One key's append-only log: offsets reserved from an atomic counter, stored without a lock,
+//! and published through a watermark so that a reader never sees a gap.
+//!
+//! # The protocol
+//!
+//! An append does three things:
+//!
+//! 1. **Reserve.** `reserved.fetch_add(1)` hands the caller a unique offset `o`.
+//! 2. **Store.** The message goes into slot `o`, a write-once cell.
+//!    Slots live in segments of doubling size (16, 32, 64, …), created on first touch, so a
+//!    slot never moves once written and no append ever copies another's message.
+//! 3. **Publish.** The caller advances `published` over every slot that is stored, starting from
+//!    the current watermark, and stops at the first empty one.
+//!
+//! Reservations finish out of order: offset 7 may be stored before offset 6.
+//! The watermark is the answer to that. A reader returns only offsets below it, and the
+//! watermark only ever passes slots that are stored, so a reader sees a contiguous prefix:
+//! never a gap over an offset that exists, never a half-written message.
+//!
+//! The watermark is a *cache* of "how long is the stored prefix", not the truth; the slots are.
+//! Two appenders can race so that each stops at the other's slot before it is visible, and the
+//! watermark lags.
+//! Every reader therefore runs the same advance loop before it reads (see [`Log::read_from`]),
+//! so a lagging watermark costs one short scan and never hides a stored message for long.
+//! No one ever waits for anyone: there is no lock and no spin on this path.
+//!
+//! # Memory
+//!
+//! A log costs two counters, the first segment (16 slots, enough for a whole Maelstrom key) and
+//! one lazily created directory for the larger segments.
+//! Segment `k` holds `16 << k` slots, so 32 segments cover far more offsets than memory holds.
+
+use super::sync::{AtomicU64, OnceLock, Ordering};
+
+/// Slots in segment 0. A power of two, so that locating a slot is a few bit operations.
+const FIRST_LEN: u64 = 16;
+/// `log2(FIRST_LEN)`.
+const FIRST_SHIFT: u32 = FIRST_LEN.trailing_zeros();
+/// Segments in a log, including the first.
+const SEGMENTS: usize = 32;
+/// Offsets a log can hold: `FIRST_LEN * (2^SEGMENTS - 1)`.
+pub const CAPACITY: u64 = FIRST_LEN * ((1 << SEGMENTS) - 1);
+
+type Segment<T> = Box<[OnceLock<T>]>;
+
+/// The log is full: its offsets ran past [`CAPACITY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFull;
+
+/// An append-only log of `T`, with dense offsets from 0.
+#[derive(Debug)]
+pub struct Log<T> {
+    /// The next offset to hand out.
+    reserved: AtomicU64,
+    /// Every offset below this one is stored. It may lag behind the truth; never ahead of it.
+    published: AtomicU64,
+    /// Segment 0, allocated with the log.
+    head: Segment<T>,
+    /// Segments 1.., created on first touch; the directory itself too.
+    tail: OnceLock<Box<[OnceLock<Segment<T>>]>>,
+}
+
+impl<T> Default for Log<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Log<T> {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self {
+            reserved: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            head: new_segment(FIRST_LEN),
+            tail: OnceLock::new(),
+        }
+    }
+
+    /// Appends `value` and returns its offset.
+    ///
+    /// When this returns, the value is stored and every reader that starts afterwards returns it
+    /// once all lower offsets are stored too.
+    ///
+    /// **Locking behaviour:** takes no lock. The first append into a new segment allocates it;
+    /// appenders racing for the same new segment wait for the one that allocates.
+    pub fn append(&self, value: T) -> Result<u64, LogFull> {
+        // Relaxed: the counter only hands out distinct offsets. Uniqueness comes from the
+        // atomicity of the read-modify-write, and nothing is published through the counter: the
+        // slot's own write-once cell carries the message to readers.
+        let offset = self.reserved.fetch_add(1, Ordering::Relaxed);
+        if offset >= CAPACITY {
+            return Err(LogFull);
+        }
+        let (seg, idx) = locate(offset);
+        let stored = self.segment_or_create(seg)[idx].set(value);
+        // A slot is set only by the holder of its offset, and offsets are handed out once.
+        debug_assert!(stored.is_ok(), "offset {offset} stored twice");
+        self.advance();
+        Ok(offset)
+    }
+
+    /// Calls `f(offset, value)` for the stored values at offsets `from..`, ascending and without
+    /// gaps, at most `max` of them, and returns how many it visited.
+    ///
+    /// It stops at the first offset that is reserved but not yet stored: an append in flight is
+    /// not yet acknowledged, so leaving it out is correct, and going past it would be a gap.
+    /// Costs O(returned) plus the stored slots that no one has published yet.
+    ///
+    /// **Locking behaviour:** takes no lock.
+    pub fn read_from(&self, from: u64, max: usize, mut f: impl FnMut(u64, &T)) -> usize {
+        let end = self.advance();
+        let stop = end.min(from.saturating_add(max as u64));
+        let mut visited = 0;
+        for offset in from..stop {
+            // Below the watermark every slot is stored and visible (see `advance`).
+            let Some(value) = self.slot(offset).and_then(OnceLock::get) else {
+                debug_assert!(false, "offset {offset} below the watermark is empty");
+                break;
+            };
+            f(offset, value);
+            visited += 1;
+        }
+        visited
+    }
+
+    /// How many offsets have been handed out, stored or not.
+    pub fn reserved(&self) -> u64 {
+        // Relaxed: a statistic; no data is read on the strength of it.
+        self.reserved.load(Ordering::Relaxed).min(CAPACITY)
+    }
+
+    /// Moves the watermark over every stored slot at and after it, and returns the new value.
+    ///
+    /// Every offset below the returned value is stored, and its value is visible to this thread.
+    fn advance(&self) -> u64 {
+        // Acquire: pairs with the AcqRel `fetch_max` below, in whichever thread last moved the
+        // watermark. That thread saw every slot below it stored, so after this load we see
+        // those values too (happens-before is transitive through the two Release/Acquire pairs).
+        let start = self.published.load(Ordering::Acquire);
+        let mut end = start;
+        // `OnceLock::get` is an Acquire load of the slot's state, pairing with the Release in
+        // `set`: when it returns Some, the value is visible.
+        while self.slot(end).and_then(OnceLock::get).is_some() {
+            end += 1;
+        }
+        if end == start {
+            return start;
+        }
+        // AcqRel. Release: publishes the stored slots we just walked over to whoever loads the
+        // watermark next. Acquire: if another thread already moved it further, we take its
+        // value, and need to see the slots it walked over.
+        let previous = self.published.fetch_max(end, Ordering::AcqRel);
+        previous.max(end)
+    }
+
+    /// The slot for `offset`, if its segment exists.
+    fn slot(&self, offset: u64) -> Option<&OnceLock<T>> {
+        if offset >= CAPACITY {
+            return None;
+        }
+        let (seg, idx) = locate(offset);
+        let segment = if seg == 0 {
+            &self.head
+        } else {
+            self.tail.get()?[seg - 1].get()?
+        };
+        segment.get(idx)
+    }
+
+    /// Segment `seg`, created if it does not exist yet.
+    fn segment_or_create(&self, seg: usize) -> &[OnceLock<T>] {
+        if seg == 0 {
+            return &self.head;
+        }
+        let directory = self
+            .tail
+            .get_or_init(|| (1..SEGMENTS).map(|_| OnceLock::new()).collect());
+        directory[seg - 1].get_or_init(|| new_segment(FIRST_LEN << seg))
+    }
+}
+
+/// Maps an offset to (segment, index in segment).
+///
+/// Segment `k` starts at offset `FIRST_LEN * (2^k - 1)`, so `offset + FIRST_LEN` has its highest
+/// bit at position `k + FIRST_SHIFT`.
+fn locate(offset: u64) -> (usize, usize) {
+    let n = offset + FIRST_LEN;
+    let seg = 63 - n.leading_zeros() - FIRST_SHIFT;
+    let idx = n - (FIRST_LEN << seg);
+    (seg as usize, idx as usize)
+}
+
+fn new_segment<T>(len: u64) -> Segment<T> {
+    (0..len).map(|_| OnceLock::new()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_walks_segments_in_order() {
+        let mut expected = (0usize, 0usize);
+        for offset in 0..10_000u64 {
+            assert_eq!(locate(offset), expected, "offset {offset}");
+            expected.1 += 1;
+            if expected.1 as u64 == FIRST_LEN << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+        }
+        assert_eq!(locate(CAPACITY - 1).0, SEGMENTS - 1);
+    }
+
+    #[test]
+    fn reads_what_was_appended_across_segments() {
+        let log = Log::new();
+        for i in 0..1000u64 {
+            assert_eq!(log.append(i * 10), Ok(i));
+        }
+        let mut seen = Vec::new();
+        assert_eq!(
+            log.read_from(0, usize::MAX, |o, v| seen.push((o, *v))),
+            1000
+        );
+        assert_eq!(seen, (0..1000).map(|i| (i, i * 10)).collect::<Vec<_>>());
+        let mut tail = Vec::new();
+        log.read_from(995, 3, |o, _| tail.push(o));
+        assert_eq!(tail, vec![995, 996, 997]);
+        assert_eq!(log.read_from(1000, 10, |_, _| ()), 0);
+        assert_eq!(log.read_from(u64::MAX, 10, |_, _| ()), 0);
+    }
+
+    #[test]
+    fn a_reserved_but_unstored_offset_hides_everything_after_it() {
+        let log: Log<u64> = Log::new();
+        log.append(0).unwrap();
+        // Simulate an appender that reserved offset 1 and has not stored yet.
+        let hole = log.reserved.fetch_add(1, Ordering::Relaxed);
+        let (seg, idx) = locate(hole + 1);
+        log.segment_or_create(seg)[idx].set(2).unwrap();
+        let mut seen = Vec::new();
+        log.read_from(0, 10, |o, _| seen.push(o));
+        assert_eq!(
+            seen,
+            vec![0],
+            "offset 2 must stay hidden behind the hole at 1"
+        );
+        log.segment_or_create(locate(hole).0)[locate(hole).1]
+            .set(1)
+            .unwrap();
+        seen.clear();
+        log.read_from(0, 10, |o, _| seen.push(o));
+        assert_eq!(
+            seen,
+            vec![0, 1, 2],
+            "a reader repairs the lagging watermark"
+        );
+    }
+}

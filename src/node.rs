@@ -1,0 +1,93 @@
+//! Wiring: creates the channels, spawns the named threads, and owns the shutdown order.
+//!
+//! ```text
+//! stdin → reader (simd-json) → work channel → worker × N → replies channel → writer → stdout
+//!                                                 ↕
+//!                                  store: DashMap shards → per-key lock-free logs
+//! ```
+//!
+//! Shutdown is by disconnection: at end of input the reader drops its sender; each worker drains
+//! what is queued and drops its reply sender; the writer writes and flushes the last replies and
+//! returns. If stdout breaks, the writer returns at once with the error and the others wind down
+//! as their sends fail.
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+
+use crossbeam_channel::bounded;
+
+use crate::config::Config;
+use crate::store::Logs;
+use crate::{handler, reader, writer};
+
+/// Batches in flight between reader and workers, and between workers and writer. Bounded, so a
+/// stalled stdout slows the reader down instead of growing memory without limit.
+const CHANNEL_BATCHES: usize = 256;
+
+/// State shared by all threads.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Our node id, set by the reader when `init` arrives.
+    pub node_id: OnceLock<Box<str>>,
+    pub store: Logs,
+}
+
+/// Runs the node: reads requests from `input` until it ends, and writes replies to `output`.
+///
+/// Returns when every reply is written and flushed. An error from `output` (such as a broken
+/// pipe) returns at once, without waiting for the reader, which may be blocked on its input.
+pub fn run<R, W>(input: R, output: W, config: Config) -> io::Result<()>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    let shared = Arc::new(Shared::default());
+    let config = Arc::new(Config {
+        workers: config.workers.max(1),
+        batch: config.batch.max(1),
+        ..config
+    });
+    let (work_tx, work_rx) = bounded(CHANNEL_BATCHES);
+    let (reply_tx, reply_rx) = bounded(CHANNEL_BATCHES);
+
+    let reader = {
+        let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
+        spawn("reader".into(), move || {
+            reader::run(input, &work_tx, &shared, &config)
+        })?
+    };
+    let workers = (0..config.workers)
+        .map(|i| {
+            let (work_rx, reply_tx) = (work_rx.clone(), reply_tx.clone());
+            let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
+            spawn(format!("worker-{i}"), move || {
+                handler::run(&work_rx, &reply_tx, &shared, &config);
+            })
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    // The workers hold the only senders now, so the writer ends when the last worker does.
+    drop((work_rx, reply_tx));
+    let writer = spawn("writer".into(), move || writer::run(&reply_rx, output))?;
+
+    join(writer)?;
+    for worker in workers {
+        join(worker);
+    }
+    join(reader)
+}
+
+fn spawn<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<thread::JoinHandle<T>> {
+    thread::Builder::new().name(name).spawn(f)
+}
+
+/// Joins a thread, re-raising its panic in the caller.
+fn join<T>(handle: thread::JoinHandle<T>) -> T {
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}

@@ -1,0 +1,285 @@
+//! Wire types: requests as the reader hands them to workers, and how a parsed line becomes one.
+//!
+//! # Format
+//!
+//! Every line on stdin is one envelope; Maelstrom may add fields (such as `id`), which are ignored:
+//!
+//! ```json
+//! {"id":42,"src":"c3","dest":"n0","body":{"type":"send","msg_id":7,"key":"5","msg":3}}
+//! ```
+//!
+//! The RPCs, request then reply (replies are written by `handler.rs`):
+//!
+//! ```json
+//! {"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0"]}
+//! {"type":"init_ok","in_reply_to":1}
+//! {"type":"send","msg_id":3,"key":"9","msg":4}
+//! {"type":"send_ok","in_reply_to":3,"offset":12}
+//! {"type":"poll","msg_id":4,"offsets":{"9":0,"12":5}}
+//! {"type":"poll_ok","in_reply_to":4,"msgs":{"9":[[0,1],[1,2]]}}
+//! {"type":"commit_offsets","msg_id":5,"offsets":{"9":3}}
+//! {"type":"commit_offsets_ok","in_reply_to":5}
+//! {"type":"list_committed_offsets","msg_id":6,"keys":["9","12"]}
+//! {"type":"list_committed_offsets_ok","in_reply_to":6,"offsets":{"9":3}}
+//! {"type":"error","in_reply_to":6,"code":12,"text":"…"}
+//! ```
+
+use simd_json::prelude::*;
+use simd_json::tape::{Object, Value};
+
+use crate::error::ErrorCode;
+use crate::json;
+use crate::store::{MAX_OFFSET, Msg};
+
+/// A request that deserves a reply: who asked, which message, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The sender, who gets the reply.
+    pub src: Box<str>,
+    /// The sender's `msg_id`, echoed as `in_reply_to`.
+    pub msg_id: u64,
+    pub body: Body,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Init {
+        node_id: Box<str>,
+    },
+    Send {
+        key: Box<str>,
+        /// The raw JSON text of `msg`, exactly as it arrived.
+        msg: Msg,
+    },
+    Poll {
+        offsets: Vec<(Box<str>, u64)>,
+    },
+    CommitOffsets {
+        offsets: Vec<(Box<str>, u64)>,
+    },
+    ListCommittedOffsets {
+        keys: Vec<Box<str>>,
+    },
+    /// A request the reader already rejected; the reply is this error.
+    Reject {
+        code: ErrorCode,
+        text: String,
+        /// Our own id, to sign the reply with, when it is not known yet (before `init`).
+        from: Option<Box<str>>,
+    },
+}
+
+/// Why a line gets no reply: there is no one or nothing to reply to. Logged on stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unanswerable(pub String);
+
+/// Turns a line that simd-json parsed into `tape` into a request.
+///
+/// `line` is the line's original text, before simd-json unescaped strings in place; `send`
+/// takes `msg` from it verbatim.
+/// Field errors that leave `src` and `msg_id` readable become [`Body::Reject`] (code 12, or 10
+/// for an unknown type), so the sender hears why.
+pub fn parse(tape: Value<'_, '_>, line: &[u8]) -> Result<Request, Unanswerable> {
+    let Some(envelope) = tape.as_object() else {
+        return Err(Unanswerable("the line is not a JSON object".into()));
+    };
+    let Some(src) = envelope.get("src").and_then(Value::into_string) else {
+        return Err(Unanswerable("the envelope has no string `src`".into()));
+    };
+    let Some(body) = envelope.get("body").and_then(|v| v.as_object()) else {
+        return Err(Unanswerable(format!(
+            "the message from {src} has no object `body`"
+        )));
+    };
+    let Some(msg_id) = body.get("msg_id").and_then(|v| v.as_u64()) else {
+        return Err(Unanswerable(format!(
+            "the message from {src} has no non-negative integer `msg_id`"
+        )));
+    };
+    let body = parse_body(&body, line).unwrap_or_else(|(code, text)| Body::Reject {
+        code,
+        text,
+        from: None,
+    });
+    Ok(Request {
+        src: src.into(),
+        msg_id,
+        body,
+    })
+}
+
+/// The `dest` of an envelope, which is our own id; used to sign replies sent before `init`.
+pub fn dest<'i>(tape: Value<'_, 'i>) -> Option<&'i str> {
+    tape.as_object()?.get("dest")?.into_string()
+}
+
+type Rejection = (ErrorCode, String);
+
+fn malformed(text: impl Into<String>) -> Rejection {
+    (ErrorCode::MalformedRequest, text.into())
+}
+
+fn parse_body(body: &Object<'_, '_>, line: &[u8]) -> Result<Body, Rejection> {
+    let ty = body
+        .get("type")
+        .ok_or_else(|| malformed("the body has no `type`"))?
+        .into_string()
+        .ok_or_else(|| malformed("`type` is not a string"))?;
+    match ty {
+        "init" => {
+            let node_id = body
+                .get("node_id")
+                .and_then(Value::into_string)
+                .ok_or_else(|| malformed("init needs a string `node_id`"))?;
+            Ok(Body::Init {
+                node_id: node_id.into(),
+            })
+        }
+        "send" => {
+            let key = body
+                .get("key")
+                .ok_or_else(|| malformed("send needs a `key`"))?
+                .into_string()
+                .ok_or_else(|| malformed("send's `key` must be a string"))?;
+            if body.get("msg").is_none() {
+                return Err(malformed("send needs a `msg`"));
+            }
+            let msg = json::raw_member(line, &["body", "msg"])
+                .map(|span| line[span].into())
+                .ok_or_else(|| malformed("send's `msg` could not be read"))?;
+            Ok(Body::Send {
+                key: key.into(),
+                msg,
+            })
+        }
+        "poll" => Ok(Body::Poll {
+            offsets: offsets(body, "poll")?,
+        }),
+        "commit_offsets" => Ok(Body::CommitOffsets {
+            offsets: offsets(body, "commit_offsets")?,
+        }),
+        "list_committed_offsets" => {
+            let keys = body
+                .get("keys")
+                .ok_or_else(|| malformed("list_committed_offsets needs `keys`"))?
+                .as_array()
+                .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
+            let keys = keys
+                .iter()
+                .map(|k| k.into_string().map(Box::from))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
+            Ok(Body::ListCommittedOffsets { keys })
+        }
+        other => Err((
+            ErrorCode::NotSupported,
+            format!("unsupported request type {other:?}"),
+        )),
+    }
+}
+
+/// The `offsets` object of a poll or commit: key to a non-negative integer offset.
+fn offsets(body: &Object<'_, '_>, rpc: &str) -> Result<Vec<(Box<str>, u64)>, Rejection> {
+    let offsets = body
+        .get("offsets")
+        .ok_or_else(|| malformed(format!("{rpc} needs `offsets`")))?
+        .as_object()
+        .ok_or_else(|| malformed("`offsets` must be an object of key to offset"))?;
+    offsets
+        .iter()
+        .map(|(key, offset)| match offset.as_u64() {
+            Some(o) if o <= MAX_OFFSET => Ok((Box::from(key), o)),
+            _ => Err(malformed(format!(
+                "offset for key {key:?} must be an integer from 0 to {MAX_OFFSET}"
+            ))),
+        })
+        .collect()
+}
+
+/// Why a line produced no request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// Not JSON at all (or nested deeper than simd-json allows).
+    InvalidJson(String),
+    /// JSON, but with no one or nothing to reply to.
+    Unanswerable(Unanswerable),
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidJson(e) => write!(f, "not valid JSON: {e}"),
+            Self::Unanswerable(Unanswerable(why)) => write!(f, "no reply possible: {why}"),
+        }
+    }
+}
+
+/// Parses lines with simd-json, reusing its buffers and tape from line to line.
+///
+/// simd-json parses in place, unescaping strings inside its input, so the parser works on a
+/// padded copy of the line and keeps the original intact for [`json::raw_member`].
+pub struct Parser {
+    scratch: Vec<u8>,
+    buffers: simd_json::Buffers,
+    /// Kept between lines for its allocation only; always empty between calls.
+    tape: Option<simd_json::Tape<'static>>,
+}
+
+impl std::fmt::Debug for Parser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parser").finish_non_exhaustive()
+    }
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self {
+            scratch: Vec::new(),
+            buffers: simd_json::Buffers::default(),
+            tape: Some(simd_json::Tape::null().reset()),
+        }
+    }
+}
+
+impl Parser {
+    /// Parses one line (without its newline) into a request.
+    ///
+    /// Before `init` (`initialized == false`), every request but `init` is answered with code 11,
+    /// signed with the envelope's `dest`, which is our own id.
+    pub fn parse(&mut self, line: &[u8], initialized: bool) -> Result<Request, LineError> {
+        let len = line.len();
+        self.scratch.clear();
+        self.scratch.extend_from_slice(line);
+        self.scratch.resize(len + simd_json::INPUT_PADDING, 0);
+        let mut tape = self
+            .tape
+            .take()
+            .unwrap_or_else(|| simd_json::Tape::null().reset());
+        let result =
+            match simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape)
+            {
+                Err(e) => Err(LineError::InvalidJson(e.to_string())),
+                Ok(()) => parse(tape.as_value(), line)
+                    .map_err(LineError::Unanswerable)
+                    .and_then(|mut request| {
+                        if !initialized && !matches!(request.body, Body::Init { .. }) {
+                            let Some(dest) = dest(tape.as_value()) else {
+                                return Err(LineError::Unanswerable(Unanswerable(
+                                "a request before init with no string `dest` to sign the error with"
+                                    .into(),
+                            )));
+                            };
+                            request.body = Body::Reject {
+                                code: ErrorCode::TemporarilyUnavailable,
+                                text: "not initialised yet: init must come first".into(),
+                                from: Some(dest.into()),
+                            };
+                        }
+                        Ok(request)
+                    }),
+            };
+        self.tape = Some(tape.reset());
+        result
+    }
+}
