@@ -1,0 +1,3 @@
+//! Criterion benchmarks: parse (placeholder until the suite lands).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks: pipeline (placeholder until the suite lands).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks: store (placeholder until the suite lands).
+
+fn main() {}
