@@ -1,0 +1,302 @@
+//! A small single-threaded kafka node for the checker's tests: correct by default, or
+//! broken in exactly one way with `--fault <name>`.
+//!
+//! Each fault waits until `--after N` requests have been served (so the run has a normal
+//! start) and then strikes once, in the first situation where it is sure to be visible,
+//! so a 2-4 s run reliably shows the anomaly. Faults and what they should produce:
+//!
+//! | fault            | what the node does                                     | anomaly                 |
+//! |------------------|--------------------------------------------------------|-------------------------|
+//! | `lose-write`     | acks a send (early in its key) but never stores it     | `lost-write`            |
+//! | `skip-offset`    | a client's next poll of a key skips the next offset    | `poll-skip`             |
+//! | `skip-inside`    | drops the middle pair of a poll's run of ≥3            | `int-poll-skip`         |
+//! | `dup-offset`     | hands a key's last offset out again                    | `inconsistent-offsets`  |
+//! | `out-of-order`   | swaps the first two pairs of a poll's run              | `int-nonmonotonic-poll` |
+//! | `rewind`         | a client's next poll of a key starts one offset early  | `nonmonotonic-poll`     |
+//! | `duplicate`      | appends one send twice                                 | `duplicate`             |
+//! | `send-backwards` | places a client's send before its previous one         | `nonmonotonic-send`     |
+//! | `fail-send`      | stores a send but answers a definite error (11)        | `G1a`                   |
+//! | `non-json`       | prints a line that is not JSON                         | stdout dead             |
+//! | `silent`         | acks one more send, then never answers again           | `unseen`                |
+//! | `crash`          | exits with status 3                                    | node crashed            |
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Write};
+
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    LoseWrite,
+    SkipOffset,
+    SkipInside,
+    DupOffset,
+    OutOfOrder,
+    Rewind,
+    Duplicate,
+    SendBackwards,
+    FailSend,
+    NonJson,
+    Silent,
+    Crash,
+}
+
+impl Fault {
+    fn parse(s: &str) -> Option<Fault> {
+        Some(match s {
+            "none" => Fault::None,
+            "lose-write" => Fault::LoseWrite,
+            "skip-offset" => Fault::SkipOffset,
+            "skip-inside" => Fault::SkipInside,
+            "dup-offset" => Fault::DupOffset,
+            "out-of-order" => Fault::OutOfOrder,
+            "rewind" => Fault::Rewind,
+            "duplicate" => Fault::Duplicate,
+            "send-backwards" => Fault::SendBackwards,
+            "fail-send" => Fault::FailSend,
+            "non-json" => Fault::NonJson,
+            "silent" => Fault::Silent,
+            "crash" => Fault::Crash,
+            _ => return None,
+        })
+    }
+}
+
+/// One key's log. Offsets are dense positions, except under `send-backwards`, which
+/// spaces them by two to leave a free slot before each message.
+#[derive(Debug, Default)]
+struct Log {
+    msgs: Vec<(i64, Value)>,
+    /// The next offset to hand out.
+    next: i64,
+}
+
+#[derive(Debug)]
+struct Node {
+    fault: Fault,
+    after: u64,
+    served: u64,
+    /// The fault has struck (it strikes once).
+    struck: bool,
+    silent: bool,
+    /// Go silent once the current reply is out.
+    pending_silence: bool,
+    me: String,
+    logs: HashMap<String, Log>,
+    committed: HashMap<String, i64>,
+    /// (client, key) -> the last offset a poll returned to that client.
+    last_polled: HashMap<(String, String), i64>,
+    /// (client, key) -> the offset of that client's last send to that key.
+    last_sent: HashMap<(String, String), i64>,
+    step: i64,
+}
+
+fn main() -> io::Result<()> {
+    let mut fault = Fault::None;
+    let mut after = 200;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--fault" => {
+                let v = args.next().unwrap_or_default();
+                fault = Fault::parse(&v).unwrap_or_else(|| {
+                    eprintln!("fixture-node: unknown fault {v:?}");
+                    std::process::exit(64);
+                });
+            }
+            "--after" => after = args.next().and_then(|v| v.parse().ok()).unwrap_or(after),
+            other => {
+                eprintln!("fixture-node: unknown argument {other:?}");
+                std::process::exit(64);
+            }
+        }
+    }
+    let step = if fault == Fault::SendBackwards { 2 } else { 1 };
+    let mut node = Node {
+        fault,
+        after,
+        served: 0,
+        struck: false,
+        silent: false,
+        pending_silence: false,
+        me: String::new(),
+        logs: HashMap::new(),
+        committed: HashMap::new(),
+        last_polled: HashMap::new(),
+        last_sent: HashMap::new(),
+        step,
+    };
+    eprintln!("fixture-node: starting, fault {fault:?} after {after} requests");
+    let stdin = io::stdin().lock();
+    let mut stdout = io::stdout().lock();
+    for line in stdin.lines() {
+        let line = line?;
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            eprintln!("fixture-node: ignoring unparsable line {line:?}");
+            continue;
+        };
+        let src = msg["src"].as_str().unwrap_or_default().to_owned();
+        let body = msg["body"].as_object().cloned().unwrap_or_default();
+        let Some(mut reply) = node.handle(&src, &body, &mut stdout)? else { continue };
+        if node.silent {
+            continue;
+        }
+        reply.insert("in_reply_to".into(), body.get("msg_id").cloned().unwrap_or(Value::Null));
+        let out = json!({"src": node.me, "dest": src, "body": reply});
+        writeln!(stdout, "{out}")?;
+        stdout.flush()?;
+        node.silent |= node.pending_silence;
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Whether the fault may strike now.
+    fn armed(&self, f: Fault) -> bool {
+        self.fault == f && !self.struck && self.served > self.after
+    }
+
+    fn strike(&mut self, what: &str) {
+        self.struck = true;
+        eprintln!("fixture-node: fault {:?} strikes: {what}", self.fault);
+    }
+
+    fn handle(&mut self, src: &str, body: &Map<String, Value>, stdout: &mut impl Write) -> io::Result<Option<Map<String, Value>>> {
+        let ty = body.get("type").and_then(Value::as_str).unwrap_or_default();
+        if ty != "init" {
+            self.served += 1;
+        }
+        if self.armed(Fault::Crash) {
+            self.strike("exiting");
+            std::process::exit(3);
+        }
+        if self.armed(Fault::NonJson) {
+            self.strike("printing a non-JSON line");
+            writeln!(stdout, "oops: this line is not JSON")?;
+        }
+        let reply = match ty {
+            "init" => {
+                self.me = body.get("node_id").and_then(Value::as_str).unwrap_or("n0").to_owned();
+                json!({"type": "init_ok"})
+            }
+            "send" => return Ok(Some(self.send(src, body))),
+            "poll" => self.poll(src, body),
+            "commit_offsets" => {
+                for (k, o) in body.get("offsets").and_then(Value::as_object).into_iter().flatten() {
+                    let o = o.as_i64().unwrap_or(0);
+                    let c = self.committed.entry(k.clone()).or_insert(o);
+                    *c = (*c).max(o);
+                }
+                json!({"type": "commit_offsets_ok"})
+            }
+            "list_committed_offsets" => {
+                let mut offsets = Map::new();
+                for k in body.get("keys").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(k) = k.as_str()
+                        && let Some(o) = self.committed.get(k)
+                    {
+                        offsets.insert(k.to_owned(), json!(o));
+                    }
+                }
+                json!({"type": "list_committed_offsets_ok", "offsets": offsets})
+            }
+            _ => json!({"type": "error", "code": 10, "text": format!("unsupported type {ty:?}")}),
+        };
+        Ok(reply.as_object().cloned())
+    }
+
+    fn send(&mut self, src: &str, body: &Map<String, Value>) -> Map<String, Value> {
+        let key = body.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let msg = body.get("msg").cloned().unwrap_or(Value::Null);
+        let small = msg.as_i64().is_some_and(|m| m <= 8);
+        let step = self.step;
+        let last_sent = self.last_sent.get(&(src.to_owned(), key.clone())).copied();
+        let log = self.logs.entry(key.clone()).or_default();
+        let offset;
+        let mut fail = false;
+        if self.fault == Fault::LoseWrite && !self.struck && self.served > self.after && small {
+            offset = log.next;
+            log.next += step;
+            self.struck = true;
+            eprintln!("fixture-node: fault LoseWrite strikes: key {key} offset {offset} not stored");
+        } else if self.fault == Fault::DupOffset && !self.struck && self.served > self.after && !log.msgs.is_empty() {
+            let last = log.msgs.len() - 1;
+            offset = log.msgs[last].0;
+            log.msgs[last].1 = msg;
+            self.struck = true;
+            eprintln!("fixture-node: fault DupOffset strikes: key {key} offset {offset} given out twice");
+        } else if self.fault == Fault::SendBackwards
+            && !self.struck
+            && self.served > self.after
+            && let Some(prev) = last_sent
+            && log.msgs.iter().any(|(o, _)| *o == prev)
+        {
+            // The free slot just before this client's previous send.
+            offset = prev - 1;
+            let at = log.msgs.iter().position(|(o, _)| *o == prev).unwrap_or(0);
+            log.msgs.insert(at, (offset, msg));
+            self.struck = true;
+            eprintln!("fixture-node: fault SendBackwards strikes: key {key} offset {offset} before {prev}");
+        } else {
+            offset = log.next;
+            log.next += step;
+            log.msgs.push((offset, msg.clone()));
+            if self.fault == Fault::Duplicate && !self.struck && self.served > self.after {
+                let again = log.next;
+                log.next += step;
+                log.msgs.push((again, msg));
+                self.struck = true;
+                eprintln!("fixture-node: fault Duplicate strikes: key {key} offsets {offset} and {again}");
+            } else if self.fault == Fault::FailSend && !self.struck && self.served > self.after {
+                fail = true;
+                self.struck = true;
+                eprintln!("fixture-node: fault FailSend strikes: key {key} offset {offset} stored, error sent");
+            } else if self.fault == Fault::Silent && !self.struck && self.served > self.after {
+                self.struck = true;
+                eprintln!("fixture-node: fault Silent strikes: acked key {key} offset {offset}, going silent");
+                // This reply still goes out; everything after it does not.
+                self.pending_silence = true;
+            }
+        }
+        self.last_sent.insert((src.to_owned(), key), offset);
+        let reply = if fail {
+            json!({"type": "error", "code": 11, "text": "temporarily unavailable"})
+        } else {
+            json!({"type": "send_ok", "offset": offset})
+        };
+        reply.as_object().cloned().unwrap_or_default()
+    }
+
+    fn poll(&mut self, src: &str, body: &Map<String, Value>) -> Value {
+        let mut msgs = Map::new();
+        for (k, from) in body.get("offsets").and_then(Value::as_object).into_iter().flatten() {
+            let from = from.as_i64().unwrap_or(0);
+            let Some(log) = self.logs.get(k) else { continue };
+            let mut pairs: Vec<(i64, Value)> = log.msgs.iter().filter(|(o, _)| *o >= from).cloned().collect();
+            let ck = (src.to_owned(), k.clone());
+            let last = self.last_polled.get(&ck).copied();
+            let continues = last.is_some_and(|l| pairs.first().is_some_and(|p| p.0 == l + self.step));
+            if self.armed(Fault::SkipOffset) && continues && pairs.len() >= 2 {
+                let skipped = pairs.remove(0);
+                self.strike(&format!("client {src} key {k}: skipping offset {}", skipped.0));
+            } else if self.armed(Fault::Rewind) && continues && let Some(l) = last
+                && let Some(prev) = log.msgs.iter().find(|(o, _)| *o == l)
+            {
+                pairs.insert(0, prev.clone());
+                self.strike(&format!("client {src} key {k}: re-sending offset {l}"));
+            } else if self.armed(Fault::SkipInside) && pairs.len() >= 3 {
+                let skipped = pairs.remove(1);
+                self.strike(&format!("key {k}: dropping offset {} inside a poll", skipped.0));
+            } else if self.armed(Fault::OutOfOrder) && pairs.len() >= 2 {
+                pairs.swap(0, 1);
+                self.strike(&format!("key {k}: swapping offsets {} and {}", pairs[1].0, pairs[0].0));
+            }
+            if let Some(max) = pairs.iter().map(|p| p.0).max() {
+                self.last_polled.insert(ck, max);
+            }
+            msgs.insert(k.clone(), Value::Array(pairs.into_iter().map(|(o, m)| json!([o, m])).collect()));
+        }
+        json!({"type": "poll_ok", "msgs": msgs})
+    }
+}

@@ -1,0 +1,891 @@
+//! The kafka checker: finds the anomalies of Jepsen's `jepsen.tests.kafka` in a history.
+//!
+//! Each check mirrors one of Jepsen's (spec §5.2) and keeps its quirks, because a node that
+//! passes here should pass under Maelstrom and vice versa:
+//! * the version order of a key is built from `:ok` sends (and `:info` sends some `:ok` poll
+//!   read) plus every poll pair, and offsets are compressed to dense *indices*;
+//! * poll and send monotonicity compare *indices of values*, not raw offsets, and a value
+//!   missing from the version order counts as a step of exactly one (no error);
+//! * the per-process poll checks track the last value each process read per key, reset by
+//!   `assign` to the keys still assigned, and an empty read resets that key's tracking;
+//! * a read value that nobody ever sent makes Jepsen's checker throw, so the verdict is
+//!   unknown (`no-writer-of-value`).
+//!
+//! Elle's cycle search is not run: with single-operation transactions its cycles only
+//! appear when values are corrupted, which the checks here already flag.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use crate::history::{F, History, KeyId, MsgId, Op, OpType, OpValue};
+
+/// How many examples of each anomaly results keep.
+const EXAMPLES: usize = 8;
+
+/// A checker's verdict. Merging follows Jepsen: `False` beats `Unknown` beats `True`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Validity {
+    True,
+    Unknown,
+    False,
+}
+
+impl Validity {
+    pub fn merge(self, other: Validity) -> Validity {
+        self.max(other)
+    }
+
+    pub fn to_json(self) -> Value {
+        match self {
+            Validity::True => json!(true),
+            Validity::False => json!(false),
+            Validity::Unknown => json!("unknown"),
+        }
+    }
+}
+
+/// All cases of one anomaly type: how many, and the first few in detail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Anomaly {
+    pub count: usize,
+    pub examples: Vec<Value>,
+}
+
+/// The kafka workload checker's result.
+#[derive(Debug, Clone)]
+pub struct WorkloadResult {
+    pub valid: Validity,
+    /// Anomaly name (Jepsen's error key) to its cases.
+    pub errors: BTreeMap<&'static str, Anomaly>,
+}
+
+impl WorkloadResult {
+    pub fn to_json(&self) -> Value {
+        let errors: serde_json::Map<String, Value> = self
+            .errors
+            .iter()
+            .map(|(k, a)| {
+                (
+                    (*k).to_owned(),
+                    json!({"count": a.count, "examples": a.examples}),
+                )
+            })
+            .collect();
+        json!({
+            "valid": self.valid.to_json(),
+            "anomaly-types": self.errors.keys().collect::<Vec<_>>(),
+            "errors": errors,
+        })
+    }
+}
+
+/// The per-key version order: offsets compressed into dense indices.
+#[derive(Debug, Default)]
+struct Order {
+    /// Each offset that holds at least one value, in offset order, with its values in the
+    /// order first seen. Position in this vector is the *index*.
+    log: Vec<(i64, Vec<MsgId>)>,
+    /// A value's index. For a value at several offsets, the last one (as Jepsen's map).
+    by_value: HashMap<MsgId, usize>,
+}
+
+impl Order {
+    /// The representative value at an index: the first one seen there.
+    fn at(&self, i: usize) -> MsgId {
+        self.log[i].1[0]
+    }
+
+    fn index(&self, v: Option<MsgId>) -> Option<usize> {
+        v.and_then(|v| self.by_value.get(&v).copied())
+    }
+}
+
+struct Checker<'h> {
+    h: &'h History,
+    /// Completions only, in history order.
+    ops: Vec<&'h Op>,
+    orders: HashMap<KeyId, Order>,
+    fail_writes: HashSet<(KeyId, MsgId)>,
+    ok_reads: HashMap<KeyId, HashSet<MsgId>>,
+    /// The last completion that tried to send each value (Jepsen's `writer-of`).
+    writer_of: HashMap<(KeyId, MsgId), &'h Op>,
+    errors: BTreeMap<&'static str, Anomaly>,
+    unknown: bool,
+}
+
+/// Runs every check over `h`.
+pub fn check(h: &History) -> WorkloadResult {
+    let ops: Vec<&Op> = h.ops.iter().filter(|o| o.kind != OpType::Invoke).collect();
+    let mut c = Checker {
+        h,
+        ops,
+        orders: HashMap::new(),
+        fail_writes: HashSet::new(),
+        ok_reads: HashMap::new(),
+        writer_of: HashMap::new(),
+        errors: BTreeMap::new(),
+        unknown: false,
+    };
+    c.index_writes_and_reads();
+    c.version_orders();
+    c.g1a();
+    c.lost_write();
+    c.poll_skip_and_nonmonotonic();
+    c.nonmonotonic_send();
+    c.int_poll();
+    c.duplicate();
+    c.unseen();
+    c.no_writer();
+    let valid = if c.errors.keys().any(|k| *k != "no-writer-of-value") {
+        Validity::False
+    } else if c.unknown {
+        Validity::Unknown
+    } else {
+        Validity::True
+    };
+    WorkloadResult {
+        valid,
+        errors: c.errors,
+    }
+}
+
+fn send_of(op: &Op) -> Option<(KeyId, Option<i64>, MsgId)> {
+    match &op.value {
+        OpValue::Send { key, offset, msg } => Some((*key, *offset, *msg)),
+        _ => None,
+    }
+}
+
+fn reads_of(op: &Op) -> &[(KeyId, Box<[(i64, MsgId)]>)] {
+    match &op.value {
+        OpValue::Poll(Some(r)) => r,
+        _ => &[],
+    }
+}
+
+impl<'h> Checker<'h> {
+    fn report(&mut self, name: &'static str, example: impl FnOnce(&Self) -> Value) {
+        let n = self.errors.get(name).map_or(0, |a| a.count);
+        let ex = (n < EXAMPLES).then(|| example(self));
+        let a = self.errors.entry(name).or_default();
+        a.count += 1;
+        a.examples.extend(ex);
+    }
+
+    fn key(&self, k: KeyId) -> Value {
+        json!(self.h.tables.key_name(k))
+    }
+
+    fn msg(&self, m: MsgId) -> Value {
+        self.h.tables.msg_value(m)
+    }
+
+    fn msgs(&self, ms: impl IntoIterator<Item = MsgId>) -> Value {
+        Value::Array(ms.into_iter().map(|m| self.msg(m)).collect())
+    }
+
+    /// A compact description of an op; polls show only the pairs of key `k`.
+    fn op(&self, op: &Op, k: Option<KeyId>) -> Value {
+        let value = match (&op.value, k) {
+            (OpValue::Poll(Some(r)), Some(k)) => {
+                let pairs: Vec<Value> = r
+                    .iter()
+                    .filter(|(rk, _)| *rk == k)
+                    .flat_map(|(_, ps)| ps.iter().map(|(o, m)| json!([o, self.msg(*m)])))
+                    .collect();
+                json!({"key": self.key(k), "msgs": pairs})
+            }
+            (OpValue::Send { key, offset, msg }, _) => {
+                json!({"key": self.key(*key), "offset": offset, "msg": self.msg(*msg)})
+            }
+            _ => Value::Null,
+        };
+        json!({"index": op.index, "process": op.process, "type": op.kind.name(),
+               "f": op.f().name(), "time": op.time, "value": value})
+    }
+
+    fn must_have_committed(&self, op: &Op) -> bool {
+        match op.kind {
+            OpType::Ok => true,
+            OpType::Info => send_of(op)
+                .is_some_and(|(k, _, v)| self.ok_reads.get(&k).is_some_and(|vs| vs.contains(&v))),
+            _ => false,
+        }
+    }
+
+    fn index_writes_and_reads(&mut self) {
+        for op in &self.ops {
+            if let Some((k, _, v)) = send_of(op) {
+                self.writer_of.insert((k, v), op);
+                if op.kind == OpType::Fail {
+                    self.fail_writes.insert((k, v));
+                }
+            }
+            if op.kind == OpType::Ok {
+                for (k, pairs) in reads_of(op) {
+                    self.ok_reads
+                        .entry(*k)
+                        .or_default()
+                        .extend(pairs.iter().map(|p| p.1));
+                }
+            }
+        }
+    }
+
+    fn version_orders(&mut self) {
+        let mut logs: HashMap<KeyId, BTreeMap<i64, Vec<MsgId>>> = HashMap::new();
+        let mut add = |k: KeyId, o: i64, v: MsgId| {
+            let vs = logs.entry(k).or_default().entry(o).or_default();
+            if !vs.contains(&v) {
+                vs.push(v);
+            }
+        };
+        for op in &self.ops {
+            if let Some((k, Some(o), v)) = send_of(op)
+                && self.must_have_committed(op)
+            {
+                add(k, o, v);
+            }
+            // Every poll counts, whatever its outcome: pollers must never see unsafe data.
+            for (k, pairs) in reads_of(op) {
+                for (o, v) in pairs.iter() {
+                    add(*k, *o, *v);
+                }
+            }
+        }
+        let mut keys: Vec<KeyId> = logs.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let log: Vec<(i64, Vec<MsgId>)> =
+                logs.remove(&k).unwrap_or_default().into_iter().collect();
+            for (index, (offset, vs)) in log.iter().enumerate() {
+                if vs.len() > 1 {
+                    let (offset, vs) = (*offset, vs.clone());
+                    self.report("inconsistent-offsets", |c| {
+                        json!({"key": c.key(k), "offset": offset, "index": index, "values": c.msgs(vs)})
+                    });
+                }
+            }
+            let by_value = log
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (_, vs))| vs.iter().map(move |v| (*v, i)))
+                .collect();
+            self.orders.insert(k, Order { log, by_value });
+        }
+    }
+
+    /// Aborted reads: an `:ok` poll saw a value whose send failed definitely.
+    fn g1a(&mut self) {
+        for op in self.ops.clone() {
+            if op.kind != OpType::Ok {
+                continue;
+            }
+            for (k, pairs) in reads_of(op) {
+                for (_, v) in pairs.iter() {
+                    if self.fail_writes.contains(&(*k, *v)) {
+                        let (k, v) = (*k, *v);
+                        self.report("G1a", |c| {
+                            json!({"key": c.key(k), "value": c.msg(v),
+                                   "writer": c.writer_of.get(&(k, v)).map(|w| c.op(w, None)),
+                                   "reader": c.op(op, Some(k))})
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lost writes: some `:ok` poll read the value at index i of a key, yet a committed
+    /// value at a lower index was never read by any `:ok` poll.
+    fn lost_write(&mut self) {
+        let mut keys: Vec<KeyId> = self.ok_reads.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let Some(order) = self.orders.get(&k) else {
+                continue;
+            };
+            let vs = &self.ok_reads[&k];
+            let mut lost_cases = Vec::new();
+            let mut first_index: HashMap<MsgId, usize> = HashMap::new();
+            let mut last_index: HashMap<MsgId, usize> = HashMap::new();
+            for (i, (_, values)) in order.log.iter().enumerate() {
+                for v in values {
+                    first_index.entry(*v).or_insert(i);
+                    last_index.insert(*v, i);
+                }
+            }
+            let Some(bound) = vs.iter().filter_map(|v| first_index.get(v).copied()).max() else {
+                continue;
+            };
+            // Values whose last appearance is at or below the bound, in index order.
+            let mut must_read: Vec<(usize, MsgId)> = last_index
+                .iter()
+                .filter(|(_, i)| **i <= bound)
+                .map(|(v, i)| (*i, *v))
+                .collect();
+            must_read.sort();
+            let lost: Vec<(usize, MsgId)> = must_read
+                .into_iter()
+                .filter(|(_, v)| !vs.contains(v))
+                .collect();
+            for (_, v) in lost {
+                let Some(writer) = self.writer_of.get(&(k, v)).copied() else {
+                    // Jepsen throws here; no_writer() reports it.
+                    continue;
+                };
+                if !self.must_have_committed(writer) {
+                    continue;
+                }
+                let max_read_value = order.log[bound].1.iter().find(|x| vs.contains(x)).copied();
+                let max_read = max_read_value.and_then(|mv| {
+                    self.ops
+                        .iter()
+                        .find(|op| {
+                            op.kind == OpType::Ok
+                                && reads_of(op)
+                                    .iter()
+                                    .any(|(rk, ps)| *rk == k && ps.iter().any(|p| p.1 == mv))
+                        })
+                        .copied()
+                });
+                lost_cases.push((v, first_index.get(&v).copied(), writer, max_read));
+            }
+            for (v, index, writer, max_read) in lost_cases {
+                self.report("lost-write", |c| {
+                    json!({"key": c.key(k), "value": c.msg(v), "index": index,
+                           "max-read-index": bound, "writer": c.op(writer, None),
+                           "max-read": max_read.map(|op| c.op(op, Some(k)))})
+                });
+            }
+        }
+    }
+
+    /// The change in index from `v1` to `v2` in key `k`'s order; 1 (fine) if either is
+    /// missing from the order, as in Jepsen.
+    fn delta(
+        &self,
+        k: KeyId,
+        v1: Option<MsgId>,
+        v2: Option<MsgId>,
+    ) -> (i64, Option<(usize, usize)>) {
+        let Some(order) = self.orders.get(&k) else {
+            return (1, None);
+        };
+        match (order.index(v1), order.index(v2)) {
+            (Some(i1), Some(i2)) => (i2 as i64 - i1 as i64, Some((i1, i2))),
+            _ => (1, None),
+        }
+    }
+
+    fn skipped(&self, k: KeyId, i1: usize, i2: usize) -> Value {
+        let order = &self.orders[&k];
+        self.msgs((i1 + 1..i2).map(|i| order.at(i)))
+    }
+
+    /// `poll-skip` and `nonmonotonic-poll`: successive `:ok` polls of a key by one process
+    /// must continue exactly where the previous one ended.
+    fn poll_skip_and_nonmonotonic(&mut self) {
+        // process -> key -> (last op that read the key, the last value it read there).
+        let mut last_reads: HashMap<u64, HashMap<KeyId, (&Op, Option<MsgId>)>> = HashMap::new();
+        for op in self.ops.clone() {
+            match &op.value {
+                OpValue::Assign { keys, .. } if matches!(op.kind, OpType::Ok | OpType::Info) => {
+                    if let Some(lr) = last_reads.get_mut(&op.process) {
+                        let keep: HashSet<&KeyId> = keys.iter().collect();
+                        lr.retain(|k, _| keep.contains(k));
+                    }
+                }
+                OpValue::Poll(_) => {
+                    for (k, pairs) in reads_of(op) {
+                        let Some(&(last_op, v)) =
+                            last_reads.get(&op.process).and_then(|lr| lr.get(k))
+                        else {
+                            continue;
+                        };
+                        let k = *k;
+                        let v2 = pairs.first().map(|p| p.1);
+                        match self.delta(k, v, v2) {
+                            (d, Some((i1, i2))) if d > 1 => self.report("poll-skip", |c| {
+                                json!({"key": c.key(k), "delta": d, "skipped": c.skipped(k, i1, i2),
+                                       "ops": [c.op(last_op, Some(k)), c.op(op, Some(k))]})
+                            }),
+                            (d, _) if d < 1 => self.report("nonmonotonic-poll", |c| {
+                                json!({"key": c.key(k), "delta": d,
+                                       "values": [v.map(|v| c.msg(v)), v2.map(|v| c.msg(v))],
+                                       "ops": [c.op(last_op, Some(k)), c.op(op, Some(k))]})
+                            }),
+                            _ => {}
+                        }
+                    }
+                    if op.kind == OpType::Ok {
+                        let lr = last_reads.entry(op.process).or_default();
+                        for (k, pairs) in reads_of(op) {
+                            lr.insert(*k, (op, pairs.last().map(|p| p.1)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if op.kind == OpType::Info {
+                // An indeterminate op retires its process for good; its state can go.
+                last_reads.remove(&op.process);
+            }
+        }
+    }
+
+    /// `nonmonotonic-send`: a process's later send to a key must land at a higher index.
+    fn nonmonotonic_send(&mut self) {
+        let mut last_sends: HashMap<u64, HashMap<KeyId, (&Op, MsgId)>> = HashMap::new();
+        for op in self.ops.clone() {
+            if !matches!(op.kind, OpType::Ok | OpType::Info) {
+                continue;
+            }
+            match &op.value {
+                OpValue::Assign { keys, .. } => {
+                    if let Some(ls) = last_sends.get_mut(&op.process) {
+                        let keep: HashSet<&KeyId> = keys.iter().collect();
+                        ls.retain(|k, _| keep.contains(k));
+                    }
+                }
+                OpValue::Send { key, msg, .. } => {
+                    let (k, v2) = (*key, *msg);
+                    if let Some(&(last_op, v1)) =
+                        last_sends.get(&op.process).and_then(|ls| ls.get(&k))
+                    {
+                        let (d, _) = self.delta(k, Some(v1), Some(v2));
+                        if d < 1 {
+                            self.report("nonmonotonic-send", |c| {
+                                json!({"key": c.key(k), "delta": d, "values": [c.msg(v1), c.msg(v2)],
+                                       "ops": [c.op(last_op, None), c.op(op, None)]})
+                            });
+                        }
+                    }
+                    last_sends
+                        .entry(op.process)
+                        .or_default()
+                        .insert(k, (op, v2));
+                }
+                _ => {}
+            }
+            if op.kind == OpType::Info {
+                // An indeterminate op retires its process for good; its state can go.
+                last_sends.remove(&op.process);
+            }
+        }
+    }
+
+    /// `int-poll-skip` and `int-nonmonotonic-poll`: within one poll, each key's pairs must
+    /// be adjacent in the version order.
+    fn int_poll(&mut self) {
+        for op in self.ops.clone() {
+            for (k, pairs) in reads_of(op) {
+                let k = *k;
+                for w in pairs.windows(2) {
+                    let (v1, v2) = (w[0].1, w[1].1);
+                    match self.delta(k, Some(v1), Some(v2)) {
+                        (d, Some((i1, i2))) if d > 1 => self.report("int-poll-skip", |c| {
+                            json!({"key": c.key(k), "delta": d, "values": [c.msg(v1), c.msg(v2)],
+                                   "skipped": c.skipped(k, i1, i2), "op": c.op(op, Some(k))})
+                        }),
+                        (d, _) if d < 1 => self.report("int-nonmonotonic-poll", |c| {
+                            json!({"key": c.key(k), "delta": d, "values": [c.msg(v1), c.msg(v2)],
+                                   "op": c.op(op, Some(k))})
+                        }),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// `duplicate`: one value at two offsets of the same key.
+    fn duplicate(&mut self) {
+        let mut keys: Vec<KeyId> = self.orders.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let mut offsets: BTreeMap<MsgId, Vec<i64>> = BTreeMap::new();
+            for (o, vs) in &self.orders[&k].log {
+                for v in vs {
+                    offsets.entry(*v).or_default().push(*o);
+                }
+            }
+            for (v, os) in offsets {
+                if os.len() > 1 {
+                    self.report("duplicate", |c| {
+                        json!({"key": c.key(k), "value": c.msg(v), "count": os.len(), "offsets": os})
+                    });
+                }
+            }
+        }
+    }
+
+    /// `unseen`: acknowledged sends that no `:ok` poll ever returned. One entry, like
+    /// Jepsen's: its count is the number of unseen messages.
+    fn unseen(&mut self) {
+        let mut unseen: BTreeMap<KeyId, Vec<MsgId>> = BTreeMap::new();
+        for op in &self.ops {
+            if op.kind == OpType::Ok
+                && let Some((k, _, v)) = send_of(op)
+                && !self.ok_reads.get(&k).is_some_and(|vs| vs.contains(&v))
+            {
+                unseen.entry(k).or_default().push(v);
+            }
+        }
+        let total: usize = unseen.values().map(Vec::len).sum();
+        if total == 0 {
+            return;
+        }
+        let counts: serde_json::Map<String, Value> = unseen
+            .iter()
+            .map(|(k, vs)| (self.h.tables.key_name(*k).to_owned(), json!(vs.len())))
+            .collect();
+        let messages: serde_json::Map<String, Value> = unseen
+            .iter()
+            .take(32)
+            .map(|(k, vs)| {
+                let mut vs = vs.clone();
+                vs.sort();
+                (
+                    self.h.tables.key_name(*k).to_owned(),
+                    self.msgs(vs.into_iter().take(32)),
+                )
+            })
+            .collect();
+        self.errors.insert(
+            "unseen",
+            Anomaly {
+                count: total,
+                examples: vec![json!({"unseen": counts, "messages": messages})],
+            },
+        );
+    }
+
+    /// A polled value that no operation ever sent: Jepsen's checker throws
+    /// `no-writer-of-value` and the workload's verdict becomes unknown.
+    fn no_writer(&mut self) {
+        let mut found: Vec<(KeyId, MsgId, &Op)> = Vec::new();
+        let mut seen = HashSet::new();
+        for op in &self.ops {
+            for (k, pairs) in reads_of(op) {
+                for (_, v) in pairs.iter() {
+                    if !self.writer_of.contains_key(&(*k, *v)) && seen.insert((*k, *v)) {
+                        found.push((*k, *v, op));
+                    }
+                }
+            }
+        }
+        for (k, v, op) in found {
+            self.unknown = true;
+            self.report(
+                "no-writer-of-value",
+                |c| json!({"key": c.key(k), "value": c.msg(v), "reader": c.op(op, Some(k))}),
+            );
+        }
+    }
+}
+
+/// Jepsen's `stats` checker as Maelstrom's kafka workload uses it: invalid when `assign`,
+/// `poll` or `send` has no `:ok` completion at all (`crash` is exempt).
+pub fn stats_valid(h: &History) -> Validity {
+    let mut seen: HashMap<F, (usize, usize)> = HashMap::new();
+    for op in h.ops.iter().filter(|o| o.kind != OpType::Invoke) {
+        let e = seen.entry(op.f()).or_default();
+        e.0 += 1;
+        if op.kind == OpType::Ok {
+            e.1 += 1;
+        }
+    }
+    if seen.is_empty() {
+        return Validity::Unknown;
+    }
+    let bad = [F::Assign, F::Poll, F::Send]
+        .iter()
+        .any(|f| seen.get(f).is_some_and(|(_, ok)| *ok == 0));
+    if bad { Validity::False } else { Validity::True }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each anomaly gets a minimal history that triggers it and a near-identical valid
+    //! history that does not, so every check is shown failing on broken input.
+
+    use super::*;
+    use crate::protocol::RawMsg;
+
+    /// A tiny history builder: `b.send(p, "k", v, offset)`, `b.poll(p, &[("k", &[(o, v)])])`.
+    #[derive(Default)]
+    struct B {
+        h: History,
+        t: u64,
+    }
+
+    impl B {
+        fn push(&mut self, p: u64, kind: OpType, value: OpValue) {
+            self.t += 1;
+            self.h.push(self.t, p, kind, value, None);
+        }
+
+        fn send_as(
+            &mut self,
+            p: u64,
+            kind: OpType,
+            k: &str,
+            v: i64,
+            offset: Option<i64>,
+        ) -> &mut Self {
+            let key = self.h.tables.key(k);
+            let msg = self.h.tables.msg(&RawMsg::Int(v));
+            self.push(
+                p,
+                OpType::Invoke,
+                OpValue::Send {
+                    key,
+                    offset: None,
+                    msg,
+                },
+            );
+            self.push(p, kind, OpValue::Send { key, offset, msg });
+            self
+        }
+
+        fn send(&mut self, p: u64, k: &str, v: i64, offset: i64) -> &mut Self {
+            self.send_as(p, OpType::Ok, k, v, Some(offset))
+        }
+
+        fn poll(&mut self, p: u64, reads: &[(&str, &[(i64, i64)])]) -> &mut Self {
+            let r: Vec<(KeyId, Box<[(i64, MsgId)]>)> = reads
+                .iter()
+                .map(|(k, pairs)| {
+                    let key = self.h.tables.key(k);
+                    let pairs = pairs
+                        .iter()
+                        .map(|(o, v)| (*o, self.h.tables.msg(&RawMsg::Int(*v))))
+                        .collect();
+                    (key, pairs)
+                })
+                .collect();
+            self.push(p, OpType::Invoke, OpValue::Poll(None));
+            self.push(p, OpType::Ok, OpValue::Poll(Some(r.into())));
+            self
+        }
+
+        fn assign(&mut self, p: u64, keys: &[&str]) -> &mut Self {
+            let keys: Box<[KeyId]> = keys.iter().map(|k| self.h.tables.key(k)).collect();
+            let value = OpValue::Assign {
+                keys,
+                seek_to_beginning: false,
+            };
+            self.push(p, OpType::Invoke, value.clone());
+            self.push(p, OpType::Ok, value);
+            self
+        }
+
+        fn check(&self) -> WorkloadResult {
+            check(&self.h)
+        }
+    }
+
+    fn types(r: &WorkloadResult) -> Vec<&'static str> {
+        r.errors.keys().copied().collect()
+    }
+
+    /// Three sends to "x" at offsets 0..3, values 1..3, by process 0.
+    fn three_sends() -> B {
+        let mut b = B::default();
+        b.send(0, "x", 1, 0).send(0, "x", 2, 1).send(0, "x", 3, 2);
+        b
+    }
+
+    #[test]
+    fn valid_history_is_valid() {
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (1, 2)])])
+            .poll(1, &[("x", &[(2, 3)])]);
+        let r = b.check();
+        assert_eq!(r.valid, Validity::True, "{:?}", r.errors);
+        assert!(r.errors.is_empty());
+        assert_eq!(stats_valid(&b.h), Validity::True);
+    }
+
+    #[test]
+    fn inconsistent_offsets() {
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3)])]);
+        assert_eq!(b.check().valid, Validity::True);
+        // A poll claims offset 1 holds 3: two values at one offset.
+        b.poll(2, &[("x", &[(1, 3)])]);
+        let r = b.check();
+        assert_eq!(r.valid, Validity::False);
+        assert!(
+            types(&r).contains(&"inconsistent-offsets"),
+            "{:?}",
+            types(&r)
+        );
+        assert_eq!(r.errors["inconsistent-offsets"].examples[0]["offset"], 1);
+    }
+
+    #[test]
+    fn duplicate() {
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3), (3, 3)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["duplicate"]);
+        assert_eq!(r.errors["duplicate"].examples[0]["offsets"], json!([2, 3]));
+    }
+
+    #[test]
+    fn lost_write() {
+        // Offset 1 (value 2) was acknowledged but a poll that reached offset 2 never saw it.
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1)])]).poll(2, &[("x", &[(2, 3)])]);
+        let r = b.check();
+        assert!(types(&r).contains(&"lost-write"), "{:?}", types(&r));
+        assert_eq!(r.errors["lost-write"].examples[0]["value"], 2);
+        // Same, but some other poll did read value 2: nothing lost.
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1)])])
+            .poll(2, &[("x", &[(2, 3)])])
+            .poll(3, &[("x", &[(1, 2)])]);
+        assert!(!types(&ok.check()).contains(&"lost-write"));
+    }
+
+    #[test]
+    fn unseen() {
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (1, 2)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["unseen"]);
+        assert_eq!(r.errors["unseen"].count, 1);
+        assert_eq!(r.errors["unseen"].examples[0]["messages"]["x"], json!([3]));
+    }
+
+    #[test]
+    fn poll_skip() {
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1)])])
+            .poll(1, &[("x", &[(1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+        // Process 1 read offset 0, then resumed at offset 2; another process read 1.
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1)])])
+            .poll(1, &[("x", &[(2, 3)])])
+            .poll(2, &[("x", &[(1, 2)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["poll-skip"]);
+        assert_eq!(r.errors["poll-skip"].examples[0]["skipped"], json!([2]));
+        // An assign that drops the key forgets the process's position: no skip then.
+        let mut reassigned = three_sends();
+        reassigned
+            .poll(1, &[("x", &[(0, 1)])])
+            .assign(1, &["y"])
+            .poll(1, &[("x", &[(2, 3)])])
+            .poll(2, &[("x", &[(1, 2)])]);
+        assert!(reassigned.check().errors.is_empty());
+    }
+
+    #[test]
+    fn nonmonotonic_poll() {
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (1, 2)])])
+            .poll(1, &[("x", &[(1, 2), (2, 3)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["nonmonotonic-poll"]);
+        assert_eq!(r.errors["nonmonotonic-poll"].examples[0]["delta"], 0);
+        // The same two polls by different processes are fine.
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1), (1, 2)])])
+            .poll(2, &[("x", &[(1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+    }
+
+    #[test]
+    fn int_poll_skip() {
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (2, 3)])])
+            .poll(2, &[("x", &[(1, 2)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["int-poll-skip"]);
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+    }
+
+    #[test]
+    fn int_nonmonotonic_poll() {
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(1, 2), (0, 1), (2, 3)])]);
+        let r = b.check();
+        assert!(
+            types(&r).contains(&"int-nonmonotonic-poll"),
+            "{:?}",
+            types(&r)
+        );
+        let mut ok = three_sends();
+        ok.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+    }
+
+    #[test]
+    fn nonmonotonic_send() {
+        // Process 0's second send landed before its first in the log.
+        let mut b = B::default();
+        b.send(0, "x", 1, 1).send(0, "x", 2, 0);
+        b.poll(1, &[("x", &[(0, 2), (1, 1)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["nonmonotonic-send"]);
+        // Different processes may interleave freely.
+        let mut ok = B::default();
+        ok.send(0, "x", 1, 1).send(1, "x", 2, 0);
+        ok.poll(2, &[("x", &[(0, 2), (1, 1)])]);
+        assert!(ok.check().errors.is_empty());
+    }
+
+    #[test]
+    fn g1a() {
+        let mut b = B::default();
+        b.send(0, "x", 1, 0).send_as(0, OpType::Fail, "x", 2, None);
+        b.poll(1, &[("x", &[(0, 1), (1, 2)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["G1a"]);
+        // An indeterminate send may show up.
+        let mut ok = B::default();
+        ok.send(0, "x", 1, 0).send_as(0, OpType::Info, "x", 2, None);
+        ok.poll(1, &[("x", &[(0, 1), (1, 2)])]);
+        assert!(ok.check().errors.is_empty(), "{:?}", ok.check().errors);
+    }
+
+    #[test]
+    fn value_nobody_sent_is_unknown() {
+        let mut b = three_sends();
+        b.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3), (3, 9)])]);
+        let r = b.check();
+        assert_eq!(r.valid, Validity::Unknown);
+        assert_eq!(types(&r), vec!["no-writer-of-value"]);
+    }
+
+    #[test]
+    fn stats_need_ok_sends_and_polls() {
+        let mut b = B::default();
+        b.send_as(0, OpType::Info, "x", 1, None);
+        b.poll(1, &[]);
+        assert_eq!(stats_valid(&b.h), Validity::False);
+        b.send(2, "x", 2, 0);
+        assert_eq!(stats_valid(&b.h), Validity::True);
+        assert_eq!(stats_valid(&History::default()), Validity::Unknown);
+    }
+
+    #[test]
+    fn validity_merges_false_over_unknown_over_true() {
+        assert_eq!(Validity::True.merge(Validity::Unknown), Validity::Unknown);
+        assert_eq!(Validity::Unknown.merge(Validity::False), Validity::False);
+        assert_eq!(Validity::True.merge(Validity::True), Validity::True);
+    }
+}

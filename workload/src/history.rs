@@ -1,0 +1,352 @@
+//! The history: every operation's invocation and completion, in order, as the checker sees it.
+//!
+//! Keys and message values are interned to small integers. Final-phase polls name every key
+//! from offset 0, so at high rates a history holds tens of millions of `[offset, msg]`
+//! pairs; 16 bytes a pair keeps that in memory comfortably.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use crate::protocol::RawMsg;
+
+/// An interned key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u32);
+
+/// An interned message value. Compared by identity, which is JSON equality of the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MsgId(pub u32);
+
+/// Small non-negative integers are their own id; this bit marks an interned other value.
+const OTHER_BIT: u32 = 1 << 31;
+
+/// Interners for keys and values.
+#[derive(Debug, Default)]
+pub struct Tables {
+    keys: Vec<Box<str>>,
+    key_ids: HashMap<Box<str>, KeyId>,
+    others: Vec<RawMsg>,
+    other_ids: HashMap<RawMsg, MsgId>,
+}
+
+impl Tables {
+    pub fn key(&mut self, k: &str) -> KeyId {
+        if let Some(&id) = self.key_ids.get(k) {
+            return id;
+        }
+        let id = KeyId(u32::try_from(self.keys.len()).expect("fewer than 2^32 keys"));
+        self.keys.push(k.into());
+        self.key_ids.insert(k.into(), id);
+        id
+    }
+
+    pub fn key_name(&self, k: KeyId) -> &str {
+        &self.keys[k.0 as usize]
+    }
+
+    pub fn msg(&mut self, m: &RawMsg) -> MsgId {
+        if let RawMsg::Int(i) = m
+            && let Ok(small) = u32::try_from(*i)
+            && small < OTHER_BIT
+        {
+            return MsgId(small);
+        }
+        if let Some(&id) = self.other_ids.get(m) {
+            return id;
+        }
+        let n = u32::try_from(self.others.len()).expect("fewer than 2^31 distinct values");
+        let id = MsgId(OTHER_BIT | n);
+        self.others.push(m.clone());
+        self.other_ids.insert(m.clone(), id);
+        id
+    }
+
+    /// The value as JSON text.
+    pub fn msg_json(&self, m: MsgId) -> String {
+        if m.0 & OTHER_BIT == 0 {
+            return m.0.to_string();
+        }
+        match &self.others[(m.0 & !OTHER_BIT) as usize] {
+            RawMsg::Int(i) => i.to_string(),
+            RawMsg::Other(s) => s.to_string(),
+        }
+    }
+
+    /// The value as a JSON value, for results.
+    pub fn msg_value(&self, m: MsgId) -> serde_json::Value {
+        serde_json::from_str(&self.msg_json(m)).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+impl OpType {
+    pub fn name(self) -> &'static str {
+        match self {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum F {
+    Assign,
+    Crash,
+    Poll,
+    Send,
+}
+
+impl F {
+    pub const ALL: [F; 4] = [F::Assign, F::Crash, F::Poll, F::Send];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            F::Assign => "assign",
+            F::Crash => "crash",
+            F::Poll => "poll",
+            F::Send => "send",
+        }
+    }
+}
+
+/// What one poll returned: for each key in the reply, its `[offset, msg]` pairs in order.
+pub type PollResult = Box<[(KeyId, Box<[(i64, MsgId)]>)]>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpValue {
+    /// `[:send k v]`; `offset` is known only on an `:ok` completion.
+    Send {
+        key: KeyId,
+        offset: Option<i64>,
+        msg: MsgId,
+    },
+    /// `[:poll]`, and on `:ok` `[:poll {k pairs}]`. Failed and indeterminate polls carry no
+    /// data, as in Maelstrom.
+    Poll(Option<PollResult>),
+    Assign {
+        keys: Box<[KeyId]>,
+        seek_to_beginning: bool,
+    },
+    Crash,
+}
+
+impl OpValue {
+    pub fn f(&self) -> F {
+        match self {
+            OpValue::Send { .. } => F::Send,
+            OpValue::Poll(_) => F::Poll,
+            OpValue::Assign { .. } => F::Assign,
+            OpValue::Crash => F::Crash,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub index: u64,
+    /// Nanoseconds since the main phase began.
+    pub time: u64,
+    pub process: u64,
+    pub kind: OpType,
+    pub value: OpValue,
+    /// Why a `:fail` or `:info` op ended so, e.g. `timeout` or the error body.
+    pub error: Option<Box<str>>,
+}
+
+impl Op {
+    pub fn f(&self) -> F {
+        self.value.f()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct History {
+    pub ops: Vec<Op>,
+    pub tables: Tables,
+}
+
+impl History {
+    pub fn push(
+        &mut self,
+        time: u64,
+        process: u64,
+        kind: OpType,
+        value: OpValue,
+        error: Option<Box<str>>,
+    ) {
+        let index = self.ops.len() as u64;
+        self.ops.push(Op {
+            index,
+            time,
+            process,
+            kind,
+            value,
+            error,
+        });
+    }
+
+    /// Writes one JSON object per line, in Maelstrom's shapes: `value` is
+    /// `[["send", k, v]]`, `[["send", k, [offset, v]]]`, `[["poll"]]`,
+    /// `[["poll", {k: [[offset, v], ...]}]]`, a key list for `assign`, `null` for `crash`.
+    pub fn write_jsonl(&self, w: &mut impl Write) -> io::Result<()> {
+        let t = &self.tables;
+        let mut line = String::new();
+        for op in &self.ops {
+            use std::fmt::Write as _;
+            line.clear();
+            let _ = write!(
+                line,
+                "{{\"index\":{},\"time\":{},\"process\":{},\"type\":\"{}\",\"f\":\"{}\",\"value\":",
+                op.index,
+                op.time,
+                op.process,
+                op.kind.name(),
+                op.f().name()
+            );
+            match &op.value {
+                OpValue::Send { key, offset, msg } => {
+                    line.push_str("[[\"send\",");
+                    push_json_str(&mut line, t.key_name(*key));
+                    match offset {
+                        Some(o) => {
+                            let _ = write!(line, ",[{o},{}]]]", t.msg_json(*msg));
+                        }
+                        None => {
+                            let _ = write!(line, ",{}]]", t.msg_json(*msg));
+                        }
+                    }
+                }
+                OpValue::Poll(None) => line.push_str("[[\"poll\"]]"),
+                OpValue::Poll(Some(msgs)) => {
+                    line.push_str("[[\"poll\",{");
+                    for (i, (k, pairs)) in msgs.iter().enumerate() {
+                        if i > 0 {
+                            line.push(',');
+                        }
+                        push_json_str(&mut line, t.key_name(*k));
+                        line.push_str(":[");
+                        for (j, (o, m)) in pairs.iter().enumerate() {
+                            if j > 0 {
+                                line.push(',');
+                            }
+                            let _ = write!(line, "[{o},{}]", t.msg_json(*m));
+                        }
+                        line.push(']');
+                    }
+                    line.push_str("}]]");
+                }
+                OpValue::Assign {
+                    keys,
+                    seek_to_beginning,
+                } => {
+                    line.push('[');
+                    for (i, k) in keys.iter().enumerate() {
+                        if i > 0 {
+                            line.push(',');
+                        }
+                        push_json_str(&mut line, t.key_name(*k));
+                    }
+                    line.push(']');
+                    if *seek_to_beginning {
+                        line.push_str(",\"seek-to-beginning?\":true");
+                    }
+                }
+                OpValue::Crash => line.push_str("null"),
+            }
+            if let Some(e) = &op.error {
+                line.push_str(",\"error\":");
+                push_json_str(&mut line, e);
+            }
+            line.push_str("}\n");
+            w.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_small_ints_as_themselves_and_keeps_others_distinct() {
+        let mut t = Tables::default();
+        assert_eq!(t.msg(&RawMsg::Int(4)), MsgId(4));
+        let float = t.msg(&RawMsg::Other("4.0".into()));
+        let string = t.msg(&RawMsg::Other("\"4\"".into()));
+        let neg = t.msg(&RawMsg::Int(-4));
+        assert_ne!(float, MsgId(4));
+        assert_ne!(float, string);
+        assert_eq!(t.msg(&RawMsg::Other("4.0".into())), float);
+        assert_eq!(t.msg_json(float), "4.0");
+        assert_eq!(t.msg_json(neg), "-4");
+        assert_eq!(t.key("7"), t.key("7"));
+        assert_ne!(t.key("7"), t.key("8"));
+    }
+
+    #[test]
+    fn jsonl_uses_maelstrom_shapes() {
+        let mut h = History::default();
+        let k = h.tables.key("5");
+        let m = h.tables.msg(&RawMsg::Int(3));
+        h.push(
+            1,
+            0,
+            OpType::Invoke,
+            OpValue::Send {
+                key: k,
+                offset: None,
+                msg: m,
+            },
+            None,
+        );
+        h.push(
+            2,
+            0,
+            OpType::Ok,
+            OpValue::Send {
+                key: k,
+                offset: Some(0),
+                msg: m,
+            },
+            None,
+        );
+        h.push(
+            3,
+            0,
+            OpType::Ok,
+            OpValue::Poll(Some(vec![(k, vec![(0, m)].into())].into())),
+            None,
+        );
+        let mut out = Vec::new();
+        h.write_jsonl(&mut out).unwrap();
+        let lines: Vec<serde_json::Value> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["value"], serde_json::json!([["send", "5", 3]]));
+        assert_eq!(
+            lines[1]["value"],
+            serde_json::json!([["send", "5", [0, 3]]])
+        );
+        assert_eq!(
+            lines[2]["value"],
+            serde_json::json!([["poll", {"5": [[0, 3]]}]])
+        );
+        assert_eq!(lines[2]["index"], 2);
+    }
+}

@@ -1,0 +1,104 @@
+//! kafka-workload: a Maelstrom-compatible local runner and checker for the kafka workload.
+//!
+//! It spawns the node binary, drives it with Maelstrom's kafka clients and generator over
+//! its stdin/stdout (JSON lines, black-box), records the history, checks it with Jepsen's
+//! kafka anomalies and writes results, history, plots and an HTML page to the store.
+//!
+//! # Layout
+//!
+//! * [`cli`]: the command line and the validated [`cli::Config`].
+//! * [`protocol`]: the wire format: request encoding, envelope and reply-schema validation.
+//! * [`node`]: one node's child process and the threads that own its pipes.
+//! * [`generator`]: what to do next (keys, values, assigns) and the rate schedule.
+//! * [`runner`]: the scheduler: clients as state machines, timeouts, phases.
+//! * [`history`]: the recorded operations, interned keys and values, `history.jsonl`.
+//! * [`checker`]: the anomalies, Jepsen's kafka checker re-done.
+//! * [`report`]: stats, latency, throughput, `results.json`, the console summary.
+//! * [`plot`]: `latency.svg`, `rate.svg`, `index.html`.
+//! * [`progress`]: the progress bar on stderr.
+//! * [`store`]: `store/kafka/<timestamp>/` and the `latest` link.
+
+pub mod checker;
+pub mod cli;
+pub mod generator;
+pub mod history;
+pub mod node;
+pub mod plot;
+pub mod progress;
+pub mod protocol;
+pub mod report;
+pub mod runner;
+pub mod store;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use checker::Validity;
+
+/// Exit codes, as Maelstrom's: valid, invalid, unknown.
+pub fn exit_code(v: Validity) -> i32 {
+    match v {
+        Validity::True => 0,
+        Validity::False => 1,
+        Validity::Unknown => 2,
+    }
+}
+
+/// Runs one test end to end and returns the verdict. Console output (the summary and the
+/// verdict line) goes to `out`; everything else to the run directory.
+pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> anyhow_lite::Result<Validity> {
+    let dir = store::new_run_dir(&cfg.opts.store).map_err(|e| {
+        format!(
+            "creating a run directory under {}: {e}",
+            cfg.opts.store.display()
+        )
+    })?;
+    let outcome = runner::run(cfg, &dir);
+    let workload = outcome
+        .setup_error
+        .is_none()
+        .then(|| checker::check(&outcome.history));
+    let samples = report::samples(&outcome.history);
+    let mut rep = report::build(cfg, &outcome, workload.as_ref(), &samples);
+    rep.summary
+        .push_str(&format!("\nResults in {}\n", dir.display()));
+    write_files(&dir, cfg, &outcome, &rep, &samples)
+        .map_err(|e| format!("writing results to {}: {e}", dir.display()))?;
+    out.write_all(rep.summary.as_bytes())
+        .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(rep.valid)
+}
+
+fn write_files(
+    dir: &Path,
+    cfg: &cli::Config,
+    outcome: &runner::Outcome,
+    rep: &report::Report,
+    samples: &[report::Sample],
+) -> std::io::Result<()> {
+    let mut w = BufWriter::new(File::create(dir.join("history.jsonl"))?);
+    outcome.history.write_jsonl(&mut w)?;
+    w.flush()?;
+    let results = serde_json::to_string_pretty(&rep.json).unwrap_or_default();
+    std::fs::write(dir.join("results.json"), results + "\n")?;
+    std::fs::write(
+        dir.join("latency.svg"),
+        plot::latency_svg(samples, &outcome.timeline),
+    )?;
+    std::fs::write(
+        dir.join("rate.svg"),
+        plot::rate_svg(samples, &outcome.timeline),
+    )?;
+    std::fs::write(
+        dir.join("index.html"),
+        plot::index_html(&rep.json, &rep.summary, &cfg.node_ids),
+    )?;
+    Ok(())
+}
+
+/// A string error is all the edge needs; no error crate for one `?` chain.
+pub mod anyhow_lite {
+    pub type Result<T> = std::result::Result<T, String>;
+}
