@@ -119,7 +119,10 @@ impl F {
 }
 
 /// What one poll returned: for each key in the reply, its `[offset, msg]` pairs in order.
-pub type PollResult = Box<[(KeyId, Box<[(i64, MsgId)]>)]>;
+pub type PollResult = Box<[(KeyId, Pairs)]>;
+
+/// One key's `[offset, msg]` pairs, in the order the node returned them.
+pub type Pairs = Box<[(i64, MsgId)]>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpValue {

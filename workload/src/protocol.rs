@@ -30,6 +30,9 @@ pub enum RawMsg {
     Other(Box<str>),
 }
 
+/// A `poll_ok`'s `msgs`: each key with its `[offset, msg]` pairs, as received.
+pub type RawPolled = Vec<(String, Vec<(i64, RawMsg)>)>;
+
 /// A reply body, classified by its `type` and checked against that type's closed schema.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -38,7 +41,7 @@ pub enum Reply {
         offset: i64,
     },
     PollOk {
-        msgs: Vec<(String, Vec<(i64, RawMsg)>)>,
+        msgs: RawPolled,
     },
     CommitOffsetsOk,
     ListCommittedOffsetsOk {
@@ -239,7 +242,7 @@ fn int_field(v: &Value, what: &str) -> Result<i64, String> {
     }
 }
 
-fn parse_msgs(v: &Value) -> Result<Vec<(String, Vec<(i64, RawMsg)>)>, String> {
+fn parse_msgs(v: &Value) -> Result<RawPolled, String> {
     let Value::Object(map) = v else {
         return Err(format!("msgs {v} is not a map"));
     };

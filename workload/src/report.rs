@@ -85,7 +85,7 @@ pub fn verdict_line(v: Validity) -> &'static str {
 }
 
 fn ms(ns: u64) -> f64 {
-    (ns as f64 / 1e4).round() / 100.0
+    (ns as f64 / 1e3).round() / 1000.0
 }
 
 pub fn build(
@@ -291,10 +291,15 @@ fn summarize(
             "latency", "p50", "p95", "p99", "max"
         );
         for (f, l) in lat {
+            let q = |k: &str| l[k].as_f64().unwrap_or(0.0);
             let _ = writeln!(
                 s,
-                "{:<8} {:>9} {:>9} {:>9} {:>9}",
-                f, l["p50"], l["p95"], l["p99"], l["max"]
+                "{:<8} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                f,
+                q("p50"),
+                q("p95"),
+                q("p99"),
+                q("max")
             );
         }
     }
@@ -336,7 +341,7 @@ fn summarize(
     for e in out.exits.iter().filter(|e| e.crashed.is_some()) {
         let _ = writeln!(
             s,
-            "\nNode {} crashed with exit status {}. Last lines of its stderr:",
+            "\nNode {} crashed with {}. Last lines of its stderr:",
             e.name,
             e.crashed.map(|s| s.to_string()).unwrap_or_default()
         );

@@ -284,7 +284,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
             r.faults.push(NodeFault {
                 node: exit.name.clone(),
                 kind: "crashed",
-                detail: format!("Node {} crashed with exit status {status}", exit.name),
+                detail: format!("Node {} crashed with {status}", exit.name),
                 time: now,
             });
         }
@@ -881,7 +881,7 @@ impl Runner<'_> {
     }
 
     /// A `poll_ok`: advance the client's offsets, then commit what it read, if anything.
-    fn poll_ok(&mut self, w: usize, now: u64, msgs: Vec<(String, Vec<(i64, protocol::RawMsg)>)>) {
+    fn poll_ok(&mut self, w: usize, now: u64, msgs: protocol::RawPolled) {
         let mut result = Vec::with_capacity(msgs.len());
         let mut commit: Vec<(KeyId, i64)> = Vec::new();
         for (k, pairs) in msgs {

@@ -1,1 +1,10 @@
+//! Integration tests: the real `kafka-workload` binary run against fixture nodes (one
+//! correct, the others broken in one way each) and against the project's own node.
+//!
+//! One test binary (`autotests = false`), one module per area.
 
+mod util;
+
+mod cli;
+mod faults;
+mod real_node;

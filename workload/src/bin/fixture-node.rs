@@ -138,11 +138,16 @@ fn main() -> io::Result<()> {
         };
         let src = msg["src"].as_str().unwrap_or_default().to_owned();
         let body = msg["body"].as_object().cloned().unwrap_or_default();
-        let Some(mut reply) = node.handle(&src, &body, &mut stdout)? else { continue };
+        let Some(mut reply) = node.handle(&src, &body, &mut stdout)? else {
+            continue;
+        };
         if node.silent {
             continue;
         }
-        reply.insert("in_reply_to".into(), body.get("msg_id").cloned().unwrap_or(Value::Null));
+        reply.insert(
+            "in_reply_to".into(),
+            body.get("msg_id").cloned().unwrap_or(Value::Null),
+        );
         let out = json!({"src": node.me, "dest": src, "body": reply});
         writeln!(stdout, "{out}")?;
         stdout.flush()?;
@@ -162,7 +167,12 @@ impl Node {
         eprintln!("fixture-node: fault {:?} strikes: {what}", self.fault);
     }
 
-    fn handle(&mut self, src: &str, body: &Map<String, Value>, stdout: &mut impl Write) -> io::Result<Option<Map<String, Value>>> {
+    fn handle(
+        &mut self,
+        src: &str,
+        body: &Map<String, Value>,
+        stdout: &mut impl Write,
+    ) -> io::Result<Option<Map<String, Value>>> {
         let ty = body.get("type").and_then(Value::as_str).unwrap_or_default();
         if ty != "init" {
             self.served += 1;
@@ -177,13 +187,22 @@ impl Node {
         }
         let reply = match ty {
             "init" => {
-                self.me = body.get("node_id").and_then(Value::as_str).unwrap_or("n0").to_owned();
+                self.me = body
+                    .get("node_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("n0")
+                    .to_owned();
                 json!({"type": "init_ok"})
             }
             "send" => return Ok(Some(self.send(src, body))),
             "poll" => self.poll(src, body),
             "commit_offsets" => {
-                for (k, o) in body.get("offsets").and_then(Value::as_object).into_iter().flatten() {
+                for (k, o) in body
+                    .get("offsets")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
                     let o = o.as_i64().unwrap_or(0);
                     let c = self.committed.entry(k.clone()).or_insert(o);
                     *c = (*c).max(o);
@@ -192,7 +211,12 @@ impl Node {
             }
             "list_committed_offsets" => {
                 let mut offsets = Map::new();
-                for k in body.get("keys").and_then(Value::as_array).into_iter().flatten() {
+                for k in body
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(k) = k.as_str()
                         && let Some(o) = self.committed.get(k)
                     {
@@ -207,7 +231,11 @@ impl Node {
     }
 
     fn send(&mut self, src: &str, body: &Map<String, Value>) -> Map<String, Value> {
-        let key = body.get("key").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let key = body
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let msg = body.get("msg").cloned().unwrap_or(Value::Null);
         let small = msg.as_i64().is_some_and(|m| m <= 8);
         let step = self.step;
@@ -219,13 +247,21 @@ impl Node {
             offset = log.next;
             log.next += step;
             self.struck = true;
-            eprintln!("fixture-node: fault LoseWrite strikes: key {key} offset {offset} not stored");
-        } else if self.fault == Fault::DupOffset && !self.struck && self.served > self.after && !log.msgs.is_empty() {
+            eprintln!(
+                "fixture-node: fault LoseWrite strikes: key {key} offset {offset} not stored"
+            );
+        } else if self.fault == Fault::DupOffset
+            && !self.struck
+            && self.served > self.after
+            && !log.msgs.is_empty()
+        {
             let last = log.msgs.len() - 1;
             offset = log.msgs[last].0;
             log.msgs[last].1 = msg;
             self.struck = true;
-            eprintln!("fixture-node: fault DupOffset strikes: key {key} offset {offset} given out twice");
+            eprintln!(
+                "fixture-node: fault DupOffset strikes: key {key} offset {offset} given out twice"
+            );
         } else if self.fault == Fault::SendBackwards
             && !self.struck
             && self.served > self.after
@@ -237,7 +273,9 @@ impl Node {
             let at = log.msgs.iter().position(|(o, _)| *o == prev).unwrap_or(0);
             log.msgs.insert(at, (offset, msg));
             self.struck = true;
-            eprintln!("fixture-node: fault SendBackwards strikes: key {key} offset {offset} before {prev}");
+            eprintln!(
+                "fixture-node: fault SendBackwards strikes: key {key} offset {offset} before {prev}"
+            );
         } else {
             offset = log.next;
             log.next += step;
@@ -247,14 +285,20 @@ impl Node {
                 log.next += step;
                 log.msgs.push((again, msg));
                 self.struck = true;
-                eprintln!("fixture-node: fault Duplicate strikes: key {key} offsets {offset} and {again}");
+                eprintln!(
+                    "fixture-node: fault Duplicate strikes: key {key} offsets {offset} and {again}"
+                );
             } else if self.fault == Fault::FailSend && !self.struck && self.served > self.after {
                 fail = true;
                 self.struck = true;
-                eprintln!("fixture-node: fault FailSend strikes: key {key} offset {offset} stored, error sent");
+                eprintln!(
+                    "fixture-node: fault FailSend strikes: key {key} offset {offset} stored, error sent"
+                );
             } else if self.fault == Fault::Silent && !self.struck && self.served > self.after {
                 self.struck = true;
-                eprintln!("fixture-node: fault Silent strikes: acked key {key} offset {offset}, going silent");
+                eprintln!(
+                    "fixture-node: fault Silent strikes: acked key {key} offset {offset}, going silent"
+                );
                 // This reply still goes out; everything after it does not.
                 self.pending_silence = true;
             }
@@ -270,32 +314,62 @@ impl Node {
 
     fn poll(&mut self, src: &str, body: &Map<String, Value>) -> Value {
         let mut msgs = Map::new();
-        for (k, from) in body.get("offsets").and_then(Value::as_object).into_iter().flatten() {
+        for (k, from) in body
+            .get("offsets")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let from = from.as_i64().unwrap_or(0);
-            let Some(log) = self.logs.get(k) else { continue };
-            let mut pairs: Vec<(i64, Value)> = log.msgs.iter().filter(|(o, _)| *o >= from).cloned().collect();
+            let Some(log) = self.logs.get(k) else {
+                continue;
+            };
+            let mut pairs: Vec<(i64, Value)> = log
+                .msgs
+                .iter()
+                .filter(|(o, _)| *o >= from)
+                .cloned()
+                .collect();
             let ck = (src.to_owned(), k.clone());
             let last = self.last_polled.get(&ck).copied();
-            let continues = last.is_some_and(|l| pairs.first().is_some_and(|p| p.0 == l + self.step));
+            let continues =
+                last.is_some_and(|l| pairs.first().is_some_and(|p| p.0 == l + self.step));
             if self.armed(Fault::SkipOffset) && continues && pairs.len() >= 2 {
                 let skipped = pairs.remove(0);
-                self.strike(&format!("client {src} key {k}: skipping offset {}", skipped.0));
-            } else if self.armed(Fault::Rewind) && continues && let Some(l) = last
+                self.strike(&format!(
+                    "client {src} key {k}: skipping offset {}",
+                    skipped.0
+                ));
+            } else if self.armed(Fault::Rewind)
+                && continues
+                && let Some(l) = last
                 && let Some(prev) = log.msgs.iter().find(|(o, _)| *o == l)
             {
                 pairs.insert(0, prev.clone());
                 self.strike(&format!("client {src} key {k}: re-sending offset {l}"));
             } else if self.armed(Fault::SkipInside) && pairs.len() >= 3 {
                 let skipped = pairs.remove(1);
-                self.strike(&format!("key {k}: dropping offset {} inside a poll", skipped.0));
+                self.strike(&format!(
+                    "key {k}: dropping offset {} inside a poll",
+                    skipped.0
+                ));
             } else if self.armed(Fault::OutOfOrder) && pairs.len() >= 2 {
                 pairs.swap(0, 1);
-                self.strike(&format!("key {k}: swapping offsets {} and {}", pairs[1].0, pairs[0].0));
+                self.strike(&format!(
+                    "key {k}: swapping offsets {} and {}",
+                    pairs[1].0, pairs[0].0
+                ));
             }
-            if let Some(max) = pairs.iter().map(|p| p.0).max() {
-                self.last_polled.insert(ck, max);
-            }
-            msgs.insert(k.clone(), Value::Array(pairs.into_iter().map(|(o, m)| json!([o, m])).collect()));
+            // Keys with nothing new are left out, so the client's last read of a key (which
+            // the checker compares against) is the last poll that returned some of it.
+            let Some(max) = pairs.iter().map(|p| p.0).max() else {
+                continue;
+            };
+            self.last_polled.insert(ck, max);
+            msgs.insert(
+                k.clone(),
+                Value::Array(pairs.into_iter().map(|(o, m)| json!([o, m])).collect()),
+            );
         }
         json!({"type": "poll_ok", "msgs": msgs})
     }

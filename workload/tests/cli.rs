@@ -1,0 +1,33 @@
+//! The command line and setup failures: exit codes and messages.
+
+use std::path::Path;
+
+use crate::util::{TempDir, fixture_bin, run, workload_bin};
+
+#[test]
+fn missing_binary_is_unknown() {
+    let run = run(Path::new("/nonexistent/node"), &[], &[]);
+    assert_eq!(run.code, Some(2), "{}", run.explain());
+    assert!(run.stdout.contains("could not start"), "{}", run.explain());
+    assert_eq!(run.results["valid"], "unknown");
+}
+
+#[test]
+fn node_that_never_inits_is_unknown() {
+    // `sleep` never answers init: after Maelstrom's 10 s the setup fails.
+    let run = run(Path::new("/bin/sleep"), &[], &["30"]);
+    assert_eq!(run.code, Some(2), "{}", run.explain());
+    assert!(run.stdout.contains("init failed"), "{}", run.explain());
+}
+
+#[test]
+fn unsupported_workload_is_refused() {
+    let store = TempDir::new("cli");
+    let out = std::process::Command::new(workload_bin())
+        .args(["test", "-w", "lin-kv", "--bin", fixture_bin(), "--store"])
+        .arg(&store.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only kafka"));
+}

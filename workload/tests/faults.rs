@@ -1,0 +1,191 @@
+//! The checker is proven on broken nodes: each fixture fault must be judged invalid with
+//! the right anomaly named, and the correct fixture must be judged valid.
+
+use crate::util::{Run, run_fault};
+
+/// Asserts exit 1, Maelstrom's verdict line, and `anomaly` among the workload's errors.
+fn assert_invalid_with(run: &Run, anomaly: &str) {
+    assert_eq!(run.code, Some(1), "{}", run.explain());
+    assert!(
+        run.stdout.contains("Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻"),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(run.results["valid"], false);
+    assert!(
+        run.anomalies().iter().any(|a| a == anomaly),
+        "want {anomaly}, got {:?}\n{}",
+        run.anomalies(),
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains(anomaly),
+        "summary should name {anomaly}\n{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn correct_fixture_is_valid() {
+    let run = run_fault("none", &[]);
+    assert_eq!(run.code, Some(0), "{}", run.explain());
+    assert!(
+        run.stdout.contains("Everything looks good! ヽ('ー`)ノ"),
+        "{}",
+        run.explain()
+    );
+    let r = &run.results;
+    assert_eq!(r["valid"], true);
+    assert_eq!(r["workload"]["valid"], true);
+    assert_eq!(r["stats"]["valid"], true);
+    assert!(
+        r["workload"]["errors"]
+            .as_object()
+            .is_some_and(|e| e.is_empty())
+    );
+    // The run really did something, at roughly the asked rate.
+    for f in ["send", "poll"] {
+        assert!(
+            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > 300,
+            "{f}: {r}"
+        );
+        assert!(r["latency-ms"][f]["p50"].as_f64().is_some());
+    }
+    let ops = r["throughput"]["ops-per-sec"].as_f64().unwrap_or(0.0);
+    assert!((600.0..1200.0).contains(&ops), "ops/s {ops}");
+    // The store holds everything a person looks at.
+    for f in [
+        "results.json",
+        "history.jsonl",
+        "latency.svg",
+        "rate.svg",
+        "index.html",
+        "node-logs/n0.log",
+    ] {
+        assert!(
+            run.dir.join(f).is_file(),
+            "missing {f} in {}",
+            run.dir.display()
+        );
+    }
+    let log = std::fs::read_to_string(run.dir.join("node-logs/n0.log")).unwrap();
+    assert!(
+        log.contains("fixture-node: starting"),
+        "node stderr goes to its log: {log}"
+    );
+    let history = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    for k in ["index", "time", "process", "type", "f", "value"] {
+        assert!(first.get(k).is_some(), "history line lacks {k}: {first}");
+    }
+    // The final phase crashed every client and assigned all keys from the beginning.
+    assert!(history.contains("\"seek-to-beginning?\":true"));
+}
+
+#[test]
+fn lost_write() {
+    assert_invalid_with(&run_fault("lose-write", &[]), "lost-write");
+}
+
+#[test]
+fn skipped_offset_between_polls() {
+    assert_invalid_with(&run_fault("skip-offset", &[]), "poll-skip");
+}
+
+#[test]
+fn skipped_offset_inside_a_poll() {
+    assert_invalid_with(&run_fault("skip-inside", &[]), "int-poll-skip");
+}
+
+#[test]
+fn offset_handed_out_twice() {
+    assert_invalid_with(&run_fault("dup-offset", &[]), "inconsistent-offsets");
+}
+
+#[test]
+fn poll_out_of_order() {
+    assert_invalid_with(&run_fault("out-of-order", &[]), "int-nonmonotonic-poll");
+}
+
+#[test]
+fn poll_going_backwards() {
+    assert_invalid_with(&run_fault("rewind", &[]), "nonmonotonic-poll");
+}
+
+#[test]
+fn message_appended_twice() {
+    assert_invalid_with(&run_fault("duplicate", &[]), "duplicate");
+}
+
+#[test]
+fn send_placed_before_the_previous_one() {
+    assert_invalid_with(&run_fault("send-backwards", &[]), "nonmonotonic-send");
+}
+
+#[test]
+fn failed_send_visible() {
+    assert_invalid_with(&run_fault("fail-send", &[]), "G1a");
+}
+
+#[test]
+fn non_json_line_kills_stdout() {
+    let run = run_fault("non-json", &[]);
+    assert_eq!(run.code, Some(1), "{}", run.explain());
+    assert_eq!(
+        run.node_faults(),
+        vec!["invalid-stdout-line"],
+        "{}",
+        run.explain()
+    );
+    assert_eq!(run.results["node"]["valid"], false);
+    assert!(
+        run.stdout.contains("invalid-stdout-line"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stderr.contains("stdout is dead"),
+        "logged loudly: {}",
+        run.explain()
+    );
+    // As in Maelstrom, nothing the node says afterwards counts: clients time out.
+    assert!(
+        run.results["stats"]["info-count"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        run.explain()
+    );
+}
+
+#[test]
+fn node_stops_answering() {
+    let run = run_fault("silent", &["--rpc-timeout", "1000"]);
+    assert_invalid_with(&run, "unseen");
+    assert!(
+        run.results["stats"]["by-f"]["send"]["info-count"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+}
+
+#[test]
+fn node_crash_is_reported_with_its_stderr() {
+    let run = run_fault("crash", &[]);
+    assert_eq!(run.code, Some(1), "{}", run.explain());
+    assert!(
+        run.node_faults().contains(&"crashed".to_owned()),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("Node n0 crashed with exit status: 3"),
+        "{}",
+        run.explain()
+    );
+    // The tail of its stderr is shown.
+    assert!(
+        run.stdout.contains("fault Crash strikes"),
+        "{}",
+        run.explain()
+    );
+}
