@@ -70,6 +70,7 @@ fn plot(csv: &str, png: &str) -> Result<(), Box<dyn Error>> {
             let i = x.round() as usize;
             WORKERS.get(i).map_or(String::new(), |w| w.to_string())
         })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc("MAELSTROM_KAFKA_WORKERS")
         .y_desc("thousand requests/s (median)")
         .label_style(("sans-serif", 16))
