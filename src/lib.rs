@@ -24,6 +24,8 @@ pub mod error;
 pub mod handler;
 pub mod json;
 pub mod log;
+#[cfg(test)]
+mod log_tests;
 mod node;
 pub mod protocol;
 mod reader;

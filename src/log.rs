@@ -30,14 +30,17 @@
 //! one lazily created directory for the larger segments.
 //! Segment `k` holds `16 << k` slots, so 32 segments cover far more offsets than memory holds.
 
+//! Unit tests live in `log_tests.rs`, not here: `tests/loom_log.rs` compiles this file a second
+//! time against loom's primitives, and tests inside it would be compiled (and fail) there too.
+
 use super::sync::{AtomicU64, OnceLock, Ordering};
 
 /// Slots in segment 0. A power of two, so that locating a slot is a few bit operations.
-const FIRST_LEN: u64 = 16;
+pub(crate) const FIRST_LEN: u64 = 16;
 /// `log2(FIRST_LEN)`.
 const FIRST_SHIFT: u32 = FIRST_LEN.trailing_zeros();
 /// Segments in a log, including the first.
-const SEGMENTS: usize = 32;
+pub(crate) const SEGMENTS: usize = 32;
 /// Offsets a log can hold: `FIRST_LEN * (2^SEGMENTS - 1)`.
 pub const CAPACITY: u64 = FIRST_LEN * ((1 << SEGMENTS) - 1);
 
@@ -51,7 +54,7 @@ pub struct LogFull;
 #[derive(Debug)]
 pub struct Log<T> {
     /// The next offset to hand out.
-    reserved: AtomicU64,
+    pub(crate) reserved: AtomicU64,
     /// Every offset below this one is stored. It may lag behind the truth; never ahead of it.
     published: AtomicU64,
     /// Segment 0, allocated with the log.
@@ -130,6 +133,19 @@ impl<T> Log<T> {
         self.reserved.load(Ordering::Relaxed).min(CAPACITY)
     }
 
+    /// The watermark as it stands, without moving it: every offset below it is stored.
+    #[cfg(test)]
+    pub(crate) fn watermark(&self) -> u64 {
+        // Acquire: as in `advance`, so the caller may read the slots below it.
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// Whether the value at `offset` is stored and visible to this thread.
+    #[cfg(test)]
+    pub(crate) fn is_stored(&self, offset: u64) -> bool {
+        self.slot(offset).and_then(OnceLock::get).is_some()
+    }
+
     /// Moves the watermark over every stored slot at and after it, and returns the new value.
     ///
     /// Every offset below the returned value is stored, and its value is visible to this thread.
@@ -169,7 +185,7 @@ impl<T> Log<T> {
     }
 
     /// Segment `seg`, created if it does not exist yet.
-    fn segment_or_create(&self, seg: usize) -> &[OnceLock<T>] {
+    pub(crate) fn segment_or_create(&self, seg: usize) -> &[OnceLock<T>] {
         if seg == 0 {
             return &self.head;
         }
@@ -184,7 +200,7 @@ impl<T> Log<T> {
 ///
 /// Segment `k` starts at offset `FIRST_LEN * (2^k - 1)`, so `offset + FIRST_LEN` has its highest
 /// bit at position `k + FIRST_SHIFT`.
-fn locate(offset: u64) -> (usize, usize) {
+pub(crate) fn locate(offset: u64) -> (usize, usize) {
     let n = offset + FIRST_LEN;
     let seg = 63 - n.leading_zeros() - FIRST_SHIFT;
     let idx = n - (FIRST_LEN << seg);
@@ -193,68 +209,4 @@ fn locate(offset: u64) -> (usize, usize) {
 
 fn new_segment<T>(len: u64) -> Segment<T> {
     (0..len).map(|_| OnceLock::new()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locate_walks_segments_in_order() {
-        let mut expected = (0usize, 0usize);
-        for offset in 0..10_000u64 {
-            assert_eq!(locate(offset), expected, "offset {offset}");
-            expected.1 += 1;
-            if expected.1 as u64 == FIRST_LEN << expected.0 {
-                expected = (expected.0 + 1, 0);
-            }
-        }
-        assert_eq!(locate(CAPACITY - 1).0, SEGMENTS - 1);
-    }
-
-    #[test]
-    fn reads_what_was_appended_across_segments() {
-        let log = Log::new();
-        for i in 0..1000u64 {
-            assert_eq!(log.append(i * 10), Ok(i));
-        }
-        let mut seen = Vec::new();
-        assert_eq!(
-            log.read_from(0, usize::MAX, |o, v| seen.push((o, *v))),
-            1000
-        );
-        assert_eq!(seen, (0..1000).map(|i| (i, i * 10)).collect::<Vec<_>>());
-        let mut tail = Vec::new();
-        log.read_from(995, 3, |o, _| tail.push(o));
-        assert_eq!(tail, vec![995, 996, 997]);
-        assert_eq!(log.read_from(1000, 10, |_, _| ()), 0);
-        assert_eq!(log.read_from(u64::MAX, 10, |_, _| ()), 0);
-    }
-
-    #[test]
-    fn a_reserved_but_unstored_offset_hides_everything_after_it() {
-        let log: Log<u64> = Log::new();
-        log.append(0).unwrap();
-        // Simulate an appender that reserved offset 1 and has not stored yet.
-        let hole = log.reserved.fetch_add(1, Ordering::Relaxed);
-        let (seg, idx) = locate(hole + 1);
-        log.segment_or_create(seg)[idx].set(2).unwrap();
-        let mut seen = Vec::new();
-        log.read_from(0, 10, |o, _| seen.push(o));
-        assert_eq!(
-            seen,
-            vec![0],
-            "offset 2 must stay hidden behind the hole at 1"
-        );
-        log.segment_or_create(locate(hole).0)[locate(hole).1]
-            .set(1)
-            .unwrap();
-        seen.clear();
-        log.read_from(0, 10, |o, _| seen.push(o));
-        assert_eq!(
-            seen,
-            vec![0, 1, 2],
-            "a reader repairs the lagging watermark"
-        );
-    }
 }

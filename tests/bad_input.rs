@@ -1,0 +1,191 @@
+//! Bad input: every kind of broken line gets a clear error reply when the sender can be told,
+//! a line on stderr otherwise, and the node keeps serving. stdout only ever carries valid replies.
+
+use maelstrom_kafka::Config;
+use serde_json::{Value, json};
+
+use crate::util::{check_reply, config, init, run_text};
+
+/// Runs `init`, then each bad line, then a send and a poll that must still be served. Returns
+/// the replies to the bad lines, keyed by `in_reply_to`, and checks the node's health after.
+fn after_init(bad_lines: &[Vec<u8>], config: Config) -> Vec<Value> {
+    let mut input = (init().to_string() + "\n").into_bytes();
+    for line in bad_lines {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    input.extend_from_slice(
+        br#"{"src":"c9","dest":"n0","body":{"type":"send","msg_id":9001,"key":"ok","msg":42}}
+{"src":"c9","dest":"n0","body":{"type":"poll","msg_id":9002,"offsets":{"ok":0}}}
+"#,
+    );
+    let lines = run_text(input, config);
+    let replies: Vec<Value> = lines.iter().map(|l| check_reply(l)).collect();
+    let last = &replies[replies.len() - 2..];
+    assert_eq!(
+        last[0]["body"]["offset"], 0,
+        "still serving sends: {lines:#?}"
+    );
+    assert_eq!(
+        last[1]["body"]["msgs"],
+        json!({"ok": [[0, 42]]}),
+        "still serving polls"
+    );
+    replies[1..replies.len() - 2]
+        .iter()
+        .map(|r| r["body"].clone())
+        .collect()
+}
+
+fn line(v: Value) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+fn body(msg_id: u64, fields: Value) -> Vec<u8> {
+    let mut body = fields;
+    body["msg_id"] = msg_id.into();
+    line(json!({"src": "c1", "dest": "n0", "body": body}))
+}
+
+#[test]
+fn mistyped_and_missing_fields_get_malformed_request() {
+    let cases = [
+        json!({"type": "send", "key": 5, "msg": 1}),
+        json!({"type": "send", "key": null, "msg": 1}),
+        json!({"type": "send", "msg": 1}),
+        json!({"type": "send", "key": "k"}),
+        json!({"type": "poll", "offsets": {"k": -1}}),
+        json!({"type": "poll", "offsets": {"k": 1.5}}),
+        json!({"type": "poll", "offsets": {"k": "3"}}),
+        json!({"type": "poll", "offsets": {"k": 9_223_372_036_854_775_808_u64}}),
+        json!({"type": "poll", "offsets": [["k", 1]]}),
+        json!({"type": "poll"}),
+        json!({"type": "commit_offsets", "offsets": {"k": -2}}),
+        json!({"type": "commit_offsets", "offsets": "k"}),
+        json!({"type": "list_committed_offsets", "keys": "k"}),
+        json!({"type": "list_committed_offsets", "keys": ["k", 1]}),
+        json!({"type": "list_committed_offsets"}),
+        json!({"type": 7}),
+        json!({}),
+        json!({"type": "init"}),
+    ];
+    let lines: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| body(i as u64, c.clone()))
+        .collect();
+    let replies = after_init(&lines, config(2));
+    assert_eq!(
+        replies.len(),
+        cases.len(),
+        "every case is answered: {replies:#?}"
+    );
+    for (i, case) in cases.iter().enumerate() {
+        let reply = replies
+            .iter()
+            .find(|r| r["in_reply_to"] == i)
+            .expect("a reply per case");
+        assert_eq!(reply["type"], "error", "{case}");
+        assert_eq!(reply["code"], 12, "{case}: {reply}");
+        assert!(!reply["text"].as_str().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn unknown_types_get_not_supported() {
+    let replies = after_init(
+        &[
+            body(5, json!({"type": "send_ok"})),
+            body(6, json!({"type": "echo"})),
+        ],
+        config(1),
+    );
+    assert_eq!(replies.len(), 2);
+    assert!(replies.iter().all(|r| r["code"] == 10), "{replies:#?}");
+}
+
+#[test]
+fn lines_with_no_one_to_answer_are_logged_and_skipped() {
+    let mut garbage: Vec<u8> = (0..=255u8).filter(|&b| b != b'\n').collect();
+    garbage.extend_from_slice(&[0xff, 0xfe, 0, 0, 0xc3]);
+    let lines = vec![
+        br#"{"src":"c1","dest":"n0","body":{"type":"send","msg_id":1,"key""#.to_vec(),
+        b"not json at all".to_vec(),
+        garbage,
+        b"[1,2,3]".to_vec(),
+        b"42".to_vec(),
+        b"\"just a string\"".to_vec(),
+        line(json!({"src": "c1", "dest": "n0"})),
+        line(json!({"src": "c1", "dest": "n0", "body": null})),
+        line(json!({"src": "c1", "dest": "n0", "body": {}})),
+        line(json!({"src": "c1", "dest": "n0", "body": {"type": "send", "key": "k", "msg": 1}})),
+        line(json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": -1, "key": "k", "msg": 1}})),
+        line(json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": "3", "key": "k", "msg": 1}})),
+        line(json!({"src": 5, "dest": "n0", "body": {"type": "send", "msg_id": 3, "key": "k", "msg": 1}})),
+        line(json!({"dest": "n0", "body": {"type": "send", "msg_id": 3, "key": "k", "msg": 1}})),
+        b"".to_vec(),
+        b"   \t ".to_vec(),
+        // Nested deeper than simd-json's limit: valid JSON, but refused, and survivable.
+        format!(
+            r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg_id":4,"key":"k","msg":{}1{}}}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        )
+        .into_bytes(),
+    ];
+    let replies = after_init(&lines, config(2));
+    assert_eq!(
+        replies,
+        Vec::<Value>::new(),
+        "none of these can be answered"
+    );
+}
+
+#[test]
+fn a_two_megabyte_line_is_served_and_a_two_megabyte_garbage_line_is_skipped() {
+    let big = "x".repeat(2 << 20);
+    let lines = vec![
+        body(1, json!({"type": "send", "key": "big", "msg": big})),
+        body(2, json!({"type": "poll", "offsets": {"big": 0}})),
+        vec![b'{'; 2 << 20],
+    ];
+    let replies = after_init(&lines, config(2));
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[0]["offset"], 0);
+    assert_eq!(
+        replies[1]["msgs"]["big"][0][1].as_str().map(str::len),
+        Some(big.len())
+    );
+}
+
+#[test]
+fn lines_over_the_limit_are_skipped_whole() {
+    let long = body(
+        1,
+        json!({"type": "send", "key": "k", "msg": "y".repeat(500)}),
+    );
+    let replies = after_init(
+        &[long, body(2, json!({"type": "poll", "offsets": {"k": 0}}))],
+        Config {
+            max_line: 300,
+            ..config(1)
+        },
+    );
+    assert_eq!(
+        replies,
+        [json!({"type": "poll_ok", "in_reply_to": 2, "msgs": {}})]
+    );
+}
+
+#[test]
+fn a_truncated_last_line_is_skipped_and_everything_before_it_answered() {
+    let input = format!(
+        "{}\n{}\n{}",
+        init(),
+        r#"{"src":"c1","dest":"n0","body":{"type":"send","msg_id":1,"key":"k","msg":1}}"#,
+        r#"{"src":"c1","dest":"n0","body":{"type":"send","msg_id":2,"ke"#
+    );
+    let lines = run_text(input, config(1));
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(check_reply(&lines[1])["body"]["offset"], 0);
+}

@@ -29,7 +29,10 @@ impl Sink {
 }
 
 pub fn config(workers: usize) -> Config {
-    Config { workers, ..Config::default() }
+    Config {
+        workers,
+        ..Config::default()
+    }
 }
 
 /// Runs the node on `input` to its end and returns what it wrote, line by line.
@@ -37,7 +40,10 @@ pub fn run_text(input: impl Into<Vec<u8>>, config: Config) -> Vec<String> {
     let sink = Sink::default();
     run(Cursor::new(input.into()), sink.clone(), config).expect("the node runs to the end");
     let text = sink.text();
-    assert!(text.is_empty() || text.ends_with('\n'), "output ends mid-line: {text:?}");
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "output ends mid-line: {text:?}"
+    );
     text.lines().map(str::to_owned).collect()
 }
 
@@ -61,7 +67,11 @@ pub fn rpc(requests: &[Value], config: Config) -> Vec<Value> {
     }
     let lines = run_text(input, config);
     let replies: Vec<Value> = lines.iter().map(|l| check_reply(l)).collect();
-    assert_eq!(replies.len(), requests.len() + 1, "one reply per request: {lines:#?}");
+    assert_eq!(
+        replies.len(),
+        requests.len() + 1,
+        "one reply per request: {lines:#?}"
+    );
     requests
         .iter()
         .map(|r| {
@@ -81,13 +91,23 @@ pub fn rpc(requests: &[Value], config: Config) -> Vec<Value> {
 /// `dest`, `body` only; body fields exactly those of its type; no nulls; integers where due.
 pub fn check_reply(line: &str) -> Value {
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-    let envelope = v.as_object().unwrap_or_else(|| panic!("not an object: {line}"));
-    assert_eq!(keys(envelope), ["body", "dest", "src"], "envelope fields: {line}");
+    let envelope = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {line}"));
+    assert_eq!(
+        keys(envelope),
+        ["body", "dest", "src"],
+        "envelope fields: {line}"
+    );
     assert_eq!(v["src"], "n0", "replies come from n0: {line}");
     assert!(v["dest"].is_string(), "{line}");
-    let body = v["body"].as_object().unwrap_or_else(|| panic!("body not an object: {line}"));
+    let body = v["body"]
+        .as_object()
+        .unwrap_or_else(|| panic!("body not an object: {line}"));
     assert!(body["in_reply_to"].is_u64(), "in_reply_to: {line}");
-    let ty = body["type"].as_str().unwrap_or_else(|| panic!("type: {line}"));
+    let ty = body["type"]
+        .as_str()
+        .unwrap_or_else(|| panic!("type: {line}"));
     let expected: &[&str] = match ty {
         "init_ok" | "commit_offsets_ok" => &[],
         "send_ok" => {
@@ -101,7 +121,10 @@ pub fn check_reply(line: &str) -> Value {
                     let pair = pair.as_array().expect("pairs are lists");
                     assert_eq!(pair.len(), 2, "pair: {line}");
                     let offset = pair[0].as_u64().expect("pair offset is an integer");
-                    assert!(last.is_none_or(|l| offset == l + 1), "gap or disorder: {line}");
+                    assert!(
+                        last.is_none_or(|l| offset == l + 1),
+                        "gap or disorder: {line}"
+                    );
                     last = Some(offset);
                 }
                 assert!(last.is_some(), "keys with nothing are left out: {line}");
@@ -121,7 +144,11 @@ pub fn check_reply(line: &str) -> Value {
         }
         other => panic!("unexpected reply type {other}: {line}"),
     };
-    let mut allowed: Vec<&str> = ["in_reply_to", "type"].iter().chain(expected).copied().collect();
+    let mut allowed: Vec<&str> = ["in_reply_to", "type"]
+        .iter()
+        .chain(expected)
+        .copied()
+        .collect();
     allowed.sort_unstable();
     assert_eq!(keys(body), allowed, "body fields: {line}");
     v
