@@ -50,6 +50,8 @@ fn a_reserved_but_unstored_offset_hides_everything_after_it() {
         vec![0],
         "offset 2 must stay hidden behind the hole at 1"
     );
+    assert_eq!(log.watermark(), 1, "the watermark stops at the hole");
+    assert!(log.is_stored(2) && !log.is_stored(1));
     log.segment_or_create(locate(hole).0)[locate(hole).1]
         .set(1)
         .unwrap();
