@@ -36,9 +36,10 @@ pub(crate) fn run(
                 }
             }
         }
-        // Hand over a full batch, or whatever we have once the input buffer is drained: the next
-        // read may block, and a request must not wait for company that may never come.
-        let ready = batch.len() >= config.batch || (input.buffer().is_empty() && !batch.is_empty());
+        // Hand over a full batch, or whatever we have once the buffer holds no complete line:
+        // the next read may block, and a request must not wait for company that may never come.
+        let ready = batch.len() >= config.batch
+            || (!batch.is_empty() && memchr::memchr(b'\n', input.buffer()).is_none());
         if ready
             && work
                 .send(mem::replace(&mut batch, Vec::with_capacity(config.batch)))

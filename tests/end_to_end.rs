@@ -98,21 +98,20 @@ fn replies_are_flushed_while_stdin_stays_open() {
             tx.send(line).unwrap();
         }
     });
-    writeln!(stdin, "{}", init()).unwrap();
+    let send = msg(
+        "c1",
+        json!({"type": "send", "msg_id": 2, "key": "k", "msg": 5}),
+    )
+    .to_string();
+    let (head, tail) = send.split_at(10);
+    // A whole line and the start of the next in one write: the first must not wait for the second.
+    write!(stdin, "{}\n{head}", init()).unwrap();
     stdin.flush().unwrap();
     let first = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("init_ok arrives without EOF");
     assert_eq!(check_reply(first.trim_end())["body"]["type"], "init_ok");
-    writeln!(
-        stdin,
-        "{}",
-        msg(
-            "c1",
-            json!({"type": "send", "msg_id": 2, "key": "k", "msg": 5})
-        )
-    )
-    .unwrap();
+    writeln!(stdin, "{tail}").unwrap();
     stdin.flush().unwrap();
     let second = rx
         .recv_timeout(Duration::from_secs(10))
