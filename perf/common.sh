@@ -9,6 +9,13 @@ SEED="${SEED:-1}"
 WORK="${PERF_WORK:-${TMPDIR:-/tmp}/kafka-perf}"
 mkdir -p "$WORK"
 
+# header: a comment line with the date, commit, toolchain, machine and how busy it is.
+header() {
+    echo "# $(date -u +%FT%TZ) commit ${COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}, $(rustc --version)"
+    echo "# $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# requests=$REQUESTS runs=$RUNS seed=$SEED workers=${MAELSTROM_KAFKA_WORKERS:-default}"
+}
+
 need_time() {
     if [[ ! -x /usr/bin/time ]]; then
         echo "installing GNU time for peak-RSS figures" >&2
@@ -41,16 +48,16 @@ replay_file() {
 }
 
 # time_run FILE CMD...: runs CMD with FILE on stdin and stdout to /dev/null; prints
-# "seconds peak_rss_kib".
+# "wall_seconds peak_rss_kib cpu_seconds" (cpu = user + system, over all threads).
 time_run() {
     local file="$1"; shift
     local stats="$WORK/time.$$"
     local start end
     start=$(date +%s%N)
-    /usr/bin/time -f '%M' -o "$stats" "$@" <"$file" >/dev/null 2>"$WORK/stderr.$$" || {
+    /usr/bin/time -f '%M %U %S' -o "$stats" "$@" <"$file" >/dev/null 2>"$WORK/stderr.$$" || {
         echo "failed: $*" >&2; cat "$WORK/stderr.$$" >&2; return 1; }
     end=$(date +%s%N)
-    printf '%s %s\n' "$(awk -v ns=$((end - start)) 'BEGIN { printf "%.4f", ns / 1e9 }')" "$(tail -n1 "$stats")"
+    awk -v ns=$((end - start)) '{ printf "%.4f %s %.2f\n", ns / 1e9, $1, $2 + $3 }' <(tail -n1 "$stats")
 }
 
 # median: the median of the numbers on stdin, one per line.

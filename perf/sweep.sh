@@ -28,7 +28,7 @@ summarise() { # NAME WORKERS RUNS_FILE
     echo "$profile,$1,$2,$s,$(rate "$s"),$rss" | tee -a "$csv"
 }
 
-echo "# $(date -u +%FT%TZ) $(git -C "$ROOT" rev-parse --short HEAD) requests=$REQUESTS runs=$RUNS cargo=$CARGO_PROFILE" >&2
+header >&2
 echo "profile,binary,workers,median_seconds,requests_per_sec,peak_rss_kib" | tee "$csv"
 for profile in $PROFILES; do
     file="$(replay_file "$profile")"

@@ -15,9 +15,8 @@ need_time
 build release
 for cp in $CARGO_PROFILES; do build "$cp"; done
 
-echo "# $(date -u +%FT%TZ) $(git -C "$ROOT" rev-parse --short HEAD) $(rustc --version)"
-echo "# $(lscpu | sed -n 's/^Model name: *//p' | head -n1), $(nproc) cores; requests=$REQUESTS runs=$RUNS seed=$SEED workers=${MAELSTROM_KAFKA_WORKERS:-default}"
-printf '%-10s %-12s %12s %12s %8s %14s %14s\n' profile cargo floor_req/s node_req/s ratio floor_rss_MiB node_rss_MiB
+header
+printf '%-10s %-12s %12s %12s %7s %12s %12s %9s %9s\n' profile cargo floor_req/s node_req/s ratio floor_cpu_s node_cpu_s floor_MiB node_MiB
 for profile in $PROFILES; do
     file="$(replay_file "$profile")"
     for cp in $CARGO_PROFILES; do
@@ -30,11 +29,12 @@ for profile in $PROFILES; do
         node_s=$(cut -d' ' -f1 "$WORK/node.runs" | median)
         floor_rss=$(cut -d' ' -f2 "$WORK/floor.runs" | sort -g | tail -n1)
         node_rss=$(cut -d' ' -f2 "$WORK/node.runs" | sort -g | tail -n1)
-        printf '%-10s %-12s %12s %12s %8s %14s %14s\n' "$profile" "$cp" \
+        printf '%-10s %-12s %12s %12s %7s %12s %12s %9s %9s\n' "$profile" "$cp" \
             "$(rate "$floor_s")" "$(rate "$node_s")" \
             "$(awk -v a="$node_s" -v b="$floor_s" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(cut -d' ' -f3 "$WORK/floor.runs" | median)" "$(cut -d' ' -f3 "$WORK/node.runs" | median)" \
             "$(awk -v k="$floor_rss" 'BEGIN { printf "%.1f", k / 1024 }')" \
             "$(awk -v k="$node_rss" 'BEGIN { printf "%.1f", k / 1024 }')"
-        echo "#   node runs (s): $(cut -d' ' -f1 "$WORK/node.runs" | tr '\n' ' ')  floor runs (s): $(cut -d' ' -f1 "$WORK/floor.runs" | tr '\n' ' ')"
+        echo "#   wall per run, node (s): $(cut -d' ' -f1 "$WORK/node.runs" | tr '\n' ' ') floor (s): $(cut -d' ' -f1 "$WORK/floor.runs" | tr '\n' ' ')"
     done
 done
