@@ -22,7 +22,7 @@ fn msg(i: u64) -> Msg {
 }
 
 fn itoa_bytes(n: u64) -> Msg {
-    n.to_string().into_bytes().into_boxed_slice()
+    n.to_string().into()
 }
 
 fn keys() -> Vec<String> {

@@ -34,11 +34,11 @@ pub(crate) fn run(
 /// Runs one request and appends its reply line to `out`.
 pub fn handle(request: Request, shared: &Shared, config: &Config, out: &mut Vec<u8>) {
     let store = &shared.store;
-    let from = match &request.body {
+    let from: Option<&str> = match &request.body {
         Body::Reject {
             from: Some(from), ..
         } => Some(from),
-        _ => shared.node_id.get(),
+        _ => shared.node_id.get().map(|id| &**id),
     };
     let Some(from) = from else {
         // Unreachable in practice: the reader signs every pre-init rejection with `dest`.
@@ -80,7 +80,7 @@ pub fn handle(request: Request, shared: &Shared, config: &Config, out: &mut Vec<
                     }
                     write_u64(out, offset);
                     out.push(b',');
-                    out.extend_from_slice(msg);
+                    out.extend_from_slice(msg.as_bytes());
                     out.push(b']');
                 });
                 if returned > 0 {

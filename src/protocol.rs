@@ -24,6 +24,7 @@
 //! {"type":"error","in_reply_to":6,"code":12,"text":"…"}
 //! ```
 
+use compact_str::CompactString;
 use simd_json::prelude::*;
 use simd_json::tape::{Object, Value};
 
@@ -35,7 +36,7 @@ use crate::store::{MAX_OFFSET, Msg};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The sender, who gets the reply.
-    pub src: Box<str>,
+    pub src: CompactString,
     /// The sender's `msg_id`, echoed as `in_reply_to`.
     pub msg_id: u64,
     pub body: Body,
@@ -45,28 +46,28 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     Init {
-        node_id: Box<str>,
+        node_id: CompactString,
     },
     Send {
-        key: Box<str>,
+        key: CompactString,
         /// The raw JSON text of `msg`, exactly as it arrived.
         msg: Msg,
     },
     Poll {
-        offsets: Vec<(Box<str>, u64)>,
+        offsets: Vec<(CompactString, u64)>,
     },
     CommitOffsets {
-        offsets: Vec<(Box<str>, u64)>,
+        offsets: Vec<(CompactString, u64)>,
     },
     ListCommittedOffsets {
-        keys: Vec<Box<str>>,
+        keys: Vec<CompactString>,
     },
     /// A request the reader already rejected; the reply is this error.
     Reject {
         code: ErrorCode,
         text: String,
         /// Our own id, to sign the reply with, when it is not known yet (before `init`).
-        from: Option<Box<str>>,
+        from: Option<CompactString>,
     },
 }
 
@@ -145,8 +146,9 @@ fn parse_body(body: &Object<'_, '_>, line: &[u8]) -> Result<Body, Rejection> {
             if body.get("msg").is_none() {
                 return Err(malformed("send needs a `msg`"));
             }
+            // simd-json has validated the whole line as UTF-8, so the span is text.
             let msg = json::raw_member(line, &["body", "msg"])
-                .map(|span| line[span].into())
+                .and_then(|span| CompactString::from_utf8(&line[span]).ok())
                 .ok_or_else(|| malformed("send's `msg` could not be read"))?;
             Ok(Body::Send {
                 key: key.into(),
@@ -167,7 +169,7 @@ fn parse_body(body: &Object<'_, '_>, line: &[u8]) -> Result<Body, Rejection> {
                 .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
             let keys = keys
                 .iter()
-                .map(|k| k.into_string().map(Box::from))
+                .map(|k| k.into_string().map(CompactString::from))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
             Ok(Body::ListCommittedOffsets { keys })
@@ -180,7 +182,7 @@ fn parse_body(body: &Object<'_, '_>, line: &[u8]) -> Result<Body, Rejection> {
 }
 
 /// The `offsets` object of a poll or commit: key to a non-negative integer offset.
-fn offsets(body: &Object<'_, '_>, rpc: &str) -> Result<Vec<(Box<str>, u64)>, Rejection> {
+fn offsets(body: &Object<'_, '_>, rpc: &str) -> Result<Vec<(CompactString, u64)>, Rejection> {
     let offsets = body
         .get("offsets")
         .ok_or_else(|| malformed(format!("{rpc} needs `offsets`")))?
@@ -189,7 +191,7 @@ fn offsets(body: &Object<'_, '_>, rpc: &str) -> Result<Vec<(Box<str>, u64)>, Rej
     offsets
         .iter()
         .map(|(key, offset)| match offset.as_u64() {
-            Some(o) if o <= MAX_OFFSET => Ok((Box::from(key), o)),
+            Some(o) if o <= MAX_OFFSET => Ok((CompactString::from(key), o)),
             _ => Err(malformed(format!(
                 "offset for key {key:?} must be an integer from 0 to {MAX_OFFSET}"
             ))),

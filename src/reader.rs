@@ -63,8 +63,8 @@ fn parse_line(parser: &mut Parser, line: &[u8], shared: &Shared) -> Option<Reque
             if let Body::Init { node_id } = &request.body {
                 // The reader is the only writer of the node id, and it sets it before it hands
                 // the init (or anything after it) to a worker, so every later request sees it.
-                let known = shared.node_id.get_or_init(|| node_id.clone());
-                if known != node_id {
+                let known = shared.node_id.get_or_init(|| node_id.as_str().into());
+                if **known != **node_id {
                     eprintln!(
                         "maelstrom-kafka: init as {node_id} after init as {known}; keeping {known}"
                     );

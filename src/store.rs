@@ -1,6 +1,6 @@
 //! The store: every key's log and committed offset, in a lock-sharded map.
 //!
-//! It does no I/O and knows nothing about JSON: a message is an opaque byte string, which the
+//! It does no I/O and knows nothing about JSON: a message is opaque text, which the
 //! protocol layer fills with the raw JSON text of `msg` so it goes back out byte for byte.
 //!
 //! The map is a `DashMap`: a fixed array of shards, each a cache-padded `RwLock` around a hash
@@ -14,8 +14,11 @@ use dashmap::DashMap;
 
 use crate::log::{Log, LogFull};
 
-/// A message as stored: opaque bytes (in practice the raw JSON text of the `msg` field).
-pub type Msg = Box<[u8]>;
+/// A message as stored: opaque text (in practice the raw JSON text of the `msg` field).
+///
+/// A `CompactString` keeps up to 24 bytes inline, so a typical message (Maelstrom sends small
+/// integers) costs no allocation of its own.
+pub type Msg = compact_str::CompactString;
 
 /// Largest offset the protocol accepts: Maelstrom's clients hold offsets in JVM longs.
 pub const MAX_OFFSET: u64 = i64::MAX as u64;
@@ -107,7 +110,7 @@ mod tests {
     use super::*;
 
     fn msg(s: &str) -> Msg {
-        s.as_bytes().into()
+        s.into()
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-use maelstrom_kafka::store::Logs;
+use maelstrom_kafka::store::{Logs, Msg};
 use serde_json::json;
 
 use crate::util::{check_reply, config, init, msg, run_text};
@@ -18,8 +18,8 @@ const KEYS: usize = 4;
 const PER_WRITER: usize = if cfg!(miri) { 100 } else { 20_000 };
 
 /// A message names its writer and sequence number, so we can tell every one apart.
-fn encode(writer: usize, seq: usize) -> Box<[u8]> {
-    format!("{writer}:{seq}").into_bytes().into()
+fn encode(writer: usize, seq: usize) -> Msg {
+    format!("{writer}:{seq}").into()
 }
 
 #[test]
