@@ -251,36 +251,43 @@ impl Parser {
     /// signed with the envelope's `dest`, which is our own id.
     pub fn parse(&mut self, line: &[u8], initialized: bool) -> Result<Request, LineError> {
         let len = line.len();
-        self.scratch.clear();
-        self.scratch.extend_from_slice(line);
-        self.scratch.resize(len + simd_json::INPUT_PADDING, 0);
+        let padded = len + simd_json::INPUT_PADDING;
+        if self.scratch.len() < padded {
+            self.scratch.resize(padded, 0);
+        }
+        // The padding may hold anything (simd-json only needs it to be readable), so the bytes
+        // left over from earlier lines can stay.
+        self.scratch[..len].copy_from_slice(line);
         let mut tape = self
             .tape
             .take()
             .unwrap_or_else(|| simd_json::Tape::null().reset());
-        let result =
-            match simd_json::fill_tape_padded(&mut self.scratch, len, &mut self.buffers, &mut tape)
-            {
-                Err(e) => Err(LineError::InvalidJson(e.to_string())),
-                Ok(()) => parse(tape.as_value(), line)
-                    .map_err(LineError::Unanswerable)
-                    .and_then(|mut request| {
-                        if !initialized && !matches!(request.body, Body::Init { .. }) {
-                            let Some(dest) = dest(tape.as_value()) else {
-                                return Err(LineError::Unanswerable(Unanswerable(
+        let result = match simd_json::fill_tape_padded(
+            &mut self.scratch[..padded],
+            len,
+            &mut self.buffers,
+            &mut tape,
+        ) {
+            Err(e) => Err(LineError::InvalidJson(e.to_string())),
+            Ok(()) => parse(tape.as_value(), line)
+                .map_err(LineError::Unanswerable)
+                .and_then(|mut request| {
+                    if !initialized && !matches!(request.body, Body::Init { .. }) {
+                        let Some(dest) = dest(tape.as_value()) else {
+                            return Err(LineError::Unanswerable(Unanswerable(
                                 "a request before init with no string `dest` to sign the error with"
                                     .into(),
                             )));
-                            };
-                            request.body = Body::Reject {
-                                code: ErrorCode::TemporarilyUnavailable,
-                                text: "not initialised yet: init must come first".into(),
-                                from: Some(dest.into()),
-                            };
-                        }
-                        Ok(request)
-                    }),
-            };
+                        };
+                        request.body = Body::Reject {
+                            code: ErrorCode::TemporarilyUnavailable,
+                            text: "not initialised yet: init must come first".into(),
+                            from: Some(dest.into()),
+                        };
+                    }
+                    Ok(request)
+                }),
+        };
         self.tape = Some(tape.reset());
         result
     }

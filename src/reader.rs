@@ -17,29 +17,26 @@ pub(crate) fn run(
     shared: &Shared,
     config: &Config,
 ) -> io::Result<()> {
-    let mut input = BufReader::with_capacity(64 * 1024, input);
+    let mut lines = Lines::new(input, config.max_line);
     let mut parser = Parser::default();
-    let mut line = Vec::new();
     let mut batch = Vec::with_capacity(config.batch);
-    loop {
-        line.clear();
-        match read_line(&mut input, &mut line, config.max_line)? {
-            Line::Eof => break,
-            Line::TooLong(len) => eprintln!(
+    while let Some(line) = lines.next()? {
+        match line {
+            Ok(line) => {
+                if let Some(request) = parse_line(&mut parser, line, shared) {
+                    batch.push(request);
+                }
+            }
+            Err(len) => eprintln!(
                 "maelstrom-kafka: skipped a {len}-byte line, longer than the limit of {} bytes \
                  (MAELSTROM_KAFKA_MAX_LINE)",
                 config.max_line
             ),
-            Line::Read => {
-                if let Some(request) = parse_line(&mut parser, &line, shared) {
-                    batch.push(request);
-                }
-            }
         }
-        // Hand over a full batch, or whatever we have once the buffer holds no complete line:
-        // the next read may block, and a request must not wait for company that may never come.
-        let ready = batch.len() >= config.batch
-            || (!batch.is_empty() && memchr::memchr(b'\n', input.buffer()).is_none());
+        // Hand over a full batch, or whatever we have once no complete line is buffered: the
+        // next read may block, and a request must not wait for company that may never come.
+        let ready =
+            batch.len() >= config.batch || (!batch.is_empty() && !lines.has_buffered_line());
         if ready
             && work
                 .send(mem::replace(&mut batch, Vec::with_capacity(config.batch)))
@@ -94,48 +91,77 @@ fn preview(line: &[u8]) -> String {
     }
 }
 
-enum Line {
-    Read,
-    TooLong(usize),
-    Eof,
+/// Splits input into lines, lending each one straight out of the read buffer when it lies
+/// there whole (the common case), and gathering it in `long` only when it spans reads.
+struct Lines<R> {
+    input: BufReader<R>,
+    long: Vec<u8>,
+    max: usize,
+    /// Bytes of the line lent out last time, consumed at the next call.
+    lent: usize,
 }
 
-/// Reads one line into `line` (without its newline or a trailing `\r`), or skips it past `max`.
-/// A last line without a newline still counts.
-fn read_line(input: &mut BufReader<impl Read>, line: &mut Vec<u8>, max: usize) -> io::Result<Line> {
-    let mut total = 0;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(match total {
-                0 => Line::Eof,
-                n if n > max => Line::TooLong(n),
-                _ => Line::Read,
-            });
-        }
-        let (chunk, used, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (&available[..i], i + 1, true),
-            None => (available, available.len(), false),
-        };
-        total += chunk.len();
-        if total <= max {
-            line.extend_from_slice(chunk);
-        } else {
-            line.clear();
-        }
-        input.consume(used);
-        if done {
-            if total > max {
-                return Ok(Line::TooLong(total));
-            }
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(Line::Read);
+impl<R: Read> Lines<R> {
+    fn new(input: R, max: usize) -> Self {
+        Self {
+            input: BufReader::with_capacity(64 * 1024, input),
+            long: Vec::new(),
+            max,
+            lent: 0,
         }
     }
+
+    /// The next line, without its newline or a trailing `\r`, or `Err(length)` for a line over
+    /// the limit (skipped whole). A last line without a newline still counts.
+    fn next(&mut self) -> io::Result<Option<Result<&[u8], usize>>> {
+        self.input.consume(mem::take(&mut self.lent));
+        self.long.clear();
+        let mut total = 0;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok(match total {
+                    0 => None,
+                    n if n > self.max => Some(Err(n)),
+                    _ => Some(Ok(trim_cr(&self.long))),
+                });
+            }
+            let Some(end) = memchr::memchr(b'\n', available) else {
+                let len = available.len();
+                total += len;
+                if total <= self.max {
+                    self.long.extend_from_slice(available);
+                } else {
+                    self.long.clear();
+                }
+                self.input.consume(len);
+                continue;
+            };
+            total += end;
+            if total > self.max {
+                self.input.consume(end + 1);
+                return Ok(Some(Err(total)));
+            }
+            if total == end {
+                self.lent = end + 1;
+                return Ok(Some(Ok(trim_cr(&self.input.buffer()[..end]))));
+            }
+            self.long.extend_from_slice(&available[..end]);
+            self.input.consume(end + 1);
+            return Ok(Some(Ok(trim_cr(&self.long))));
+        }
+    }
+
+    /// Whether a whole line is already buffered, so that reading it cannot block.
+    fn has_buffered_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.input.buffer()[self.lent..]).is_some()
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
