@@ -23,6 +23,90 @@ pub fn raw_member(doc: &[u8], path: &[&str]) -> Option<Range<usize>> {
     Some(span)
 }
 
+/// [`raw_member`] for a document simd-json has just parsed, guided by its structural indexes
+/// (the positions of every `{}[]:,` and of the first byte of every scalar and string), so it
+/// visits a few dozen positions instead of every byte.
+///
+/// Falls back to [`raw_member`] whenever the walk meets something it does not expect, such as an
+/// escaped key, so its answer is always the byte scanner's.
+pub fn raw_member_indexed(doc: &[u8], structurals: &[u32], path: &[&str]) -> Option<Range<usize>> {
+    walk_structurals(doc, structurals, path).unwrap_or_else(|| raw_member(doc, path))
+}
+
+/// `Some(answer)` when the structural walk reached a definite answer, `None` to fall back.
+fn walk_structurals(
+    doc: &[u8],
+    structurals: &[u32],
+    path: &[&str],
+) -> Option<Option<Range<usize>>> {
+    let pos = |i: usize| structurals.get(i).map(|&p| p as usize);
+    let byte = |i: usize| pos(i).and_then(|p| doc.get(p).copied());
+    // Index, in `structurals`, of whatever follows the value starting at index `i`.
+    let skip = |mut i: usize| -> Option<usize> {
+        if !matches!(byte(i)?, b'{' | b'[') {
+            return Some(i + 1);
+        }
+        let mut depth = 0usize;
+        loop {
+            match byte(i)? {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.checked_sub(1)?,
+                _ => {}
+            }
+            i += 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    };
+    let mut i = 0;
+    for (level, name) in path.iter().enumerate() {
+        if byte(i)? != b'{' {
+            return Some(None);
+        }
+        i += 1;
+        loop {
+            match byte(i)? {
+                b'}' => return Some(None),
+                b'"' => {}
+                _ => return None,
+            }
+            // The key runs from after its quote to the quote before the `:` that follows it.
+            let key_start = pos(i)? + 1;
+            let colon = pos(i + 1)?;
+            let key_end = doc[..colon].iter().rposition(|&b| b == b'"')?;
+            let key = doc.get(key_start..key_end)?;
+            if key.contains(&b'\\') || byte(i + 1)? != b':' {
+                return None;
+            }
+            let value = i + 2;
+            if key == name.as_bytes() {
+                if level + 1 < path.len() {
+                    i = value;
+                    break;
+                }
+                let start = pos(value)?;
+                let after = skip(value)?;
+                let end = if matches!(byte(value)?, b'{' | b'[') {
+                    pos(after - 1)? + 1
+                } else {
+                    // A scalar or string ends before the white space ahead of the next structural.
+                    let next = pos(after).unwrap_or(doc.len()).min(doc.len());
+                    start + doc[start..next].trim_ascii_end().len()
+                };
+                return Some(Some(start..end));
+            }
+            i = skip(value)?;
+            match byte(i)? {
+                b',' => i += 1,
+                b'}' => return Some(None),
+                _ => return None,
+            }
+        }
+    }
+    Some(None)
+}
+
 struct Cursor<'a> {
     doc: &'a [u8],
     pos: usize,
@@ -198,6 +282,26 @@ mod tests {
         assert_eq!(raw(doc, &["id", "x"]), None);
         let doc = r#" { "body" : { "a" : [1, {"msg": 2}], "msg" : { "x" : [ "]}\"" ] } } } "#;
         assert_eq!(raw(doc, &["body", "msg"]), Some(r#"{ "x" : [ "]}\"" ] }"#));
+    }
+
+    #[test]
+    fn the_structural_walk_answers_maelstrom_lines_without_falling_back() {
+        let line = r#"{"id":12,"src":"c3","dest":"n0","body":{"type":"send","msg_id":7,"key":"5","msg":[1, {"a":"}"}] }}"#;
+        let mut copy = line.as_bytes().to_vec();
+        let mut buffers = simd_json::Buffers::default();
+        simd_json::to_tape_with_buffers(&mut copy, &mut buffers).unwrap();
+        let structurals = buffers.structural_indexes();
+        let walked = walk_structurals(line.as_bytes(), structurals, &["body", "msg"]);
+        assert_eq!(
+            walked.flatten().map(|r| &line[r]),
+            Some(r#"[1, {"a":"}"}]"#)
+        );
+        let walked = walk_structurals(line.as_bytes(), structurals, &["body", "key"]);
+        assert_eq!(walked.flatten().map(|r| &line[r]), Some(r#""5""#));
+        assert_eq!(
+            walk_structurals(line.as_bytes(), structurals, &["body", "nope"]),
+            Some(None)
+        );
     }
 
     #[test]

@@ -78,10 +78,15 @@ pub struct Unanswerable(pub String);
 /// Turns a line that simd-json parsed into `tape` into a request.
 ///
 /// `line` is the line's original text, before simd-json unescaped strings in place; `send`
-/// takes `msg` from it verbatim.
+/// takes `msg` from it verbatim, found with the help of `structurals`, simd-json's structural
+/// indexes for the line.
 /// Field errors that leave `src` and `msg_id` readable become [`Body::Reject`] (code 12, or 10
 /// for an unknown type), so the sender hears why.
-pub fn parse(tape: Value<'_, '_>, line: &[u8]) -> Result<Request, Unanswerable> {
+pub fn parse(
+    tape: Value<'_, '_>,
+    line: &[u8],
+    structurals: &[u32],
+) -> Result<Request, Unanswerable> {
     let Some(envelope) = tape.as_object() else {
         return Err(Unanswerable("the line is not a JSON object".into()));
     };
@@ -98,7 +103,7 @@ pub fn parse(tape: Value<'_, '_>, line: &[u8]) -> Result<Request, Unanswerable> 
             "the message from {src} has no non-negative integer `msg_id`"
         )));
     };
-    let body = parse_body(&body, line).unwrap_or_else(|(code, text)| Body::Reject {
+    let body = parse_body(&body, line, structurals).unwrap_or_else(|(code, text)| Body::Reject {
         code,
         text,
         from: None,
@@ -121,7 +126,7 @@ fn malformed(text: impl Into<String>) -> Rejection {
     (ErrorCode::MalformedRequest, text.into())
 }
 
-fn parse_body(body: &Object<'_, '_>, line: &[u8]) -> Result<Body, Rejection> {
+fn parse_body(body: &Object<'_, '_>, line: &[u8], structurals: &[u32]) -> Result<Body, Rejection> {
     let ty = body
         .get("type")
         .ok_or_else(|| malformed("the body has no `type`"))?
@@ -147,7 +152,7 @@ fn parse_body(body: &Object<'_, '_>, line: &[u8]) -> Result<Body, Rejection> {
                 return Err(malformed("send needs a `msg`"));
             }
             // simd-json has validated the whole line as UTF-8, so the span is text.
-            let msg = json::raw_member(line, &["body", "msg"])
+            let msg = json::raw_member_indexed(line, structurals, &["body", "msg"])
                 .and_then(|span| CompactString::from_utf8(&line[span]).ok())
                 .ok_or_else(|| malformed("send's `msg` could not be read"))?;
             Ok(Body::Send {
@@ -269,7 +274,7 @@ impl Parser {
             &mut tape,
         ) {
             Err(e) => Err(LineError::InvalidJson(e.to_string())),
-            Ok(()) => parse(tape.as_value(), line)
+            Ok(()) => parse(tape.as_value(), line, self.buffers.structural_indexes())
                 .map_err(LineError::Unanswerable)
                 .and_then(|mut request| {
                     if !initialized && !matches!(request.body, Body::Init { .. }) {

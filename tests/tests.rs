@@ -6,6 +6,7 @@
 mod bad_input;
 mod concurrency;
 mod end_to_end;
+mod json_spans;
 mod loom_log;
 mod model;
 mod protocol;
