@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use maelstrom_kafka::protocol::Parser;
+use maelstrom_kafka::protocol::{Keys, Parser};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,8 +38,14 @@ fn parse(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("parse/{name}"));
         group.throughput(Throughput::Bytes(line.len() as u64));
         let mut parser = Parser::default();
+        let mut keys = Keys::new();
         group.bench_function("node_parser", |b| {
-            b.iter(|| parser.parse(black_box(line), true).expect("valid"));
+            b.iter(|| {
+                keys.clear();
+                parser
+                    .parse(black_box(line), true, &mut keys)
+                    .expect("valid")
+            });
         });
         group.bench_function("simd_json_fresh_buffers", |b| {
             b.iter_batched_ref(
@@ -77,10 +83,12 @@ fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse/maelstrom_mix");
     group.throughput(Throughput::Elements(lines.len() as u64));
     let mut parser = Parser::default();
+    let mut keys = Keys::new();
     group.bench_function("node_parser", |b| {
         b.iter(|| {
             for line in &lines {
-                black_box(parser.parse(line, true).expect("valid"));
+                keys.clear();
+                black_box(parser.parse(line, true, &mut keys).expect("valid"));
             }
         });
     });

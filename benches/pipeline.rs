@@ -42,10 +42,12 @@ fn pipeline(c: &mut Criterion) {
         // The floor: what one thread needs just to split and parse the lines and write a reply.
         group.bench_function("floor", |b| {
             let mut parser = maelstrom_kafka::protocol::Parser::default();
+            let mut keys = maelstrom_kafka::protocol::Keys::new();
             let mut out = io::sink();
             b.iter(|| {
                 for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    black_box(parser.parse(line, true).is_ok());
+                    keys.clear();
+                    black_box(parser.parse(line, true, &mut keys).is_ok());
                     out.write_all(REPLY).expect("sink");
                 }
             });

@@ -10,29 +10,40 @@ use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::json::{write_str, write_u64};
 use crate::node::Shared;
-use crate::protocol::{Body, Request};
+use crate::protocol::{Batch, Body, Keys, Request};
+
+/// The channels a worker works between.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    /// Batches of requests, from the reader.
+    pub(crate) work: Receiver<Batch>,
+    /// Emptied batches, back to the reader for reuse.
+    pub(crate) spent: Sender<Batch>,
+    /// Buffers of reply lines, to the writer.
+    pub(crate) replies: Sender<Vec<u8>>,
+    /// Written-out reply buffers, back from the writer for reuse.
+    pub(crate) blank: Receiver<Vec<u8>>,
+}
 
 /// Serves batches until the reader is done, or the writer is gone.
-pub(crate) fn run(
-    work: &Receiver<Vec<Request>>,
-    replies: &Sender<Vec<u8>>,
-    shared: &Shared,
-    config: &Config,
-) {
-    for batch in work {
-        let mut out = Vec::with_capacity(batch.len() * 96);
-        for request in batch {
-            handle(request, shared, config, &mut out);
+pub(crate) fn run(lanes: &Lanes, shared: &Shared, config: &Config) {
+    for mut batch in &lanes.work {
+        let mut out = lanes.blank.try_recv().unwrap_or_default();
+        for request in batch.requests.drain(..) {
+            handle(request, &batch.keys, shared, config, &mut out);
         }
-        if replies.send(out).is_err() {
+        batch.keys.clear();
+        // A full pool just means this batch is freed instead; nothing waits on it.
+        let _ = lanes.spent.try_send(batch);
+        if lanes.replies.send(out).is_err() {
             // stdout is closed: no reply can be delivered any more.
             return;
         }
     }
 }
 
-/// Runs one request and appends its reply line to `out`.
-pub fn handle(request: Request, shared: &Shared, config: &Config, out: &mut Vec<u8>) {
+/// Runs one request, whose key lists are in `keys`, and appends its reply line to `out`.
+pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, out: &mut Vec<u8>) {
     let store = &shared.store;
     let from: Option<&str> = match &request.body {
         Body::Reject {
@@ -66,7 +77,7 @@ pub fn handle(request: Request, shared: &Shared, config: &Config, out: &mut Vec<
             reply.kind("poll_ok");
             out.extend_from_slice(b",\"msgs\":{");
             let mut first_key = true;
-            for (key, from) in &offsets {
+            for (key, from) in &keys[offsets] {
                 let returned = store.poll(key, *from, config.poll_max, |offset, msg| {
                     // The key's entry opens with its first pair, so keys with none are left out.
                     if offset == *from {
@@ -91,16 +102,16 @@ pub fn handle(request: Request, shared: &Shared, config: &Config, out: &mut Vec<
             out.push(b'}');
         }
         Body::CommitOffsets { offsets } => {
-            for (key, offset) in &offsets {
+            for (key, offset) in &keys[offsets] {
                 store.commit(key, *offset);
             }
             reply.kind("commit_offsets_ok");
         }
-        Body::ListCommittedOffsets { keys } => {
+        Body::ListCommittedOffsets { keys: list } => {
             reply.kind("list_committed_offsets_ok");
             out.extend_from_slice(b",\"offsets\":{");
             let mut first = true;
-            for key in &keys {
+            for (key, _) in &keys[list] {
                 if let Some(offset) = store.committed(key) {
                     if !first {
                         out.push(b',');

@@ -50,25 +50,37 @@ where
     });
     let (work_tx, work_rx) = bounded(CHANNEL_BATCHES);
     let (reply_tx, reply_rx) = bounded(CHANNEL_BATCHES);
+    // Pools that carry spent batches back to the reader and written buffers back to the
+    // workers, so steady traffic reuses the same allocations instead of freeing each one on a
+    // thread other than the one that allocated it.
+    let (spent_tx, spent_rx) = bounded(CHANNEL_BATCHES);
+    let (blank_tx, blank_rx) = bounded(CHANNEL_BATCHES);
 
     let reader = {
         let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
         spawn("reader".into(), move || {
-            reader::run(input, &work_tx, &shared, &config)
+            reader::run(input, &work_tx, &spent_rx, &shared, &config)
         })?
     };
     let workers = (0..config.workers)
         .map(|i| {
-            let (work_rx, reply_tx) = (work_rx.clone(), reply_tx.clone());
+            let lanes = handler::Lanes {
+                work: work_rx.clone(),
+                spent: spent_tx.clone(),
+                replies: reply_tx.clone(),
+                blank: blank_rx.clone(),
+            };
             let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
             spawn(format!("worker-{i}"), move || {
-                handler::run(&work_rx, &reply_tx, &shared, &config);
+                handler::run(&lanes, &shared, &config)
             })
         })
         .collect::<io::Result<Vec<_>>>()?;
-    // The workers hold the only senders now, so the writer ends when the last worker does.
-    drop((work_rx, reply_tx));
-    let writer = spawn("writer".into(), move || writer::run(&reply_rx, output))?;
+    // The workers hold the only reply senders now, so the writer ends when the last worker does.
+    drop((work_rx, reply_tx, spent_tx, blank_rx));
+    let writer = spawn("writer".into(), move || {
+        writer::run(&reply_rx, &blank_tx, output)
+    })?;
 
     join(writer)?;
     for worker in workers {

@@ -24,6 +24,8 @@
 //! {"type":"error","in_reply_to":6,"code":12,"text":"…"}
 //! ```
 
+use std::ops::Range;
+
 use compact_str::CompactString;
 use simd_json::prelude::*;
 use simd_json::tape::{Object, Value};
@@ -31,6 +33,20 @@ use simd_json::tape::{Object, Value};
 use crate::error::ErrorCode;
 use crate::json;
 use crate::store::{MAX_OFFSET, Msg};
+
+/// The pairs of (key, offset) that requests point into; list requests use offset 0.
+pub type Keys = Vec<(CompactString, u64)>;
+
+/// Requests the reader hands to a worker in one go, and the key lists their bodies point into.
+///
+/// Keeping every poll's, commit's and list's keys in one shared vector, and recycling whole
+/// batches between reader and workers, means that in steady state the reader allocates
+/// nothing per request (keys and client ids are inline `CompactString`s).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub requests: Vec<Request>,
+    pub keys: Keys,
+}
 
 /// A request that deserves a reply: who asked, which message, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,14 +69,17 @@ pub enum Body {
         /// The raw JSON text of `msg`, exactly as it arrived.
         msg: Msg,
     },
+    /// `offsets` indexes the batch's [`Keys`]: (key, first offset wanted).
     Poll {
-        offsets: Vec<(CompactString, u64)>,
+        offsets: Range<usize>,
     },
+    /// `offsets` indexes the batch's [`Keys`]: (key, offset committed).
     CommitOffsets {
-        offsets: Vec<(CompactString, u64)>,
+        offsets: Range<usize>,
     },
+    /// `keys` indexes the batch's [`Keys`]; their offsets mean nothing.
     ListCommittedOffsets {
-        keys: Vec<CompactString>,
+        keys: Range<usize>,
     },
     /// A request the reader already rejected; the reply is this error.
     Reject {
@@ -75,7 +94,8 @@ pub enum Body {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unanswerable(pub String);
 
-/// Turns a line that simd-json parsed into `tape` into a request.
+/// Turns a line that simd-json parsed into `tape` into a request, appending the keys of a poll,
+/// commit or list to `keys` (and nothing, if the request is rejected).
 ///
 /// `line` is the line's original text, before simd-json unescaped strings in place; `send`
 /// takes `msg` from it verbatim, found with the help of `structurals`, simd-json's structural
@@ -86,6 +106,7 @@ pub fn parse(
     tape: Value<'_, '_>,
     line: &[u8],
     structurals: &[u32],
+    keys: &mut Keys,
 ) -> Result<Request, Unanswerable> {
     let Some(envelope) = tape.as_object() else {
         return Err(Unanswerable("the line is not a JSON object".into()));
@@ -103,10 +124,14 @@ pub fn parse(
             "the message from {src} has no non-negative integer `msg_id`"
         )));
     };
-    let body = parse_body(&body, line, structurals).unwrap_or_else(|(code, text)| Body::Reject {
-        code,
-        text,
-        from: None,
+    let mark = keys.len();
+    let body = parse_body(&body, line, structurals, keys).unwrap_or_else(|(code, text)| {
+        keys.truncate(mark);
+        Body::Reject {
+            code,
+            text,
+            from: None,
+        }
     });
     Ok(Request {
         src: src.into(),
@@ -126,7 +151,12 @@ fn malformed(text: impl Into<String>) -> Rejection {
     (ErrorCode::MalformedRequest, text.into())
 }
 
-fn parse_body(body: &Object<'_, '_>, line: &[u8], structurals: &[u32]) -> Result<Body, Rejection> {
+fn parse_body(
+    body: &Object<'_, '_>,
+    line: &[u8],
+    structurals: &[u32],
+    keys: &mut Keys,
+) -> Result<Body, Rejection> {
     let ty = body
         .get("type")
         .ok_or_else(|| malformed("the body has no `type`"))?
@@ -161,23 +191,27 @@ fn parse_body(body: &Object<'_, '_>, line: &[u8], structurals: &[u32]) -> Result
             })
         }
         "poll" => Ok(Body::Poll {
-            offsets: offsets(body, "poll")?,
+            offsets: offsets(body, "poll", keys)?,
         }),
         "commit_offsets" => Ok(Body::CommitOffsets {
-            offsets: offsets(body, "commit_offsets")?,
+            offsets: offsets(body, "commit_offsets", keys)?,
         }),
         "list_committed_offsets" => {
-            let keys = body
+            let list = body
                 .get("keys")
                 .ok_or_else(|| malformed("list_committed_offsets needs `keys`"))?
                 .as_array()
                 .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
-            let keys = keys
-                .iter()
-                .map(|k| k.into_string().map(CompactString::from))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
-            Ok(Body::ListCommittedOffsets { keys })
+            let start = keys.len();
+            for key in list.iter() {
+                let key = key
+                    .into_string()
+                    .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
+                keys.push((key.into(), 0));
+            }
+            Ok(Body::ListCommittedOffsets {
+                keys: start..keys.len(),
+            })
         }
         other => Err((
             ErrorCode::NotSupported,
@@ -186,22 +220,26 @@ fn parse_body(body: &Object<'_, '_>, line: &[u8], structurals: &[u32]) -> Result
     }
 }
 
-/// The `offsets` object of a poll or commit: key to a non-negative integer offset.
-fn offsets(body: &Object<'_, '_>, rpc: &str) -> Result<Vec<(CompactString, u64)>, Rejection> {
+/// The `offsets` object of a poll or commit, key to a non-negative integer offset, appended to
+/// `keys`.
+fn offsets(body: &Object<'_, '_>, rpc: &str, keys: &mut Keys) -> Result<Range<usize>, Rejection> {
     let offsets = body
         .get("offsets")
         .ok_or_else(|| malformed(format!("{rpc} needs `offsets`")))?
         .as_object()
         .ok_or_else(|| malformed("`offsets` must be an object of key to offset"))?;
-    offsets
-        .iter()
-        .map(|(key, offset)| match offset.as_u64() {
-            Some(o) if o <= MAX_OFFSET => Ok((CompactString::from(key), o)),
-            _ => Err(malformed(format!(
-                "offset for key {key:?} must be an integer from 0 to {MAX_OFFSET}"
-            ))),
-        })
-        .collect()
+    let start = keys.len();
+    for (key, offset) in offsets.iter() {
+        match offset.as_u64() {
+            Some(o) if o <= MAX_OFFSET => keys.push((key.into(), o)),
+            _ => {
+                return Err(malformed(format!(
+                    "offset for key {key:?} must be an integer from 0 to {MAX_OFFSET}"
+                )));
+            }
+        }
+    }
+    Ok(start..keys.len())
 }
 
 /// Why a line produced no request.
@@ -250,11 +288,16 @@ impl Default for Parser {
 }
 
 impl Parser {
-    /// Parses one line (without its newline) into a request.
+    /// Parses one line (without its newline) into a request whose key lists go into `keys`.
     ///
     /// Before `init` (`initialized == false`), every request but `init` is answered with code 11,
     /// signed with the envelope's `dest`, which is our own id.
-    pub fn parse(&mut self, line: &[u8], initialized: bool) -> Result<Request, LineError> {
+    pub fn parse(
+        &mut self,
+        line: &[u8],
+        initialized: bool,
+        keys: &mut Keys,
+    ) -> Result<Request, LineError> {
         let len = line.len();
         let padded = len + simd_json::INPUT_PADDING;
         if self.scratch.len() < padded {
@@ -274,24 +317,29 @@ impl Parser {
             &mut tape,
         ) {
             Err(e) => Err(LineError::InvalidJson(e.to_string())),
-            Ok(()) => parse(tape.as_value(), line, self.buffers.structural_indexes())
-                .map_err(LineError::Unanswerable)
-                .and_then(|mut request| {
-                    if !initialized && !matches!(request.body, Body::Init { .. }) {
-                        let Some(dest) = dest(tape.as_value()) else {
-                            return Err(LineError::Unanswerable(Unanswerable(
-                                "a request before init with no string `dest` to sign the error with"
-                                    .into(),
-                            )));
-                        };
-                        request.body = Body::Reject {
-                            code: ErrorCode::TemporarilyUnavailable,
-                            text: "not initialised yet: init must come first".into(),
-                            from: Some(dest.into()),
-                        };
-                    }
-                    Ok(request)
-                }),
+            Ok(()) => parse(
+                tape.as_value(),
+                line,
+                self.buffers.structural_indexes(),
+                keys,
+            )
+            .map_err(LineError::Unanswerable)
+            .and_then(|mut request| {
+                if !initialized && !matches!(request.body, Body::Init { .. }) {
+                    let Some(dest) = dest(tape.as_value()) else {
+                        return Err(LineError::Unanswerable(Unanswerable(
+                            "a request before init with no string `dest` to sign the error with"
+                                .into(),
+                        )));
+                    };
+                    request.body = Body::Reject {
+                        code: ErrorCode::TemporarilyUnavailable,
+                        text: "not initialised yet: init must come first".into(),
+                        from: Some(dest.into()),
+                    };
+                }
+                Ok(request)
+            }),
         };
         self.tape = Some(tape.reset());
         result

@@ -4,27 +4,31 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::mem;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
 use crate::node::Shared;
-use crate::protocol::{Body, Parser, Request};
+use crate::protocol::{Batch, Body, Keys, Parser, Request};
 
 /// Reads `input` to its end. Returns early, with `Ok`, if every worker is gone.
+///
+/// Batches go out on `work`; emptied ones come back on `spent` to be filled again.
 pub(crate) fn run(
     input: impl Read,
-    work: &Sender<Vec<Request>>,
+    work: &Sender<Batch>,
+    spent: &Receiver<Batch>,
     shared: &Shared,
     config: &Config,
 ) -> io::Result<()> {
+    let fresh = || spent.try_recv().unwrap_or_default();
     let mut lines = Lines::new(input, config.max_line);
     let mut parser = Parser::default();
-    let mut batch = Vec::with_capacity(config.batch);
+    let mut batch = fresh();
     while let Some(line) = lines.next()? {
         match line {
             Ok(line) => {
-                if let Some(request) = parse_line(&mut parser, line, shared) {
-                    batch.push(request);
+                if let Some(request) = parse_line(&mut parser, line, shared, &mut batch.keys) {
+                    batch.requests.push(request);
                 }
             }
             Err(len) => eprintln!(
@@ -35,27 +39,28 @@ pub(crate) fn run(
         }
         // Hand over a full batch, or whatever we have once no complete line is buffered: the
         // next read may block, and a request must not wait for company that may never come.
-        let ready =
-            batch.len() >= config.batch || (!batch.is_empty() && !lines.has_buffered_line());
-        if ready
-            && work
-                .send(mem::replace(&mut batch, Vec::with_capacity(config.batch)))
-                .is_err()
-        {
+        let queued = batch.requests.len();
+        let ready = queued >= config.batch || (queued > 0 && !lines.has_buffered_line());
+        if ready && work.send(mem::replace(&mut batch, fresh())).is_err() {
             return Ok(());
         }
     }
-    if !batch.is_empty() {
+    if !batch.requests.is_empty() {
         let _ = work.send(batch);
     }
     Ok(())
 }
 
-fn parse_line(parser: &mut Parser, line: &[u8], shared: &Shared) -> Option<Request> {
+fn parse_line(
+    parser: &mut Parser,
+    line: &[u8],
+    shared: &Shared,
+    keys: &mut Keys,
+) -> Option<Request> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    match parser.parse(line, shared.node_id.get().is_some()) {
+    match parser.parse(line, shared.node_id.get().is_some(), keys) {
         Ok(request) => {
             if let Body::Init { node_id } = &request.body {
                 // The reader is the only writer of the node id, and it sets it before it hands

@@ -2,17 +2,32 @@
 
 use std::io::{self, BufWriter, Write};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
+
+/// Largest reply buffer worth keeping for reuse.
+const RECYCLE_MAX: usize = 1 << 20;
 
 /// Writes every buffer of reply lines to `output` until the workers are done, then flushes.
 ///
 /// It flushes whenever no more replies are waiting: a reply must never sit in a buffer while the
 /// pipe is idle (Maelstrom's client gives up after 5 s, and `init_ok` has a 10 s deadline), and
 /// under load many replies share one `write` system call.
-pub(crate) fn run(replies: &Receiver<Vec<u8>>, output: impl Write) -> io::Result<()> {
+///
+/// Written buffers go back to the workers through `blank`, unless they grew past
+/// [`RECYCLE_MAX`] (after a huge reply), so memory use stays what steady traffic needs.
+pub(crate) fn run(
+    replies: &Receiver<Vec<u8>>,
+    blank: &Sender<Vec<u8>>,
+    output: impl Write,
+) -> io::Result<()> {
     let mut output = BufWriter::with_capacity(64 * 1024, output);
-    for lines in replies {
+    for mut lines in replies {
         output.write_all(&lines)?;
+        if lines.capacity() <= RECYCLE_MAX {
+            lines.clear();
+            // A full pool just means this buffer is freed instead.
+            let _ = blank.try_send(lines);
+        }
         if replies.is_empty() {
             output.flush()?;
         }

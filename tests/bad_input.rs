@@ -74,7 +74,7 @@ fn mistyped_and_missing_fields_get_malformed_request() {
         .enumerate()
         .map(|(i, c)| body(i as u64, c.clone()))
         .collect();
-    let replies = after_init(&lines, config(2));
+    let replies = after_init(&lines, config(1));
     assert_eq!(
         replies.len(),
         cases.len(),
@@ -133,7 +133,7 @@ fn lines_with_no_one_to_answer_are_logged_and_skipped() {
         )
         .into_bytes(),
     ];
-    let replies = after_init(&lines, config(2));
+    let replies = after_init(&lines, config(1));
     assert_eq!(
         replies,
         Vec::<Value>::new(),
@@ -149,7 +149,7 @@ fn a_two_megabyte_line_is_served_and_a_two_megabyte_garbage_line_is_skipped() {
         body(2, json!({"type": "poll", "offsets": {"big": 0}})),
         vec![b'{'; 2 << 20],
     ];
-    let replies = after_init(&lines, config(2));
+    let replies = after_init(&lines, config(1));
     assert_eq!(replies.len(), 2);
     assert_eq!(replies[0]["offset"], 0);
     assert_eq!(

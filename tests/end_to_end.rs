@@ -42,22 +42,29 @@ fn a_few_hundred_mixed_requests_then_eof_exits_cleanly() {
             ));
         }
     }
-    requests.push(msg("c9", json!({"type": "poll", "msg_id": 1, "offsets": (0..10).map(|k| (k.to_string(), json!(0))).collect::<serde_json::Map<_, _>>()})));
+    // Sent only once every other reply is in, as a Maelstrom client would: with several
+    // workers, a poll queued beside sends may run before them.
+    let final_poll = msg(
+        "c9",
+        json!({"type": "poll", "msg_id": 1, "offsets": (0..10).map(|k| (k.to_string(), json!(0))).collect::<serde_json::Map<_, _>>()}),
+    );
 
     let mut child = node().spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let input: String = requests.iter().map(|r| r.to_string() + "\n").collect();
-    let writer = thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let writer = thread::spawn(move || stdin.write_all(input.as_bytes()).map(|()| stdin));
     let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
-    writer.join().unwrap().unwrap();
+    for _ in 0..requests.len() {
+        stdout.read_line(&mut output).unwrap();
+    }
+    let mut stdin = writer.join().unwrap().unwrap();
+    writeln!(stdin, "{final_poll}").unwrap();
+    drop(stdin);
+    stdout.read_to_string(&mut output).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
+    requests.push(final_poll);
 
     let replies: Vec<_> = output
         .lines()

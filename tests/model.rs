@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use maelstrom_kafka::protocol::Parser;
+use maelstrom_kafka::protocol::{Keys, Parser};
 use maelstrom_kafka::{Config, Shared, handler};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -87,9 +87,10 @@ proptest! {
             let mut body = body;
             body["msg_id"] = json!(msg_id);
             let line = json!({"src": "c1", "dest": "n0", "body": body}).to_string();
-            let request = parser.parse(line.as_bytes(), true).expect("a well-formed request parses");
+            let mut keys = Keys::new();
+            let request = parser.parse(line.as_bytes(), true, &mut keys).expect("a well-formed request parses");
             let mut out = Vec::new();
-            handler::handle(request, &shared, &config, &mut out);
+            handler::handle(request, &keys, &shared, &config, &mut out);
             let reply_line = String::from_utf8(out).expect("replies are UTF-8");
             prop_assert!(reply_line.ends_with('\n') && reply_line.matches('\n').count() == 1);
             let reply = crate::util::check_reply(reply_line.trim_end());
