@@ -111,21 +111,33 @@ pub fn parse(
     let Some(envelope) = tape.as_object() else {
         return Err(Unanswerable("the line is not a JSON object".into()));
     };
-    let Some(src) = envelope.get("src").and_then(Value::into_string) else {
+    // One pass over the members, rather than a lookup per name; the first of a repeated name
+    // wins, as with simd-json's own lookups.
+    let (mut src, mut body) = (None, None);
+    for (name, value) in envelope.iter() {
+        let slot = match name {
+            "src" => &mut src,
+            "body" => &mut body,
+            _ => continue,
+        };
+        slot.get_or_insert(value);
+    }
+    let Some(src) = src.and_then(Value::into_string) else {
         return Err(Unanswerable("the envelope has no string `src`".into()));
     };
-    let Some(body) = envelope.get("body").and_then(|v| v.as_object()) else {
+    let Some(body) = body.and_then(|v| v.as_object()) else {
         return Err(Unanswerable(format!(
             "the message from {src} has no object `body`"
         )));
     };
-    let Some(msg_id) = body.get("msg_id").and_then(|v| v.as_u64()) else {
+    let fields = Fields::of(&body);
+    let Some(msg_id) = fields.msg_id.and_then(|v| v.as_u64()) else {
         return Err(Unanswerable(format!(
             "the message from {src} has no non-negative integer `msg_id`"
         )));
     };
     let mark = keys.len();
-    let body = parse_body(&body, line, structurals, keys).unwrap_or_else(|(code, text)| {
+    let body = parse_body(&fields, line, structurals, keys).unwrap_or_else(|(code, text)| {
         keys.truncate(mark);
         Body::Reject {
             code,
@@ -140,6 +152,38 @@ pub fn parse(
     })
 }
 
+/// The body members this node reads, gathered in one pass.
+#[derive(Default)]
+struct Fields<'t, 'i> {
+    ty: Option<Value<'t, 'i>>,
+    msg_id: Option<Value<'t, 'i>>,
+    node_id: Option<Value<'t, 'i>>,
+    key: Option<Value<'t, 'i>>,
+    msg: Option<Value<'t, 'i>>,
+    offsets: Option<Value<'t, 'i>>,
+    keys: Option<Value<'t, 'i>>,
+}
+
+impl<'t, 'i> Fields<'t, 'i> {
+    fn of(body: &Object<'t, 'i>) -> Self {
+        let mut fields = Self::default();
+        for (name, value) in body.iter() {
+            let slot = match name {
+                "type" => &mut fields.ty,
+                "msg_id" => &mut fields.msg_id,
+                "node_id" => &mut fields.node_id,
+                "key" => &mut fields.key,
+                "msg" => &mut fields.msg,
+                "offsets" => &mut fields.offsets,
+                "keys" => &mut fields.keys,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        fields
+    }
+}
+
 /// The `dest` of an envelope, which is our own id; used to sign replies sent before `init`.
 pub fn dest<'i>(tape: Value<'_, 'i>) -> Option<&'i str> {
     tape.as_object()?.get("dest")?.into_string()
@@ -152,20 +196,20 @@ fn malformed(text: impl Into<String>) -> Rejection {
 }
 
 fn parse_body(
-    body: &Object<'_, '_>,
+    body: &Fields<'_, '_>,
     line: &[u8],
     structurals: &[u32],
     keys: &mut Keys,
 ) -> Result<Body, Rejection> {
     let ty = body
-        .get("type")
+        .ty
         .ok_or_else(|| malformed("the body has no `type`"))?
         .into_string()
         .ok_or_else(|| malformed("`type` is not a string"))?;
     match ty {
         "init" => {
             let node_id = body
-                .get("node_id")
+                .node_id
                 .and_then(Value::into_string)
                 .ok_or_else(|| malformed("init needs a string `node_id`"))?;
             Ok(Body::Init {
@@ -174,11 +218,11 @@ fn parse_body(
         }
         "send" => {
             let key = body
-                .get("key")
+                .key
                 .ok_or_else(|| malformed("send needs a `key`"))?
                 .into_string()
                 .ok_or_else(|| malformed("send's `key` must be a string"))?;
-            if body.get("msg").is_none() {
+            if body.msg.is_none() {
                 return Err(malformed("send needs a `msg`"));
             }
             // simd-json has validated the whole line as UTF-8, so the span is text.
@@ -191,14 +235,14 @@ fn parse_body(
             })
         }
         "poll" => Ok(Body::Poll {
-            offsets: offsets(body, "poll", keys)?,
+            offsets: offsets(body.offsets, "poll", keys)?,
         }),
         "commit_offsets" => Ok(Body::CommitOffsets {
-            offsets: offsets(body, "commit_offsets", keys)?,
+            offsets: offsets(body.offsets, "commit_offsets", keys)?,
         }),
         "list_committed_offsets" => {
             let list = body
-                .get("keys")
+                .keys
                 .ok_or_else(|| malformed("list_committed_offsets needs `keys`"))?
                 .as_array()
                 .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
@@ -222,9 +266,12 @@ fn parse_body(
 
 /// The `offsets` object of a poll or commit, key to a non-negative integer offset, appended to
 /// `keys`.
-fn offsets(body: &Object<'_, '_>, rpc: &str, keys: &mut Keys) -> Result<Range<usize>, Rejection> {
-    let offsets = body
-        .get("offsets")
+fn offsets(
+    offsets: Option<Value<'_, '_>>,
+    rpc: &str,
+    keys: &mut Keys,
+) -> Result<Range<usize>, Rejection> {
+    let offsets = offsets
         .ok_or_else(|| malformed(format!("{rpc} needs `offsets`")))?
         .as_object()
         .ok_or_else(|| malformed("`offsets` must be an object of key to offset"))?;
