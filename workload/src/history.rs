@@ -5,6 +5,7 @@
 //! pairs; 16 bytes a pair keeps that in memory comfortably.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 
 use crate::protocol::RawMsg;
@@ -24,9 +25,43 @@ const OTHER_BIT: u32 = 1 << 31;
 #[derive(Debug, Default)]
 pub struct Tables {
     keys: Vec<Box<str>>,
-    key_ids: HashMap<Box<str>, KeyId>,
+    key_ids: HashMap<Box<str>, KeyId, FxBuild>,
     others: Vec<RawMsg>,
-    other_ids: HashMap<RawMsg, MsgId>,
+    other_ids: HashMap<RawMsg, MsgId, FxBuild>,
+}
+
+/// The Fx hash (rustc's): interning hashes every key of every poll reply, and SipHash's
+/// DoS resistance buys nothing against strings from the node under test.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxBuild;
+
+impl BuildHasher for FxBuild {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+#[derive(Debug)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Tables {

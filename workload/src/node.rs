@@ -26,6 +26,13 @@ use crate::protocol::{self, Inbound, Names};
 /// How many trailing lines of stdout and stderr a crash report shows (Maelstrom: 32).
 const TAIL: usize = 32;
 
+/// Longest stdout line kept whole in the crash-report tail.
+const TAIL_LINE: usize = 4096;
+
+/// A reader hands its batch over at this many lines or bytes even if more is buffered.
+const BATCH_LINES: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
+
 /// What a node's reader tells the scheduler.
 #[derive(Debug)]
 pub enum Event {
@@ -186,6 +193,7 @@ fn read_loop(
     let mut r = BufReader::with_capacity(1 << 16, stdout);
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL + 1);
     let mut batch = Vec::new();
+    let mut batch_bytes = 0;
     let mut dead = false;
     loop {
         // Reuse the oldest tail line's allocation as the next read buffer.
@@ -220,13 +228,25 @@ fn read_loop(
                 }
             }
         }
+        batch_bytes += line.len();
+        if line.len() > TAIL_LINE {
+            // Final-phase poll replies run to megabytes; the crash report needs a glimpse.
+            let mut end = TAIL_LINE;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.shrink_to_fit();
+        }
         tail.push_back(line);
-        // Hand the batch over once nothing more is buffered: one wake-up per burst.
-        if !batch.is_empty()
-            && r.buffer().is_empty()
-            && events.send(std::mem::take(&mut batch)).is_err()
-        {
-            return tail;
+        // Hand the batch over once nothing more is buffered: one wake-up per burst. Under a
+        // steady stream the buffer is never empty, so large batches go out anyway.
+        let full = batch.len() >= BATCH_LINES || batch_bytes >= BATCH_BYTES;
+        if !batch.is_empty() && (full || r.buffer().is_empty()) {
+            batch_bytes = 0;
+            if events.send(std::mem::take(&mut batch)).is_err() {
+                return tail;
+            }
         }
     }
     batch.push(Event::Eof { node });

@@ -7,9 +7,15 @@
 //! Error bodies are not schema-checked, exactly as Maelstrom's client throws on
 //! `"type": "error"` before it validates anything.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
 use std::io::Write as _;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Where a node's message is going.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,174 +123,291 @@ impl Names {
     }
 }
 
-/// Parses and validates one stdout line of node `me`.
+/// Parses and validates one stdout line of a node.
 ///
 /// Any `Err` is fatal for that node's stdout, as in Maelstrom. `src` must be a node on the
 /// network; `dest` is returned as-is and the caller decides whether it is registered
 /// (clients come and go, which this function cannot know).
+///
+/// Parsing is typed and borrowing (no `Value` tree): final-phase poll replies run to
+/// megabytes, and this is the runner's hottest code.
 pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
-    let value: Value = serde_json::from_str(line)
-        .map_err(|e| InvalidLine(format!("stdout line is not JSON ({e})")))?;
-    let Value::Object(mut env) = value else {
-        return Err(InvalidLine("stdout line is not a JSON object".into()));
-    };
-    for k in env.keys() {
-        if !matches!(k.as_str(), "src" | "dest" | "body" | "id") {
-            return Err(InvalidLine(format!(
-                "envelope has disallowed key {k:?} (allowed: src, dest, body, id)"
-            )));
-        }
-    }
-    if let Some(id) = env.get("id")
-        && !is_int(id)
-    {
-        return Err(InvalidLine(format!("envelope id {id} is not an integer")));
-    }
-    let src = match env.get("src") {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => return Err(InvalidLine(format!("envelope src {v} is not a string"))),
-        None => return Err(InvalidLine("envelope is missing src".into())),
-    };
-    let dest = match env.get("dest") {
-        Some(Value::String(s)) => names.dest(s),
-        Some(v) => return Err(InvalidLine(format!("envelope dest {v} is not a string"))),
-        None => return Err(InvalidLine("envelope is missing dest".into())),
-    };
-    let Some(body) = env.remove("body") else {
-        return Err(InvalidLine("envelope is missing body".into()));
-    };
-    if !matches!(names.dest(&src), Dest::Node(_)) {
+    let env: Envelope<'_> = serde_json::from_str(line).map_err(|e| {
+        InvalidLine(if e.is_syntax() || e.is_eof() {
+            format!("stdout line is not JSON ({e})")
+        } else {
+            format!("envelope does not match {{src, dest, body, id?}} ({e})")
+        })
+    })?;
+    if !matches!(names.dest(&env.src), Dest::Node(_)) {
         return Err(InvalidLine(format!(
-            "Invalid src for message: {src:?} is not a node"
+            "Invalid src for message: {:?} is not a node",
+            env.src
         )));
     }
-    let Value::Object(body) = body else {
+    let dest = names.dest(&env.dest);
+    if let Some((in_reply_to, reply)) = fast_reply(env.body.get()) {
+        return Ok(Inbound::Reply {
+            dest,
+            in_reply_to,
+            reply,
+        });
+    }
+    // A body that is not a map, or has no integer in_reply_to, can never match a request:
+    // Maelstrom's client compares in_reply_to with Clojure `=`, so 3.0 or "3" never match.
+    let Ok(head) = serde_json::from_str::<Head<'_>>(env.body.get()) else {
         return Ok(Inbound::Other { dest });
     };
-    let Some(in_reply_to) = body.get("in_reply_to").and_then(Value::as_u64) else {
-        // Maelstrom's client compares in_reply_to with Clojure `=`: 3.0 or "3" never match.
+    let Some(in_reply_to) = head.in_reply_to.as_ref().and_then(Value::as_u64) else {
         return Ok(Inbound::Other { dest });
     };
     Ok(Inbound::Reply {
         dest,
         in_reply_to,
-        reply: classify(body),
+        reply: classify(&head, env.body.get()),
     })
 }
 
-fn is_int(v: &Value) -> bool {
-    v.is_i64() || v.is_u64()
+/// One pass over a well-formed kafka reply: every field any `*_ok` type may have, all
+/// strictly typed, nothing else. Errors, malformed bodies and node-to-node messages fail
+/// this parse and take the slower, explaining path ([`Head`], then [`classify`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fast<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Cow<'a, str>,
+    #[serde(deserialize_with = "strict_int")]
+    in_reply_to: i64,
+    #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
+    _msg_id: Option<i64>,
+    #[serde(default, deserialize_with = "present_int")]
+    offset: Option<i64>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    msgs: Option<HashMap<Cow<'a, str>, Vec<Pair<'a>>>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    offsets: Option<HashMap<Cow<'a, str>, StrictInt>>,
 }
 
-fn compact(body: &Map<String, Value>) -> Box<str> {
-    serde_json::to_string(body)
-        .unwrap_or_default()
+fn fast_reply(body: &str) -> Option<(u64, Reply)> {
+    let f: Fast<'_> = serde_json::from_str(body).ok()?;
+    let irt = u64::try_from(f.in_reply_to).ok()?;
+    let reply = match (&*f.ty, f.offset, f.msgs, f.offsets) {
+        ("send_ok", Some(offset), None, None) => Reply::SendOk { offset },
+        ("poll_ok", None, Some(msgs), None) => Reply::PollOk { msgs: polled(msgs) },
+        ("commit_offsets_ok", None, None, None) => Reply::CommitOffsetsOk,
+        ("list_committed_offsets_ok", None, None, Some(offsets)) => Reply::ListCommittedOffsetsOk {
+            offsets: offsets
+                .into_iter()
+                .map(|(k, o)| (k.into_owned(), o.0))
+                .collect(),
+        },
+        _ => return None,
+    };
+    Some((irt, reply))
+}
+
+fn polled(msgs: HashMap<Cow<'_, str>, Vec<Pair<'_>>>) -> RawPolled {
+    msgs.into_iter()
+        .map(|(k, pairs)| {
+            let pairs = pairs
+                .into_iter()
+                .map(|Pair(o, m)| (o, raw_msg(m)))
+                .collect();
+            (k.into_owned(), pairs)
+        })
+        .collect()
+}
+
+/// For optional keys whose value, when present, must not be `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// The envelope's closed schema.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    src: Cow<'a, str>,
+    #[serde(borrow)]
+    dest: Cow<'a, str>,
+    #[serde(borrow)]
+    body: &'a RawValue,
+    #[serde(default, rename = "id", deserialize_with = "present_int")]
+    _id: Option<i64>,
+}
+
+/// The few body fields needed to route and classify a reply; the rest is skipped.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default, rename = "type", borrow)]
+    ty: Option<&'a RawValue>,
+    #[serde(default)]
+    in_reply_to: Option<Value>,
+    #[serde(default)]
+    code: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendOk {
+    #[serde(rename = "type")]
+    _ty: IgnoredAny,
+    #[serde(rename = "in_reply_to")]
+    _irt: IgnoredAny,
+    #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
+    _msg_id: Option<i64>,
+    #[serde(deserialize_with = "strict_int")]
+    offset: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollOk<'a> {
+    #[serde(rename = "type")]
+    _ty: IgnoredAny,
+    #[serde(rename = "in_reply_to")]
+    _irt: IgnoredAny,
+    #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
+    _msg_id: Option<i64>,
+    #[serde(borrow)]
+    msgs: HashMap<Cow<'a, str>, Vec<Pair<'a>>>,
+}
+
+/// An `[offset, msg]` pair: exactly two elements, the first an integer.
+#[derive(Deserialize)]
+struct Pair<'a>(
+    #[serde(deserialize_with = "strict_int")] i64,
+    #[serde(borrow)] &'a RawValue,
+);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitOffsetsOk {
+    #[serde(rename = "type")]
+    _ty: IgnoredAny,
+    #[serde(rename = "in_reply_to")]
+    _irt: IgnoredAny,
+    #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
+    _msg_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListCommittedOffsetsOk<'a> {
+    #[serde(rename = "type")]
+    _ty: IgnoredAny,
+    #[serde(rename = "in_reply_to")]
+    _irt: IgnoredAny,
+    #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
+    _msg_id: Option<i64>,
+    #[serde(borrow)]
+    offsets: HashMap<Cow<'a, str>, StrictInt>,
+}
+
+/// An integer that fits i64; not a float, not null, not a string.
+struct StrictInt(i64);
+
+impl<'de> Deserialize<'de> for StrictInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = i64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+                i64::try_from(v).map_err(|_| E::custom(format!("integer {v} is out of range")))
+            }
+        }
+        d.deserialize_any(V).map(StrictInt)
+    }
+}
+
+fn strict_int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    StrictInt::deserialize(d).map(|i| i.0)
+}
+
+/// For optional integer keys: absent is fine (`#[serde(default)]`), present must be an
+/// integer; `null` is rejected, as Prismatic's `(optional-key k) s/Int` does.
+fn present_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    strict_int(d).map(Some)
+}
+
+fn compact(raw: &str) -> Box<str> {
+    serde_json::from_str::<Value>(raw)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| raw.to_owned())
         .into_boxed_str()
 }
 
 /// Checks a reply body against the closed schema its `type` names.
-fn classify(body: Map<String, Value>) -> Reply {
-    let malformed = |reason: String, body: &Map<String, Value>| Reply::Malformed {
+fn classify(head: &Head<'_>, body: &str) -> Reply {
+    let malformed = |reason: String| Reply::Malformed {
         reason,
         body: compact(body),
     };
-    let ty = match body.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(v) => return malformed(format!("type {v} is not a string"), &body),
-        None => return malformed("missing type".into(), &body),
+    let ty = match head
+        .ty
+        .map(|t| serde_json::from_str::<Cow<'_, str>>(t.get()))
+    {
+        Some(Ok(t)) => t,
+        Some(Err(_)) => return malformed("type is not a string".into()),
+        None => return malformed("missing type".into()),
     };
-    if ty == "error" {
-        let code = body.get("code").and_then(Value::as_i64);
-        return Reply::Error {
-            code,
-            body: compact(&body),
-        };
-    }
-    let fields: &[&str] = match ty {
-        "init_ok" => return Reply::InitOk,
-        "send_ok" => &["offset"],
-        "poll_ok" => &["msgs"],
-        "commit_offsets_ok" => &[],
-        "list_committed_offsets_ok" => &["offsets"],
-        other => return malformed(format!("unexpected reply type {other:?}"), &body),
-    };
-    for (k, v) in &body {
-        let known =
-            matches!(k.as_str(), "type" | "in_reply_to" | "msg_id") || fields.contains(&k.as_str());
-        if !known {
-            return malformed(format!("disallowed key {k:?} in {ty}"), &body);
-        }
-        if k == "msg_id" && !is_int(v) {
-            return malformed(format!("msg_id {v} is not an integer"), &body);
-        }
-    }
-    for f in fields {
-        if !body.contains_key(*f) {
-            return malformed(format!("{ty} is missing required key {f:?}"), &body);
-        }
-    }
-    let res = match ty {
-        "send_ok" => int_field(&body["offset"], "offset").map(|offset| Reply::SendOk { offset }),
-        "poll_ok" => parse_msgs(&body["msgs"]).map(|msgs| Reply::PollOk { msgs }),
-        "commit_offsets_ok" => Ok(Reply::CommitOffsetsOk),
-        _ => {
-            parse_offsets(&body["offsets"]).map(|offsets| Reply::ListCommittedOffsetsOk { offsets })
-        }
-    };
-    res.unwrap_or_else(|reason| malformed(reason, &body))
-}
-
-fn int_field(v: &Value, what: &str) -> Result<i64, String> {
-    match v {
-        Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
-        Value::Number(n) if n.is_u64() => Err(format!("{what} {n} is out of range")),
-        v => Err(format!("{what} {v} is not an integer")),
-    }
-}
-
-fn parse_msgs(v: &Value) -> Result<RawPolled, String> {
-    let Value::Object(map) = v else {
-        return Err(format!("msgs {v} is not a map"));
-    };
-    let mut out = Vec::with_capacity(map.len());
-    for (k, pairs) in map {
-        let Value::Array(pairs) = pairs else {
-            return Err(format!("msgs[{k:?}] = {pairs} is not an array"));
-        };
-        let mut parsed = Vec::with_capacity(pairs.len());
-        for p in pairs {
-            match p.as_array().map(Vec::as_slice) {
-                Some([o, m]) => parsed.push((int_field(o, "offset")?, raw_msg(m))),
-                _ => {
-                    return Err(format!(
-                        "msgs[{k:?}] element {p} is not an [offset, msg] pair"
-                    ));
-                }
+    let schema = |e: serde_json::Error| format!("{ty} does not match its schema: {e}");
+    match &*ty {
+        "error" => Reply::Error {
+            code: head.code.as_ref().and_then(Value::as_i64),
+            body: compact(body),
+        },
+        "init_ok" => Reply::InitOk,
+        "send_ok" => match serde_json::from_str::<SendOk>(body) {
+            Ok(r) => Reply::SendOk { offset: r.offset },
+            Err(e) => malformed(schema(e)),
+        },
+        "poll_ok" => match serde_json::from_str::<PollOk<'_>>(body) {
+            Ok(r) => Reply::PollOk {
+                msgs: polled(r.msgs),
+            },
+            Err(e) => malformed(schema(e)),
+        },
+        "commit_offsets_ok" => match serde_json::from_str::<CommitOffsetsOk>(body) {
+            Ok(_) => Reply::CommitOffsetsOk,
+            Err(e) => malformed(schema(e)),
+        },
+        "list_committed_offsets_ok" => {
+            match serde_json::from_str::<ListCommittedOffsetsOk<'_>>(body) {
+                Ok(r) => Reply::ListCommittedOffsetsOk {
+                    offsets: r
+                        .offsets
+                        .into_iter()
+                        .map(|(k, o)| (k.into_owned(), o.0))
+                        .collect(),
+                },
+                Err(e) => malformed(schema(e)),
             }
         }
-        out.push((k.clone(), parsed));
+        other => malformed(format!("unexpected reply type {other:?}")),
     }
-    Ok(out)
 }
 
-fn parse_offsets(v: &Value) -> Result<Vec<(String, i64)>, String> {
-    let Value::Object(map) = v else {
-        return Err(format!("offsets {v} is not a map"));
-    };
-    map.iter()
-        .map(|(k, o)| Ok((k.clone(), int_field(o, "offset")?)))
-        .collect()
-}
-
-fn raw_msg(v: &Value) -> RawMsg {
-    match v.as_i64() {
-        Some(i) if !v.is_f64() => RawMsg::Int(i),
-        _ => RawMsg::Other(
-            serde_json::to_string(v)
-                .unwrap_or_default()
-                .into_boxed_str(),
-        ),
+/// A message value: integers as such (the common case, no allocation), anything else as
+/// its compact JSON text.
+fn raw_msg(raw: &RawValue) -> RawMsg {
+    let text = raw.get();
+    let b = text.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && let Ok(i) = text.parse::<i64>()
+    {
+        return RawMsg::Int(i);
     }
+    RawMsg::Other(compact(text))
 }
 
 /// Whether Maelstrom's error registry calls `code` definite: the operation certainly did
@@ -312,13 +435,16 @@ impl<'a> Encoder<'a> {
         ty: &str,
         msg_id: u64,
     ) -> Self {
-        let _ = write!(out, "{{\"id\":{id},\"src\":");
+        out.extend_from_slice(b"{\"id\":");
+        write_int(out, id);
+        out.extend_from_slice(b",\"src\":");
         write_str(out, src);
         out.extend_from_slice(b",\"dest\":");
         write_str(out, dest);
         out.extend_from_slice(b",\"body\":{\"type\":");
         write_str(out, ty);
-        let _ = write!(out, ",\"msg_id\":{msg_id}");
+        out.extend_from_slice(b",\"msg_id\":");
+        write_int(out, msg_id);
         Encoder { out }
     }
 
@@ -341,7 +467,8 @@ impl<'a> Encoder<'a> {
                 self.out.push(b',');
             }
             write_str(self.out, k);
-            let _ = write!(self.out, ":{o}");
+            self.out.push(b':');
+            write_int(self.out, o);
         }
         self.out.push(b'}');
         self
@@ -363,6 +490,11 @@ impl<'a> Encoder<'a> {
     pub fn finish(self) {
         self.out.extend_from_slice(b"}}\n");
     }
+}
+
+/// Writes an integer without going through `fmt` (this runs once per key per request).
+fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Writes `s` as a JSON string. Keys we generate are digits, so the fast path is a copy.
