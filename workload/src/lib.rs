@@ -55,20 +55,37 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> anyhow_lite::Result<
         )
     })?;
     let outcome = runner::run(cfg, &dir);
-    let workload = outcome
-        .setup_error
-        .is_none()
-        .then(|| checker::check(&outcome.history));
-    let samples = report::samples(&outcome.history);
-    let mut rep = report::build(cfg, &outcome, workload.as_ref(), &samples);
+    // The history file and the analysis both only read the history: on two cores,
+    // writing hundreds of megabytes of JSON alongside the checker halves the wait.
+    let (rep, samples, written) = std::thread::scope(|s| {
+        let writer = s.spawn(|| write_history(&dir, &outcome.history));
+        let workload = outcome
+            .setup_error
+            .is_none()
+            .then(|| checker::check(&outcome.history));
+        let samples = report::samples(&outcome.history);
+        let rep = report::build(cfg, &outcome, workload.as_ref(), &samples);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("history writer panicked")));
+        (rep, samples, written)
+    });
+    let mut rep = rep;
     rep.summary
         .push_str(&format!("\nResults in {}\n", dir.display()));
-    write_files(&dir, cfg, &outcome, &rep, &samples)
+    written
+        .and_then(|()| write_files(&dir, cfg, &outcome, &rep, &samples))
         .map_err(|e| format!("writing results to {}: {e}", dir.display()))?;
     out.write_all(rep.summary.as_bytes())
         .map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
     Ok(rep.valid)
+}
+
+fn write_history(dir: &Path, history: &history::History) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(dir.join("history.jsonl"))?);
+    history.write_jsonl(&mut w)?;
+    w.flush()
 }
 
 fn write_files(
@@ -78,9 +95,6 @@ fn write_files(
     rep: &report::Report,
     samples: &[report::Sample],
 ) -> std::io::Result<()> {
-    let mut w = BufWriter::new(File::create(dir.join("history.jsonl"))?);
-    outcome.history.write_jsonl(&mut w)?;
-    w.flush()?;
     let results = serde_json::to_string_pretty(&rep.json).unwrap_or_default();
     std::fs::write(dir.join("results.json"), results + "\n")?;
     std::fs::write(
