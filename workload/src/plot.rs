@@ -120,17 +120,23 @@ impl Chart {
 
     /// Dashed vertical lines where phases change.
     fn phases(&mut self, marks: &[(f64, &str)]) {
-        for (t, label) in marks {
+        for (i, (t, label)) in marks.iter().enumerate() {
             if *t <= 0.0 || *t > self.x_max {
                 continue;
             }
             let x = self.x(*t);
+            // Labels near the right edge go left of their line, clear of the legend;
+            // successive labels step down so close phases do not overprint.
+            let (lx, anchor) = if x > W - RIGHT - 90.0 {
+                (x - 3.0, "end")
+            } else {
+                (x + 3.0, "start")
+            };
             let _ = writeln!(
                 self.svg,
-                r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{}" stroke="#F3974A" stroke-dasharray="4 3"/><text x="{:.1}" y="{}" fill="#c76a1a" font-size="10">{}</text>"##,
+                r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{}" stroke="#F3974A" stroke-dasharray="4 3"/><text x="{lx:.1}" y="{}" text-anchor="{anchor}" fill="#c76a1a" font-size="10">{}</text>"##,
                 H - BOTTOM,
-                x + 3.0,
-                TOP + 12.0,
+                TOP + 12.0 + 12.0 * i as f64,
                 esc(label)
             );
         }
@@ -338,19 +344,24 @@ pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
         (0.99, "p99", "#8c564b"),
         (1.0, "max", "#e377c2"),
     ] {
-        let pts: Vec<(f64, f64)> = bins
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(i, b)| {
-                (
-                    (i as f64 + 0.5) * bin,
-                    (quantile(b, q) as f64 / 1e6).max(0.001),
-                )
-            })
-            .collect();
-        if !pts.is_empty() {
-            c.line(&pts, col, q == 1.0);
+        // One polyline per run of non-empty bins: no line across the recovery sleep.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (i, b) in bins.iter().enumerate() {
+            if b.is_empty() {
+                runs.push(Vec::new());
+                continue;
+            }
+            let t = (i as f64 + 0.5) * bin;
+            if let Some(r) = runs.last_mut() {
+                r.push((t, (quantile(b, q) as f64 / 1e6).max(0.001)));
+            }
+        }
+        let mut drawn = false;
+        for pts in runs.iter().filter(|r| r.len() > 1) {
+            c.line(pts, col, q == 1.0);
+            drawn = true;
+        }
+        if drawn {
             c.legend(&format!("{label} (ok)"), col, true);
         }
     }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::checker::{self, Validity, WorkloadResult};
 use crate::cli::Config;
-use crate::history::{F, History, OpType};
+use crate::history::{F, History, OpType, OpValue};
 use crate::runner::Outcome;
 
 pub const VALID_LINE: &str = "Everything looks good! ヽ('ー`)ノ";
@@ -32,7 +32,16 @@ pub fn samples(h: &History) -> Vec<Sample> {
     for op in &h.ops {
         if op.kind == OpType::Invoke {
             open.insert(op.process, op.time);
-        } else if let Some(start) = open.remove(&op.process) {
+        } else if let Some(start) = open.remove(&op.process)
+            && !matches!(
+                op.value,
+                OpValue::Assign {
+                    seek_to_beginning: true,
+                    ..
+                }
+            )
+        {
+            // (Final-phase assigns make no RPC: their zero latency would only mislead.)
             out.push(Sample {
                 f: op.f(),
                 kind: op.kind,
