@@ -70,7 +70,7 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
-            "\r\x1b[2K{:<8} {bar} {:>6.1}/{:.0} s  {:>9} ops  {:>8.0} ops/s  {:>4} in flight",
+            "\r\x1b[2K{:<8} {bar} {:>6.1}/{:.1} s  {:>9} ops  {:>8.0} ops/s  {:>4} in flight",
             self.phase,
             now.saturating_sub(self.start) as f64 / SEC,
             span as f64 / SEC,
