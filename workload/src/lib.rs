@@ -47,7 +47,7 @@ pub fn exit_code(v: Validity) -> i32 {
 
 /// Runs one test end to end and returns the verdict. Console output (the summary and the
 /// verdict line) goes to `out`; everything else to the run directory.
-pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> anyhow_lite::Result<Validity> {
+pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, String> {
     let dir = store::new_run_dir(&cfg.opts.store).map_err(|e| {
         format!(
             "creating a run directory under {}: {e}",
@@ -110,9 +110,4 @@ fn write_files(
         plot::index_html(&rep.json, &rep.summary, &cfg.node_ids),
     )?;
     Ok(())
-}
-
-/// A string error is all the edge needs; no error crate for one `?` chain.
-pub mod anyhow_lite {
-    pub type Result<T> = std::result::Result<T, String>;
 }

@@ -212,7 +212,8 @@ pub fn build(
 
     let workload_valid = workload.map_or(Validity::Unknown, |w| w.valid);
     let valid = if out.setup_error.is_some() {
-        Validity::Unknown.merge(node_valid.min(Validity::Unknown))
+        // Without a working setup there is no history to judge, whatever else happened.
+        Validity::Unknown
     } else {
         workload_valid.merge(stats_valid).merge(node_valid)
     };
