@@ -278,11 +278,13 @@ fn summarize(
     if let Some(e) = &out.setup_error {
         let _ = writeln!(s, "\nSetup failed: {e}");
     }
-    let _ = writeln!(
-        s,
-        "\n{:<8} {:>9} {:>9} {:>7} {:>7}",
-        "op", "count", "ok", "fail", "info"
-    );
+    if !by_f.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:>9} {:>9} {:>7} {:>7}",
+            "op", "count", "ok", "fail", "info"
+        );
+    }
     for (f, c) in by_f {
         let _ = writeln!(
             s,

@@ -350,6 +350,10 @@ impl Runner<'_> {
             match done {
                 Some(Ok(())) => {}
                 Some(Err(e)) => errors.push(format!("{}: {e}", node_ids[i])),
+                None if self.nodes[i].eof => errors.push(format!(
+                    "{}: exited (or closed stdout) before answering init",
+                    node_ids[i]
+                )),
                 None => errors.push(format!("{}: no init_ok within 10 s", node_ids[i])),
             }
         }

@@ -31,3 +31,20 @@ fn unsupported_workload_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only kafka"));
 }
+
+#[test]
+fn node_exiting_at_start_is_unknown_and_reported() {
+    let run = run(Path::new("/bin/false"), &[], &[]);
+    assert_eq!(run.code, Some(2), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("exited (or closed stdout) before answering init"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("Node n0 crashed with exit status: 1"),
+        "{}",
+        run.explain()
+    );
+}
