@@ -85,7 +85,11 @@ impl Node {
         events: Sender<Vec<Event>>,
     ) -> io::Result<Node> {
         let name = names.node_ids()[index].clone();
-        let mut child = Command::new(bin)
+        // The node runs in the temp directory, as under Maelstrom, which makes `--bin` canonical
+        // first; a relative path would otherwise be looked up from there. A bare name that is
+        // not a file here is left for the PATH lookup.
+        let bin = std::fs::canonicalize(bin).unwrap_or_else(|_| bin.to_path_buf());
+        let mut child = Command::new(&bin)
             .args(args)
             .current_dir(std::env::temp_dir())
             .stdin(Stdio::piped())

@@ -48,3 +48,30 @@ fn node_exiting_at_start_is_unknown_and_reported() {
         run.explain()
     );
 }
+
+#[test]
+fn a_relative_bin_is_found_from_the_working_directory() {
+    // The node runs in the temp directory, as under Maelstrom, so `--bin` must be resolved
+    // before it starts: README's command passes `target/release/maelstrom-kafka`.
+    let fixture = Path::new(fixture_bin());
+    let store = TempDir::new("cli");
+    let out = std::process::Command::new(workload_bin())
+        .current_dir(fixture.parent().unwrap())
+        .args(["test", "-w", "kafka", "--bin"])
+        .arg(Path::new(".").join(fixture.file_name().unwrap()))
+        .args(["--node-count", "1", "--time-limit", "1", "--rate", "100"])
+        .args([
+            "--recovery-sleep",
+            "0.1",
+            "--final-time-limit",
+            "1",
+            "--no-progress",
+            "--store",
+        ])
+        .arg(&store.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("Everything looks good!"), "{stdout}");
+}
