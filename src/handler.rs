@@ -4,6 +4,8 @@
 //! Replies are built straight into a byte buffer, one per batch, so the writer only copies bytes
 //! and a worker allocates once per batch rather than once per reply.
 
+use std::mem;
+
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
@@ -25,12 +27,23 @@ pub(crate) struct Lanes {
     pub(crate) blank: Receiver<Vec<u8>>,
 }
 
+/// Reply bytes after which a worker hands its buffer to the writer without finishing the batch.
+const HANDOFF_BYTES: usize = 64 * 1024;
+
 /// Serves batches until the reader is done, or the writer is gone.
 pub(crate) fn run(lanes: &Lanes, shared: &Shared, config: &Config) {
     for mut batch in &lanes.work {
         let mut out = lanes.blank.try_recv().unwrap_or_default();
         for request in batch.requests.drain(..) {
             handle(request, &batch.keys, shared, config, &mut out);
+            // Large replies (a final-phase poll of every key from 0) go to the writer at once
+            // instead of waiting for the rest of the batch.
+            if out.len() >= HANDOFF_BYTES {
+                let full = mem::replace(&mut out, lanes.blank.try_recv().unwrap_or_default());
+                if lanes.replies.send(full).is_err() {
+                    return;
+                }
+            }
         }
         batch.keys.clear();
         // A full pool just means this batch is freed instead; nothing waits on it.
