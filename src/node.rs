@@ -21,9 +21,10 @@ use crate::config::Config;
 use crate::store::Logs;
 use crate::{handler, reader, writer};
 
-/// Batches in flight between reader and workers, and between workers and writer. Bounded, so a
+/// Batches in flight between reader and workers, and between workers and writer (64 batches of up
+/// to 256 requests is far more than two cores drain at once). Bounded, so a
 /// stalled stdout slows the reader down instead of growing memory without limit.
-const CHANNEL_BATCHES: usize = 256;
+const CHANNEL_BATCHES: usize = 64;
 
 /// State shared by all threads.
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use crossbeam_channel::{Receiver, Sender};
 
 /// Largest reply buffer worth keeping for reuse.
-const RECYCLE_MAX: usize = 1 << 20;
+const RECYCLE_MAX: usize = 256 << 10;
 
 /// Writes every buffer of reply lines to `output` until the workers are done, then flushes.
 ///
