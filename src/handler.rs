@@ -1,8 +1,9 @@
 //! Worker loop: takes batches of requests, runs each RPC against the store, and writes the
 //! replies, already serialised, for the writer thread.
 //!
-//! Replies are built straight into a byte buffer, one per batch, so the writer only copies bytes
-//! and a worker allocates once per batch rather than once per reply.
+//! Replies are built straight into a byte buffer, one per batch (or more, for very large replies),
+//! so the writer only copies bytes; buffers come back from the writer for reuse, so in steady
+//! state a worker allocates nothing for replies.
 
 use std::mem;
 
