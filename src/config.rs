@@ -52,8 +52,8 @@ impl Config {
             };
             match value.trim().parse::<NonZeroUsize>() {
                 Ok(n) => *field = n.get(),
-                Err(_) => eprintln!(
-                    "maelstrom-kafka: ignoring {name}={value:?}: not a positive integer; using {field}"
+                Err(_) => crate::diag::note!(
+                    "ignoring {name}={value:?}: not a positive integer; using {field}"
                 ),
             }
         }

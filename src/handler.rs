@@ -67,10 +67,7 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
     };
     let Some(from) = from else {
         // Unreachable in practice: the reader signs every pre-init rejection with `dest`.
-        eprintln!(
-            "maelstrom-kafka: no node id to sign a reply to {} with",
-            request.src
-        );
+        crate::diag::note!("no node id to sign a reply to {} with", request.src);
         return;
     };
     let reply = Reply::begin(out, from, &request.src, request.msg_id);

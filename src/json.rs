@@ -14,7 +14,11 @@ use std::ops::Range;
 /// known to be valid JSON (the reader calls this only after simd-json accepted the line); on
 /// anything else this returns some answer or `None`, and never panics or loops.
 pub fn raw_member(doc: &[u8], path: &[&str]) -> Option<Range<usize>> {
-    let mut cursor = Cursor { doc, pos: 0 };
+    let mut cursor = Cursor {
+        doc,
+        pos: 0,
+        depth: 0,
+    };
     let mut span = cursor.value()?;
     for name in path {
         cursor.pos = span.start;
@@ -107,9 +111,16 @@ fn walk_structurals(
     Some(None)
 }
 
+/// Deepest nesting the byte scanner follows. It recurses, and it also reads lines simd-json
+/// refused (perhaps for their depth), so this bound is what keeps a hostile line from
+/// overflowing the stack; simd-json's own limit is lower still.
+const MAX_DEPTH: usize = 1024;
+
 struct Cursor<'a> {
     doc: &'a [u8],
     pos: usize,
+    /// Containers open around the cursor.
+    depth: usize,
 }
 
 impl Cursor<'_> {
@@ -138,6 +149,10 @@ impl Cursor<'_> {
             }
             open @ (b'{' | b'[') => {
                 let close = if open == b'{' { b'}' } else { b']' };
+                if self.depth == MAX_DEPTH {
+                    return None;
+                }
+                self.depth += 1;
                 self.pos += 1;
                 if self.eat(close).is_none() {
                     loop {
@@ -158,6 +173,7 @@ impl Cursor<'_> {
                         }
                     }
                 }
+                self.depth -= 1;
             }
             _ => {
                 // A number, true, false or null: runs to the next delimiter.
@@ -308,6 +324,22 @@ mod tests {
     fn escaped_keys_match_their_unescaped_name() {
         let doc = r#"{"body":{"m\u0073g":-0.5}}"#;
         assert_eq!(raw(doc, &["body", "msg"]), Some("-0.5"));
+    }
+
+    #[test]
+    fn hostile_nesting_is_refused_not_followed() {
+        let deep = format!(
+            r#"{{"body":{{"msg":{}1{}}}}}"#,
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        );
+        assert_eq!(raw(&deep, &["body", "msg"]), None);
+        let fine = format!(
+            r#"{{"body":{{"msg":{}1{}}}}}"#,
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        assert_eq!(raw(&fine, &["body", "msg"]).map(str::len), Some(2001));
     }
 
     #[test]

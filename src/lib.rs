@@ -16,10 +16,12 @@
 //! - `sync`: the primitives `log` is built from, swappable for loom's in the model test.
 //! - `writer`: the writer thread, the only owner of stdout.
 //! - [`error`]: Maelstrom error codes.
+//! - `diag`: diagnostics on stderr, which never panic.
 //!
 //! See ARCHITECTURE.md for the invariants that hold these together.
 
 pub mod config;
+mod diag;
 pub mod error;
 pub mod handler;
 pub mod json;

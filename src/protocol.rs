@@ -225,9 +225,8 @@ fn parse_body(
             if body.msg.is_none() {
                 return Err(malformed("send needs a `msg`"));
             }
-            // simd-json has validated the whole line as UTF-8, so the span is text.
             let msg = json::raw_member_indexed(line, structurals, &["body", "msg"])
-                .and_then(|span| CompactString::from_utf8(&line[span]).ok())
+                .and_then(|span| stored_text(&line[span]))
                 .ok_or_else(|| malformed("send's `msg` could not be read"))?;
             Ok(Body::Send {
                 key: key.into(),
@@ -253,6 +252,7 @@ fn parse_body(
                     .ok_or_else(|| malformed("`keys` must be a list of strings"))?;
                 keys.push((key.into(), 0));
             }
+            dedup_keys(keys, start);
             Ok(Body::ListCommittedOffsets {
                 keys: start..keys.len(),
             })
@@ -262,6 +262,52 @@ fn parse_body(
             format!("unsupported request type {other:?}"),
         )),
     }
+}
+
+/// The raw text of a `msg` as the node keeps it: byte for byte, except that a carriage return
+/// becomes a space.
+///
+/// In valid JSON a raw `\r` can only be white space between tokens (inside strings it must be
+/// escaped), so the value is unchanged; but Maelstrom reads our stdout with Java's `readLine`,
+/// which also ends a line at a lone `\r`, and a reply echoing one would be cut in two.
+/// simd-json has validated the line as UTF-8, so the text is too.
+fn stored_text(raw: &[u8]) -> Option<Msg> {
+    if memchr::memchr(b'\r', raw).is_none() {
+        return CompactString::from_utf8(raw).ok();
+    }
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'\r' { b' ' } else { b })
+        .collect();
+    CompactString::from_utf8(spaced).ok()
+}
+
+/// Drops later repeats of a key from `keys[start..]`, keeping the first, as simd-json's lookups
+/// do, so that no reply names a key twice.
+fn dedup_keys(keys: &mut Keys, start: usize) {
+    let count = keys.len() - start;
+    if count < 2 {
+        return;
+    }
+    // Maelstrom's polls name a handful of keys: a quadratic scan beats building a set. Only the
+    // final phase names hundreds.
+    if count <= 16 {
+        let mut i = start + 1;
+        while i < keys.len() {
+            if keys[start..i].iter().any(|(key, _)| *key == keys[i].0) {
+                keys.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        return;
+    }
+    let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+        count,
+        foldhash::fast::RandomState::default(),
+    );
+    let tail = keys.split_off(start);
+    keys.extend(tail.into_iter().filter(|(key, _)| seen.insert(key.clone())));
 }
 
 /// The `offsets` object of a poll or commit, key to a non-negative integer offset, appended to
@@ -286,7 +332,52 @@ fn offsets(
             }
         }
     }
+    dedup_keys(keys, start);
     Ok(start..keys.len())
+}
+
+/// The answer to a line simd-json refused.
+///
+/// Most such lines are not JSON, and get no reply. But some are JSON that simd-json cannot hold
+/// (a number beyond `f64`, nesting past its depth limit), and then, if the byte scanner finds one
+/// complete object with a string `src` and an integer `body.msg_id`, the sender is told why
+/// (code 12, or 11 before `init`), rather than left to time out.
+fn unparsed(line: &[u8], initialized: bool, error: &str) -> Result<Request, LineError> {
+    let invalid = || LineError::InvalidJson(error.to_owned());
+    let member = |path: &[&str]| json::raw_member(line, path).map(|span| &line[span]);
+    let whole = member(&[]).is_some_and(|root| root.len() == line.trim_ascii().len());
+    if !whole {
+        return Err(invalid());
+    }
+    let string =
+        |path: &[&str]| member(path).and_then(|raw| serde_json::from_slice::<String>(raw).ok());
+    let (Some(src), Some(msg_id)) = (
+        string(&["src"]),
+        member(&["body", "msg_id"]).and_then(|raw| serde_json::from_slice::<u64>(raw).ok()),
+    ) else {
+        return Err(invalid());
+    };
+    let body = if initialized {
+        Body::Reject {
+            code: ErrorCode::MalformedRequest,
+            text: format!("the request could not be parsed: {error}"),
+            from: None,
+        }
+    } else {
+        let Some(dest) = string(&["dest"]) else {
+            return Err(invalid());
+        };
+        Body::Reject {
+            code: ErrorCode::TemporarilyUnavailable,
+            text: "not initialised yet: init must come first".into(),
+            from: Some(dest.into()),
+        }
+    };
+    Ok(Request {
+        src: src.into(),
+        msg_id,
+        body,
+    })
 }
 
 /// Why a line produced no request.
@@ -363,7 +454,7 @@ impl Parser {
             &mut self.buffers,
             &mut tape,
         ) {
-            Err(e) => Err(LineError::InvalidJson(e.to_string())),
+            Err(e) => unparsed(line, initialized, &e.to_string()),
             Ok(()) => parse(
                 tape.as_value(),
                 line,

@@ -31,8 +31,8 @@ pub(crate) fn run(
                     batch.requests.push(request);
                 }
             }
-            Err(len) => eprintln!(
-                "maelstrom-kafka: skipped a {len}-byte line, longer than the limit of {} bytes \
+            Err(len) => crate::diag::note!(
+                "skipped a {len}-byte line, longer than the limit of {} bytes \
                  (MAELSTROM_KAFKA_MAX_LINE)",
                 config.max_line
             ),
@@ -67,15 +67,13 @@ fn parse_line(
                 // the init (or anything after it) to a worker, so every later request sees it.
                 let known = shared.node_id.get_or_init(|| node_id.as_str().into());
                 if **known != **node_id {
-                    eprintln!(
-                        "maelstrom-kafka: init as {node_id} after init as {known}; keeping {known}"
-                    );
+                    crate::diag::note!("init as {node_id} after init as {known}; keeping {known}");
                 }
             }
             Some(request)
         }
         Err(e) => {
-            eprintln!("maelstrom-kafka: ignored a line, {e}: {}", preview(line));
+            crate::diag::note!("ignored a line, {e}: {}", preview(line));
             None
         }
     }

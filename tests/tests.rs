@@ -10,4 +10,5 @@ mod json_spans;
 mod loom_log;
 mod model;
 mod protocol;
+mod regression;
 mod util;
