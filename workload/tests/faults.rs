@@ -160,12 +160,14 @@ fn non_json_line_kills_stdout() {
 fn node_stops_answering() {
     let run = run_fault("silent", &["--rpc-timeout", "1000"]);
     assert_invalid_with(&run, "unseen");
-    assert!(
-        run.results["stats"]["by-f"]["send"]["info-count"]
+    // Every RPC after the silence times out. Which ops those are is up to the generator, so
+    // count sends and polls together (counting sends alone failed about one run in twenty).
+    let infos = |f: &str| {
+        run.results["stats"]["by-f"][f]["info-count"]
             .as_u64()
             .unwrap_or(0)
-            > 0
-    );
+    };
+    assert!(infos("send") + infos("poll") > 0, "{}", run.explain());
 }
 
 #[test]
