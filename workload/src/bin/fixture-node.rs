@@ -94,6 +94,8 @@ struct Node {
     /// How many more times `send-backwards` may strike. It strikes a few times, so that one
     /// occasion masked by an assign with no RPC of its own cannot hide the fault.
     backwards_left: u32,
+    /// The highest decimal key sent to so far.
+    newest_key: Option<i64>,
     step: i64,
 }
 
@@ -131,6 +133,7 @@ fn main() -> io::Result<()> {
         last_polled: HashMap::new(),
         last_sent: HashMap::new(),
         backwards_left: 3,
+        newest_key: None,
         step,
     };
     eprintln!("fixture-node: starting, fault {fault:?} after {after} requests");
@@ -247,12 +250,23 @@ impl Node {
             .to_owned();
         let msg = body.get("msg").cloned().unwrap_or(Value::Null);
         let small = msg.as_i64().is_some_and(|m| m <= 8);
+        // The generator's newest key is the highest-numbered one, and gets about half of all
+        // sends: a write lost there is followed by later writes that polls read, which is what
+        // makes it a lost write rather than only unseen.
+        let number = key.parse::<i64>().ok();
+        self.newest_key = self.newest_key.max(number);
+        let newest = number.is_some() && number == self.newest_key;
         let step = self.step;
         let last_sent = self.last_sent.get(&(src.to_owned(), key.clone())).copied();
         let log = self.logs.entry(key.clone()).or_default();
         let offset;
         let mut fail = false;
-        if self.fault == Fault::LoseWrite && !self.struck && self.served > self.after && small {
+        if self.fault == Fault::LoseWrite
+            && !self.struck
+            && self.served > self.after
+            && small
+            && newest
+        {
             offset = log.next;
             log.next += step;
             self.struck = true;
