@@ -8,6 +8,8 @@ use maelstrom_kafka::{Config, Shared, handler};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use crate::util::json_value;
+
 const KEYS: [&str; 5] = ["0", "1", "k\"2", "long-key-3", "\u{e9}4"];
 const POLL_MAX: usize = 5;
 
@@ -19,24 +21,6 @@ enum Op {
     List { keys: Vec<usize> },
 }
 
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        (-1e9f64..1e9).prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,4}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
 /// Offsets maps with distinct keys (a JSON object cannot repeat them), any key including
 /// ones never written.
 fn offsets() -> impl Strategy<Value = Vec<(usize, u64)>> {
@@ -45,7 +29,7 @@ fn offsets() -> impl Strategy<Value = Vec<(usize, u64)>> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..KEYS.len(), json_value()).prop_map(|(key, msg)| Op::Send { key, msg }),
+        4 => (0..KEYS.len(), json_value(".{0,12}", ".{0,4}")).prop_map(|(key, msg)| Op::Send { key, msg }),
         3 => offsets().prop_map(|offsets| Op::Poll { offsets }),
         2 => offsets().prop_map(|offsets| Op::Commit { offsets }),
         1 => prop::collection::vec(0..KEYS.len(), 0..4).prop_map(|keys| Op::List { keys }),

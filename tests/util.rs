@@ -5,6 +5,7 @@ use std::io::{self, Cursor, Write};
 use std::sync::{Arc, Mutex};
 
 use maelstrom_kafka::{Config, run};
+use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 /// An in-memory stdout that the test can read after the node is done.
@@ -158,4 +159,27 @@ fn keys(map: &Map<String, Value>) -> Vec<&str> {
     let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
     keys.sort_unstable();
     keys
+}
+
+/// Arbitrary JSON values, nested up to three deep, for property tests: strings drawn from
+/// `strings`, object member names from `names`.
+pub fn json_value(
+    strings: impl Strategy<Value = String> + 'static,
+    names: impl Strategy<Value = String> + Clone + 'static,
+) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e9f64..1e9).prop_map(Value::from),
+        strings.prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(names.clone(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
 }
