@@ -134,7 +134,7 @@ impl Names {
 pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     // The common case, a well-formed kafka reply, in one pass; anything else is parsed
     // again, more slowly, by the path that explains what is wrong.
-    if let Ok(env) = serde_json::from_str::<FastEnvelope<'_>>(line)
+    if let Ok(env) = serde_json::from_str::<Envelope<'_, Fast<'_>>>(line)
         && matches!(names.dest(&env.src), Dest::Node(_))
         && let Some((in_reply_to, reply)) = fast_reply(env.body)
     {
@@ -150,7 +150,7 @@ pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
 
 /// [`parse_line`] without the one-pass shortcut: envelope first, then the body.
 fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
-    let env: Envelope<'_> = serde_json::from_str(line).map_err(|e| {
+    let env: Envelope<'_, &RawValue> = serde_json::from_str(line).map_err(|e| {
         InvalidLine(if e.is_syntax() || e.is_eof() {
             format!("stdout line is not JSON ({e})")
         } else {
@@ -197,20 +197,6 @@ struct Fast<'a> {
     msgs: Option<FastMsgs>,
     #[serde(default, borrow, deserialize_with = "present")]
     offsets: Option<HashMap<Cow<'a, str>, StrictInt>>,
-}
-
-/// The envelope's closed schema around a [`Fast`] body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FastEnvelope<'a> {
-    #[serde(borrow)]
-    src: Cow<'a, str>,
-    #[serde(borrow)]
-    dest: Cow<'a, str>,
-    #[serde(borrow)]
-    body: Fast<'a>,
-    #[serde(default, rename = "id", deserialize_with = "present_int")]
-    _id: Option<i64>,
 }
 
 /// `msgs` straight into its final shape: no map, no intermediate vectors.
@@ -317,16 +303,16 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// The envelope's closed schema.
+/// The envelope's closed schema, around a body read as `B`: a [`Fast`] reply on the one-pass
+/// path, or the raw text on the explaining path.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
+#[serde(deny_unknown_fields, bound(deserialize = "B: Deserialize<'de>"))]
+struct Envelope<'a, B> {
     #[serde(borrow)]
     src: Cow<'a, str>,
     #[serde(borrow)]
     dest: Cow<'a, str>,
-    #[serde(borrow)]
-    body: &'a RawValue,
+    body: B,
     #[serde(default, rename = "id", deserialize_with = "present_int")]
     _id: Option<i64>,
 }
