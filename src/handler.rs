@@ -10,6 +10,7 @@ use std::mem;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
+use crate::doorbell::{BellReceiver, BellSender};
 use crate::error::ErrorCode;
 use crate::json::{write_str, write_u64};
 use crate::node::Shared;
@@ -19,11 +20,11 @@ use crate::protocol::{Batch, Body, Keys, Request};
 #[derive(Debug)]
 pub(crate) struct Lanes {
     /// Batches of requests, from the reader.
-    pub(crate) work: Receiver<Batch>,
+    pub(crate) work: BellReceiver<Batch>,
     /// Emptied batches, back to the reader for reuse.
     pub(crate) spent: Sender<Batch>,
     /// Buffers of reply lines, to the writer.
-    pub(crate) replies: Sender<Vec<u8>>,
+    pub(crate) replies: BellSender<Vec<u8>>,
     /// Written-out reply buffers, back from the writer for reuse.
     pub(crate) blank: Receiver<Vec<u8>>,
 }
@@ -33,7 +34,7 @@ const HANDOFF_BYTES: usize = 64 * 1024;
 
 /// Serves batches until the reader is done, or the writer is gone.
 pub(crate) fn run(lanes: &Lanes, shared: &Shared, config: &Config) {
-    for mut batch in &lanes.work {
+    while let Some(mut batch) = lanes.work.recv() {
         let mut out = lanes.blank.try_recv().unwrap_or_default();
         for request in batch.requests.drain(..) {
             handle(request, &batch.keys, shared, config, &mut out);

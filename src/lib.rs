@@ -17,11 +17,13 @@
 //! - `writer`: the writer thread, the only owner of stdout.
 //! - [`error`]: Maelstrom error codes.
 //! - `diag`: diagnostics on stderr, which never panic.
+//! - `doorbell`: the pipeline's channels, whose idle receivers sleep without spinning.
 //!
 //! See ARCHITECTURE.md for the invariants that hold these together.
 
 pub mod config;
 mod diag;
+mod doorbell;
 pub mod error;
 pub mod handler;
 pub mod json;

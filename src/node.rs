@@ -19,7 +19,7 @@ use crossbeam_channel::bounded;
 
 use crate::config::Config;
 use crate::store::Logs;
-use crate::{handler, reader, writer};
+use crate::{doorbell, handler, reader, writer};
 
 /// Batches in flight between reader and workers, and between workers and writer; also the size
 /// of the two recycling pools. Bounded, so a stalled stdout slows the reader down instead of
@@ -50,8 +50,8 @@ where
         batch: config.batch.max(1),
         ..config
     });
-    let (work_tx, work_rx) = bounded(CHANNEL_BATCHES);
-    let (reply_tx, reply_rx) = bounded(CHANNEL_BATCHES);
+    let (work_tx, work_rx) = doorbell::channel(CHANNEL_BATCHES);
+    let (reply_tx, reply_rx) = doorbell::channel(CHANNEL_BATCHES);
     // Pools that carry spent batches back to the reader and written buffers back to the
     // workers, so steady traffic reuses the same allocations instead of freeing each one on a
     // thread other than the one that allocated it.

@@ -4,9 +4,10 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::mem;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::config::Config;
+use crate::doorbell::BellSender;
 use crate::node::Shared;
 use crate::protocol::{Batch, Body, Keys, Parser, Request};
 
@@ -15,7 +16,7 @@ use crate::protocol::{Batch, Body, Keys, Parser, Request};
 /// Batches go out on `work`; emptied ones come back on `spent` to be filled again.
 pub(crate) fn run(
     input: impl Read,
-    work: &Sender<Batch>,
+    work: &BellSender<Batch>,
     spent: &Receiver<Batch>,
     shared: &Shared,
     config: &Config,

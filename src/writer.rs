@@ -2,7 +2,9 @@
 
 use std::io::{self, BufWriter, Write};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
+
+use crate::doorbell::BellReceiver;
 
 /// Largest reply buffer worth keeping for reuse.
 const RECYCLE_MAX: usize = 256 << 10;
@@ -16,12 +18,12 @@ const RECYCLE_MAX: usize = 256 << 10;
 /// Written buffers go back to the workers through `blank`, unless they grew past
 /// [`RECYCLE_MAX`] (after a huge reply), so memory use stays what steady traffic needs.
 pub(crate) fn run(
-    replies: &Receiver<Vec<u8>>,
+    replies: &BellReceiver<Vec<u8>>,
     blank: &Sender<Vec<u8>>,
     output: impl Write,
 ) -> io::Result<()> {
     let mut output = BufWriter::with_capacity(64 * 1024, output);
-    for mut lines in replies {
+    while let Some(mut lines) = replies.recv() {
         output.write_all(&lines)?;
         if lines.capacity() <= RECYCLE_MAX {
             lines.clear();
