@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use dashmap::mapref::one::Ref;
 
 use crate::log::{Log, LogFull};
 
@@ -52,13 +53,7 @@ impl Logs {
     /// the key is new) and holds it while appending; the append itself takes no lock.
     /// Never call while holding a reference into the map.
     pub fn append(&self, key: &str, msg: Msg) -> Result<u64, LogFull> {
-        if let Some(topic) = self.topics.get(key) {
-            return topic.log.append(msg);
-        }
-        // Another thread may insert the key between the two lookups; `entry` settles it, and
-        // downgrading keeps the shard open to readers while we append.
-        let topic = self.topics.entry(key.into()).or_default().downgrade();
-        topic.log.append(msg)
+        self.topic(key).log.append(msg)
     }
 
     /// Calls `f(offset, msg)` for `key`'s messages from offset `from`, ascending, contiguous, at
@@ -80,12 +75,9 @@ impl Logs {
         let value = offset.min(MAX_OFFSET) + 1;
         // Relaxed: the committed offset is a value in its own right; nothing else is read on the
         // strength of it, and `fetch_max` keeps it monotonic under any interleaving.
-        if let Some(topic) = self.topics.get(key) {
-            topic.committed.fetch_max(value, Ordering::Relaxed);
-            return;
-        }
-        let topic = self.topics.entry(key.into()).or_default().downgrade();
-        topic.committed.fetch_max(value, Ordering::Relaxed);
+        self.topic(key)
+            .committed
+            .fetch_max(value, Ordering::Relaxed);
     }
 
     /// The highest offset committed for `key`, if any.
@@ -95,6 +87,19 @@ impl Logs {
         let topic = self.topics.get(key)?;
         // Relaxed: see `commit`.
         topic.committed.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// `key`'s topic, created on first use, behind its shard's read lock.
+    ///
+    /// **Locking behaviour:** a read lock when the key exists (the common case, shared with
+    /// every other reader of the shard); otherwise the write lock, briefly, to insert it.
+    fn topic(&self, key: &str) -> Ref<'_, Box<str>, Box<Topic>> {
+        if let Some(topic) = self.topics.get(key) {
+            return topic;
+        }
+        // Another thread may insert the key between the two lookups; `entry` settles it, and
+        // downgrading keeps the shard open to readers while the caller uses the topic.
+        self.topics.entry(key.into()).or_default().downgrade()
     }
 
     /// How many offsets `key` has handed out (0 for an unknown key).
