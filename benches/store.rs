@@ -18,11 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MANY_KEYS: usize = 1024;
 
 fn msg(i: u64) -> Msg {
-    itoa_bytes(i % 1000)
-}
-
-fn itoa_bytes(n: u64) -> Msg {
-    n.to_string().into()
+    (i % 1000).to_string().into()
 }
 
 fn keys() -> Vec<String> {

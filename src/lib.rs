@@ -7,10 +7,12 @@
 //!
 //! - [`config`]: run-time settings, from the environment.
 //! - `node`: wiring; spawns the threads and owns the shutdown order ([`run`]).
+//! - [`shared`]: the state every thread sees: the node id (set by the reader alone) and the store.
 //! - `reader`: the reader thread, the only code that reads stdin.
 //! - [`protocol`]: wire types, and turning a parsed line into a [`protocol::Request`].
 //! - [`json`]: raw member spans and string escaping, which simd-json does not offer.
-//! - [`handler`]: the worker loop; one arm per RPC; writes replies as bytes.
+//! - `worker`: the worker threads' loop, between the reader's batches and the writer.
+//! - [`rpc`]: one arm per RPC, run against the store; writes the reply line as bytes.
 //! - [`store`]: every key's log and committed offset, in a `DashMap`; no I/O, no JSON.
 //! - [`log`]: one key's lock-free append-only log, with its publish watermark.
 //! - `sync`: the primitives `log` is built from, swappable for loom's in the model test.
@@ -25,7 +27,6 @@ pub mod config;
 mod diag;
 mod doorbell;
 pub mod error;
-pub mod handler;
 pub mod json;
 pub mod log;
 #[cfg(test)]
@@ -33,9 +34,13 @@ mod log_tests;
 mod node;
 pub mod protocol;
 mod reader;
+pub mod rpc;
+pub mod shared;
 pub mod store;
 mod sync;
+mod worker;
 mod writer;
 
 pub use config::Config;
-pub use node::{Shared, run};
+pub use node::run;
+pub use shared::Shared;

@@ -50,6 +50,14 @@ type Segment<T> = Box<[OnceLock<T>]>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogFull;
 
+impl std::fmt::Display for LogFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the log is full: it holds {CAPACITY} offsets")
+    }
+}
+
+impl std::error::Error for LogFull {}
+
 /// An append-only log of `T`, with dense offsets from 0.
 #[derive(Debug)]
 pub struct Log<T> {

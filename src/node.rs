@@ -12,28 +12,20 @@
 //! as their sends fail.
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::bounded;
 
 use crate::config::Config;
-use crate::store::Logs;
-use crate::{doorbell, handler, reader, writer};
+use crate::shared::Shared;
+use crate::{doorbell, reader, worker, writer};
 
 /// Batches in flight between reader and workers, and between workers and writer; also the size
 /// of the two recycling pools. Bounded, so a stalled stdout slows the reader down instead of
 /// growing memory without limit. 64 (with the 256 KiB recycle cap in `writer.rs`) held the same
 /// throughput as 256 with less memory (long-log replay at 8 workers: 124 MiB peak, not 181 MiB).
 const CHANNEL_BATCHES: usize = 64;
-
-/// State shared by all threads.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Our node id, set by the reader when `init` arrives.
-    pub node_id: OnceLock<Box<str>>,
-    pub store: Logs,
-}
 
 /// Runs the node: reads requests from `input` until it ends, and writes replies to `output`.
 ///
@@ -44,7 +36,8 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    let shared = Arc::new(Shared::default());
+    let (shared, id_setter) = Shared::new();
+    let shared = Arc::new(shared);
     let config = Arc::new(Config {
         workers: config.workers.max(1),
         batch: config.batch.max(1),
@@ -55,33 +48,37 @@ where
     // Pools that carry spent batches back to the reader and written buffers back to the
     // workers, so steady traffic reuses the same allocations instead of freeing each one on a
     // thread other than the one that allocated it.
-    let (spent_tx, spent_rx) = bounded(CHANNEL_BATCHES);
-    let (blank_tx, blank_rx) = bounded(CHANNEL_BATCHES);
+    let (empty_batches_tx, empty_batches_rx) = bounded(CHANNEL_BATCHES);
+    let (empty_buffers_tx, empty_buffers_rx) = bounded(CHANNEL_BATCHES);
 
     let reader = {
         let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
         spawn("reader".into(), move || {
-            reader::run(input, &work_tx, &spent_rx, &shared, &config)
+            let lanes = reader::Lanes {
+                work: work_tx,
+                empty_batches: empty_batches_rx,
+            };
+            reader::run(input, &lanes, &shared, &id_setter, &config)
         })?
     };
     let workers = (0..config.workers)
         .map(|i| {
-            let lanes = handler::Lanes {
+            let lanes = worker::Lanes {
                 work: work_rx.clone(),
-                spent: spent_tx.clone(),
+                empty_batches: empty_batches_tx.clone(),
                 replies: reply_tx.clone(),
-                blank: blank_rx.clone(),
+                empty_buffers: empty_buffers_rx.clone(),
             };
             let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
             spawn(format!("worker-{i}"), move || {
-                handler::run(&lanes, &shared, &config)
+                worker::run(&lanes, &shared, &config)
             })
         })
         .collect::<io::Result<Vec<_>>>()?;
     // The workers hold the only reply senders now, so the writer ends when the last worker does.
-    drop((work_rx, reply_tx, spent_tx, blank_rx));
+    drop((work_rx, reply_tx, empty_batches_tx, empty_buffers_rx));
     let writer = spawn("writer".into(), move || {
-        writer::run(&reply_rx, &blank_tx, output)
+        writer::run(&reply_rx, &empty_buffers_tx, output)
     })?;
 
     join(writer)?;

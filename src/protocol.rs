@@ -8,7 +8,7 @@
 //! {"id":42,"src":"c3","dest":"n0","body":{"type":"send","msg_id":7,"key":"5","msg":3}}
 //! ```
 //!
-//! The RPCs, request then reply (replies are written by `handler.rs`):
+//! The RPCs, request then reply (replies are written by `rpc.rs`):
 //!
 //! ```json
 //! {"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0"]}
@@ -93,6 +93,14 @@ pub enum Body {
 /// Why a line gets no reply: there is no one or nothing to reply to. Logged on stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unanswerable(pub String);
+
+impl std::fmt::Display for Unanswerable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unanswerable {}
 
 /// Turns a line that simd-json parsed into `tape` into a request, appending the keys of a poll,
 /// commit or list to `keys` (and nothing, if the request is rejected).
@@ -393,7 +401,16 @@ impl std::fmt::Display for LineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::InvalidJson(e) => write!(f, "not valid JSON: {e}"),
-            Self::Unanswerable(Unanswerable(why)) => write!(f, "no reply possible: {why}"),
+            Self::Unanswerable(why) => write!(f, "no reply possible: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for LineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidJson(_) => None,
+            Self::Unanswerable(why) => Some(why),
         }
     }
 }

@@ -8,27 +8,41 @@ use crossbeam_channel::Receiver;
 
 use crate::config::Config;
 use crate::doorbell::BellSender;
-use crate::node::Shared;
 use crate::protocol::{Batch, Body, Keys, Parser, Request};
+use crate::shared::{IdSetter, Shared};
+
+/// The channels the reader works between.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    /// Batches of requests, to the workers.
+    pub(crate) work: BellSender<Batch>,
+    /// Batches the workers have emptied, back to be filled again.
+    pub(crate) empty_batches: Receiver<Batch>,
+}
 
 /// Reads `input` to its end. Returns early, with `Ok`, if every worker is gone.
 ///
-/// Batches go out on `work`; emptied ones come back on `spent` to be filled again.
+/// The reader holds the node's one [`IdSetter`]: it alone sets the node id, when `init` arrives.
 pub(crate) fn run(
     input: impl Read,
-    work: &BellSender<Batch>,
-    spent: &Receiver<Batch>,
+    lanes: &Lanes,
     shared: &Shared,
+    id_setter: &IdSetter,
     config: &Config,
 ) -> io::Result<()> {
-    let fresh = || spent.try_recv().unwrap_or_default();
+    let Lanes {
+        work,
+        empty_batches,
+    } = lanes;
+    let fresh = || empty_batches.try_recv().unwrap_or_default();
     let mut lines = Lines::new(input, config.max_line);
     let mut parser = Parser::default();
     let mut batch = fresh();
     while let Some(line) = lines.next()? {
         match line {
             Ok(line) => {
-                if let Some(request) = parse_line(&mut parser, line, shared, &mut batch.keys) {
+                let keys = &mut batch.keys;
+                if let Some(request) = parse_line(&mut parser, line, shared, id_setter, keys) {
                     batch.requests.push(request);
                 }
             }
@@ -56,6 +70,7 @@ fn parse_line(
     parser: &mut Parser,
     line: &[u8],
     shared: &Shared,
+    id_setter: &IdSetter,
     keys: &mut Keys,
 ) -> Option<Request> {
     // Blank lines are skipped quietly. A request starts with `{`, so only a line that starts
@@ -64,13 +79,13 @@ fn parse_line(
     {
         return None;
     }
-    match parser.parse(line, shared.node_id.get().is_some(), keys) {
+    match parser.parse(line, shared.node_id().is_some(), keys) {
         Ok(request) => {
             if let Body::Init { node_id } = &request.body {
-                // The reader is the only writer of the node id, and it sets it before it hands
-                // the init (or anything after it) to a worker, so every later request sees it.
-                let known = shared.node_id.get_or_init(|| node_id.as_str().into());
-                if **known != **node_id {
+                // Set before this init (or anything after it) goes to a worker, so every later
+                // request sees it.
+                let known = id_setter.set(shared, node_id);
+                if known != node_id.as_str() {
                     crate::diag::note!("init as {node_id} after init as {known}; keeping {known}");
                 }
             }

@@ -102,12 +102,18 @@ impl Logs {
         self.topics.entry(key.into()).or_default().downgrade()
     }
 
-    /// How many offsets `key` has handed out (0 for an unknown key).
-    pub fn len(&self, key: &str) -> u64 {
+    /// How many offsets `key`'s log has handed out, counting appends still in flight (0 for an
+    /// unknown key; never more than the log's capacity).
+    ///
+    /// **Locking behaviour:** takes `key`'s shard lock in read mode.
+    pub fn reserved_offsets(&self, key: &str) -> u64 {
         self.topics.get(key).map_or(0, |topic| topic.log.reserved())
     }
 
     /// How many keys the store knows.
+    ///
+    /// **Locking behaviour:** takes every shard's lock in read mode, one after another, so the
+    /// count may miss keys inserted meanwhile.
     pub fn key_count(&self) -> usize {
         self.topics.len()
     }
@@ -131,7 +137,7 @@ mod tests {
         logs.poll("a", 0, 10, |o, m| got.push((o, m.clone())));
         assert_eq!(got, vec![(0, msg("1")), (1, msg("2"))]);
         assert_eq!(logs.poll("missing", 0, 10, |_, _| ()), 0);
-        assert_eq!(logs.len("a"), 2);
+        assert_eq!(logs.reserved_offsets("a"), 2);
         assert_eq!(logs.key_count(), 2);
     }
 

@@ -15,11 +15,11 @@ const RECYCLE_MAX: usize = 256 << 10;
 /// pipe is idle (Maelstrom's client gives up after 5 s, and `init_ok` has a 10 s deadline), and
 /// under load many replies share one `write` system call.
 ///
-/// Written buffers go back to the workers through `blank`, unless they grew past
+/// Written buffers go back to the workers, cleared, through `empty_buffers`, unless they grew past
 /// [`RECYCLE_MAX`] (after a huge reply), so memory use stays what steady traffic needs.
 pub(crate) fn run(
     replies: &BellReceiver<Vec<u8>>,
-    blank: &Sender<Vec<u8>>,
+    empty_buffers: &Sender<Vec<u8>>,
     output: impl Write,
 ) -> io::Result<()> {
     let mut output = BufWriter::with_capacity(64 * 1024, output);
@@ -28,7 +28,7 @@ pub(crate) fn run(
         if lines.capacity() <= RECYCLE_MAX {
             lines.clear();
             // A full pool just means this buffer is freed instead.
-            let _ = blank.try_send(lines);
+            let _ = empty_buffers.try_send(lines);
         }
         if replies.is_empty() {
             output.flush()?;

@@ -1,10 +1,10 @@
 //! Model-based property test: random send/poll/commit/list sequences, with arbitrary JSON
-//! messages, through the real parser and handler, checked step by step against a `BTreeMap`.
+//! messages, through the real parser and RPCs, checked step by step against a `BTreeMap`.
 
 use std::collections::BTreeMap;
 
 use maelstrom_kafka::protocol::{Keys, Parser};
-use maelstrom_kafka::{Config, Shared, handler};
+use maelstrom_kafka::{Config, Shared, rpc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -56,8 +56,7 @@ proptest! {
 
     #[test]
     fn the_node_agrees_with_a_btreemap(ops in prop::collection::vec(op(), 1..60)) {
-        let shared = Shared::default();
-        shared.node_id.set("n0".into()).unwrap();
+        let shared = Shared::with_node_id("n0");
         let config = Config { poll_max: POLL_MAX, ..Config::default() };
         let mut parser = Parser::default();
         let mut model = Model::default();
@@ -74,7 +73,7 @@ proptest! {
             let mut keys = Keys::new();
             let request = parser.parse(line.as_bytes(), true, &mut keys).expect("a well-formed request parses");
             let mut out = Vec::new();
-            handler::handle(request, &keys, &shared, &config, &mut out);
+            rpc::handle(request, &keys, &shared, &config, &mut out);
             let reply_line = String::from_utf8(out).expect("replies are UTF-8");
             prop_assert!(reply_line.ends_with('\n') && reply_line.matches('\n').count() == 1);
             let reply = crate::util::check_reply(reply_line.trim_end());

@@ -1,61 +1,11 @@
-//! Worker loop: takes batches of requests, runs each RPC against the store, and writes the
-//! replies, already serialised, for the writer thread.
-//!
-//! Replies are built straight into a byte buffer, one per batch (or more, for very large replies),
-//! so the writer only copies bytes; buffers come back from the writer for reuse, so in steady
-//! state a worker allocates nothing for replies.
-
-use std::mem;
-
-use crossbeam_channel::{Receiver, Sender};
+//! The RPCs: one arm per request type, each run against the store, its reply line written
+//! straight into the caller's byte buffer (a worker's, see `worker.rs`).
 
 use crate::config::Config;
-use crate::doorbell::{BellReceiver, BellSender};
 use crate::error::ErrorCode;
 use crate::json::{write_str, write_u64};
-use crate::node::Shared;
-use crate::protocol::{Batch, Body, Keys, Request};
-
-/// The channels a worker works between.
-#[derive(Debug)]
-pub(crate) struct Lanes {
-    /// Batches of requests, from the reader.
-    pub(crate) work: BellReceiver<Batch>,
-    /// Emptied batches, back to the reader for reuse.
-    pub(crate) spent: Sender<Batch>,
-    /// Buffers of reply lines, to the writer.
-    pub(crate) replies: BellSender<Vec<u8>>,
-    /// Written-out reply buffers, back from the writer for reuse.
-    pub(crate) blank: Receiver<Vec<u8>>,
-}
-
-/// Reply bytes after which a worker hands its buffer to the writer without finishing the batch.
-const HANDOFF_BYTES: usize = 64 * 1024;
-
-/// Serves batches until the reader is done, or the writer is gone.
-pub(crate) fn run(lanes: &Lanes, shared: &Shared, config: &Config) {
-    while let Some(mut batch) = lanes.work.recv() {
-        let mut out = lanes.blank.try_recv().unwrap_or_default();
-        for request in batch.requests.drain(..) {
-            handle(request, &batch.keys, shared, config, &mut out);
-            // Large replies (a final-phase poll of every key from 0) go to the writer at once
-            // instead of waiting for the rest of the batch.
-            if out.len() >= HANDOFF_BYTES {
-                let full = mem::replace(&mut out, lanes.blank.try_recv().unwrap_or_default());
-                if lanes.replies.send(full).is_err() {
-                    return;
-                }
-            }
-        }
-        batch.keys.clear();
-        // A full pool just means this batch is freed instead; nothing waits on it.
-        let _ = lanes.spent.try_send(batch);
-        if lanes.replies.send(out).is_err() {
-            // stdout is closed: no reply can be delivered any more.
-            return;
-        }
-    }
-}
+use crate::protocol::{Body, Keys, Request};
+use crate::shared::Shared;
 
 /// Runs one request, whose key lists are in `keys`, and appends its reply line to `out`.
 pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, out: &mut Vec<u8>) {
@@ -64,7 +14,7 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
         Body::Reject {
             from: Some(from), ..
         } => Some(from),
-        _ => shared.node_id.get().map(|id| &**id),
+        _ => shared.node_id(),
     };
     let Some(from) = from else {
         // Unreachable in practice: the reader signs every pre-init rejection with `dest`.

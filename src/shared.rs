@@ -1,0 +1,56 @@
+//! The state every thread shares: the node's id and the store.
+//!
+//! The node id is written once, by the reader, when `init` arrives; the reader sets it before it
+//! hands that `init` (or anything after it) to a worker, so every worker that answers a request
+//! sees it. [`IdSetter`] is how that is enforced: only the holder of the one setter that
+//! [`Shared::new`] makes can write the id, and `run` gives it to the reader thread.
+
+use std::sync::OnceLock;
+
+use crate::store::Logs;
+
+/// State shared by all threads.
+#[derive(Debug)]
+pub struct Shared {
+    /// Our node id, once `init` has named it.
+    node_id: OnceLock<Box<str>>,
+    /// Every key's log and committed offset.
+    pub store: Logs,
+}
+
+impl Shared {
+    /// A node that has not been initialised, and the one handle that may set its id.
+    pub(crate) fn new() -> (Self, IdSetter) {
+        let shared = Self {
+            node_id: OnceLock::new(),
+            store: Logs::new(),
+        };
+        (shared, IdSetter { _only_here: () })
+    }
+
+    /// A node already initialised as `node_id`, whose id never changes (for driving the RPCs
+    /// directly, without a reader).
+    pub fn with_node_id(node_id: &str) -> Self {
+        let (shared, setter) = Self::new();
+        setter.set(&shared, node_id);
+        shared
+    }
+
+    /// Our node id, once `init` has arrived.
+    pub fn node_id(&self) -> Option<&str> {
+        self.node_id.get().map(|id| &**id)
+    }
+}
+
+/// The right to set the node id. Made only by [`Shared::new`], one per node.
+#[derive(Debug)]
+pub(crate) struct IdSetter {
+    _only_here: (),
+}
+
+impl IdSetter {
+    /// Sets the node id if it is not set yet, and returns the id in force: the first one wins.
+    pub(crate) fn set<'s>(&self, shared: &'s Shared, node_id: &str) -> &'s str {
+        shared.node_id.get_or_init(|| node_id.into())
+    }
+}
