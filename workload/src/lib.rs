@@ -28,6 +28,7 @@ pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod runner;
+pub mod services;
 pub mod store;
 
 use std::fs::File;
