@@ -30,6 +30,7 @@ pub mod report;
 pub mod runner;
 pub mod services;
 pub mod store;
+mod text;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

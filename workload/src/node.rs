@@ -235,11 +235,7 @@ fn read_loop(
         batch_bytes += line.len();
         if line.len() > TAIL_LINE {
             // Final-phase poll replies run to megabytes; the crash report needs a glimpse.
-            let mut end = TAIL_LINE;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
+            line.truncate(crate::text::prefix(&line, TAIL_LINE).len());
             line.shrink_to_fit();
         }
         tail.push_back(line);

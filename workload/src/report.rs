@@ -10,6 +10,7 @@ use crate::checker::{self, Validity, WorkloadResult};
 use crate::cli::Config;
 use crate::history::{F, History, OpType, OpValue};
 use crate::runner::Outcome;
+use crate::text::clip;
 
 pub const VALID_LINE: &str = "Everything looks good! ヽ('ー`)ノ";
 pub const INVALID_LINE: &str = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻";
@@ -369,17 +370,6 @@ fn summarize(
     }
     let _ = writeln!(s, "\n{}", verdict_line(valid));
     s
-}
-
-fn clip(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_owned();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

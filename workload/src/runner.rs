@@ -23,6 +23,7 @@ use crate::history::{History, KeyId, MsgId, OpType, OpValue, PollResult};
 use crate::node::{Event, Exit, Node};
 use crate::progress::Progress;
 use crate::protocol::{self, Dest, Encoder, Inbound, Names, Reply};
+use crate::text::clip;
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -501,7 +502,7 @@ impl Runner<'_> {
                 Event::Invalid { node, line, reason } => self.kill_stdout(
                     node,
                     "invalid-stdout-line",
-                    format!("{reason}: {}", clip(&line)),
+                    format!("{reason}: {}", clip(&line, 200)),
                 ),
                 Event::Eof { node } => {
                     self.nodes[node].eof = true;
@@ -662,7 +663,7 @@ impl Runner<'_> {
     }
 
     fn key_of(&mut self, k: u64) -> KeyId {
-        self.h.tables.key(itoa_u64(k).as_str())
+        self.h.tables.key(&k.to_string())
     }
 
     fn start(&mut self, w: usize, op: GenOp, now: u64) {
@@ -986,19 +987,4 @@ impl Runner<'_> {
         }
         next
     }
-}
-
-fn clip(s: &str) -> String {
-    if s.len() <= 200 {
-        return s.to_owned();
-    }
-    let mut end = 200;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-fn itoa_u64(k: u64) -> String {
-    k.to_string()
 }
