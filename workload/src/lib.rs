@@ -77,6 +77,7 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Str
         .push_str(&format!("\nResults in {}\n", dir.display()));
     written
         .and_then(|()| write_files(&dir, cfg, &outcome, &rep, &samples))
+        .and_then(|()| store::publish(&cfg.opts.store, &dir))
         .map_err(|e| format!("writing results to {}: {e}", dir.display()))?;
     out.write_all(rep.summary.as_bytes())
         .map_err(|e| e.to_string())?;

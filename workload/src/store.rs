@@ -1,11 +1,16 @@
 //! The store: one directory per run under `<root>/kafka/<timestamp>/`, and `<root>/latest`
-//! pointing at the newest, as Maelstrom lays out `store/`.
+//! pointing at the newest complete one, as Maelstrom lays out `store/`.
+//!
+//! A run directory is created first and published as `latest` only once its files are
+//! written ([`publish`]), so a run killed half-way leaves `latest` on the previous complete
+//! run rather than on a directory without results.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Creates a fresh run directory and points `<root>/latest` at it.
+/// Creates a fresh run directory. `latest` is left alone until [`publish`].
 pub fn new_run_dir(root: &Path) -> io::Result<PathBuf> {
     let kafka = root.join("kafka");
     std::fs::create_dir_all(&kafka)?;
@@ -24,16 +29,30 @@ pub fn new_run_dir(root: &Path) -> io::Result<PathBuf> {
             Err(e) => return Err(e),
         }
     };
-    link_latest(root, &Path::new("kafka").join(&name))?;
     Ok(dir)
 }
 
-/// Replaces the `latest` symlink atomically: a new link under a temporary name, renamed.
-fn link_latest(root: &Path, target: &Path) -> io::Result<()> {
-    let tmp = root.join(format!(".latest-{}", std::process::id()));
+/// Points `<root>/latest` at the run directory `dir` (made by [`new_run_dir`] under the
+/// same root), once its results are complete.
+///
+/// The link is replaced atomically: a new link under a temporary name, renamed over the
+/// old one, so a reader sees the old run or the new one, never a missing or partial link.
+pub fn publish(root: &Path, dir: &Path) -> io::Result<()> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{} has no name", dir.display())))?;
+    // Relative, so the store can be moved or copied whole.
+    let target = Path::new("kafka").join(name);
+    // Relaxed: only makes temporary names unique within this process; orders nothing.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = root.join(format!(".latest-{}-{seq}", std::process::id()));
+    // A link left by a killed process with a recycled pid would make symlink() fail.
     let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)?;
-    std::fs::rename(&tmp, root.join("latest"))
+    std::os::unix::fs::symlink(&target, &tmp)?;
+    std::fs::rename(&tmp, root.join("latest")).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// `YYYYMMDDTHHMMSS.mmmZ` in UTC, like Maelstrom's run names but without a local zone.
@@ -77,16 +96,33 @@ mod tests {
         assert_eq!(timestamp(UNIX_EPOCH), "19700101T000000.000Z");
     }
 
+    fn latest(root: &Path) -> PathBuf {
+        std::fs::canonicalize(root.join("latest")).unwrap()
+    }
+
     #[test]
-    fn run_dirs_are_unique_and_latest_follows() {
+    fn run_dirs_are_unique_and_latest_follows_completed_runs_only() {
         let root = std::env::temp_dir().join(format!("kw-store-test-{}", std::process::id()));
         let a = new_run_dir(&root).unwrap();
+        // Not complete yet: no latest at all.
+        assert!(std::fs::symlink_metadata(root.join("latest")).is_err());
+        publish(&root, &a).unwrap();
+        assert_eq!(latest(&root), std::fs::canonicalize(&a).unwrap());
+        // A second run that is killed before it completes leaves latest on the first.
         let b = new_run_dir(&root).unwrap();
         assert_ne!(a, b);
-        assert_eq!(
-            std::fs::canonicalize(root.join("latest")).unwrap(),
-            std::fs::canonicalize(&b).unwrap()
-        );
+        assert_eq!(latest(&root), std::fs::canonicalize(&a).unwrap());
+        publish(&root, &b).unwrap();
+        assert_eq!(latest(&root), std::fs::canonicalize(&b).unwrap());
+        // The link is relative, and no temporary links are left behind.
+        let target = std::fs::read_link(root.join("latest")).unwrap();
+        assert!(target.is_relative(), "{}", target.display());
+        let leftovers: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".latest"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
         let _ = std::fs::remove_dir_all(&root);
     }
 }
