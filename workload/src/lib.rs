@@ -20,6 +20,7 @@
 
 pub mod checker;
 pub mod cli;
+pub mod edn;
 pub mod generator;
 pub mod history;
 pub mod node;
