@@ -23,6 +23,7 @@ pub mod cli;
 pub mod edn;
 pub mod generator;
 pub mod history;
+pub mod lamport;
 pub mod node;
 pub mod plot;
 pub mod progress;
