@@ -9,6 +9,8 @@
 //! * [`cli`]: the command line and the validated [`cli::Config`].
 //! * [`protocol`]: the wire format: request encoding, envelope and reply-schema validation.
 //! * [`node`]: one node's child process and the threads that own its pipes.
+//! * [`network`]: the simulated network: latency, delivery by deadline, partitions, stats.
+//! * [`error`]: the workload's errors and their exit codes.
 //! * [`generator`]: what to do next (keys, values, assigns) and the rate schedule.
 //! * [`runner`]: the scheduler: clients as state machines, timeouts, phases.
 //! * [`history`]: the recorded operations, interned keys and values, `history.jsonl`.
@@ -21,9 +23,11 @@
 pub mod checker;
 pub mod cli;
 pub mod edn;
+pub mod error;
 pub mod generator;
 pub mod history;
 pub mod lamport;
+pub mod network;
 pub mod node;
 pub mod plot;
 pub mod progress;
@@ -39,6 +43,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use checker::Validity;
+use error::Error;
 
 /// Exit codes, as Maelstrom's: valid, invalid, unknown.
 pub fn exit_code(v: Validity) -> i32 {
@@ -51,12 +56,11 @@ pub fn exit_code(v: Validity) -> i32 {
 
 /// Runs one test end to end and returns the verdict. Console output (the summary and the
 /// verdict line) goes to `out`; everything else to the run directory.
-pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, String> {
-    let dir = store::new_run_dir(&cfg.opts.store).map_err(|e| {
-        format!(
-            "creating a run directory under {}: {e}",
-            cfg.opts.store.display()
-        )
+pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Error> {
+    let dir = store::new_run_dir(&cfg.opts.store).map_err(|source| Error::Io {
+        what: "creating a run directory under",
+        path: cfg.opts.store.clone(),
+        source,
     })?;
     let outcome = runner::run(cfg, &dir);
     // The history file and the analysis both only read the history: on two cores,
@@ -80,10 +84,14 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Str
     written
         .and_then(|()| write_files(&dir, cfg, &outcome, &rep, &samples))
         .and_then(|()| store::publish(&cfg.opts.store, &dir))
-        .map_err(|e| format!("writing results to {}: {e}", dir.display()))?;
+        .map_err(|source| Error::Io {
+            what: "writing results to",
+            path: dir.clone(),
+            source,
+        })?;
     out.write_all(rep.summary.as_bytes())
-        .map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())?;
+        .and_then(|()| out.flush())
+        .map_err(Error::Console)?;
     Ok(rep.valid)
 }
 

@@ -1,23 +1,26 @@
 //! The `kafka-workload` binary: parses the command line and runs the test.
 
-use clap::Parser as _;
-use kafka_workload::cli::{Cli, Command, Config};
+use kafka_workload::cli;
 
 fn main() {
-    let cli = Cli::parse();
-    let Command::Test(opts) = cli.command;
-    let cfg = match Config::from_opts(opts) {
+    let cfg = match cli::parse_args(std::env::args_os()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("kafka-workload: {e}");
-            std::process::exit(2);
+        Err((code, text)) => {
+            // Help goes to stdout, as Maelstrom prints it; errors to stderr.
+            if code == 0 {
+                use std::io::Write as _;
+                let _ = std::io::stdout().write_all(text.as_bytes());
+            } else {
+                eprint!("{text}");
+            }
+            std::process::exit(code);
         }
     };
     match kafka_workload::run_test(&cfg, &mut std::io::stdout().lock()) {
         Ok(v) => std::process::exit(kafka_workload::exit_code(v)),
         Err(e) => {
             eprintln!("kafka-workload: {e}");
-            std::process::exit(2);
+            std::process::exit(e.exit_code());
         }
     }
 }

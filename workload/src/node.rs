@@ -36,11 +36,13 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// What a node's reader tells the scheduler.
 #[derive(Debug)]
 pub enum Event {
-    /// A valid line. `line` is kept only for node-to-node traffic, which is forwarded as is.
+    /// A valid line. `body` (its body as written) is kept only for messages to anything
+    /// but a client: the network forwards it to a node or a service, or names it when the
+    /// destination does not exist.
     Line {
         node: usize,
         msg: Inbound,
-        line: Option<String>,
+        body: Option<String>,
     },
     /// The first invalid line; nothing from this node's stdout is delivered after it.
     Invalid {
@@ -199,6 +201,7 @@ fn read_loop(
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
     let mut dead = false;
+    let mut lines = 0;
     loop {
         // Reuse the oldest tail line's allocation as the next read buffer.
         let mut line = if tail.len() >= TAIL {
@@ -215,11 +218,16 @@ fn read_loop(
             let text = line.strip_suffix('\n').unwrap_or(&line);
             match protocol::parse_line(text, &names) {
                 Ok(msg) => {
-                    let keep = matches!(msg.dest(), protocol::Dest::Node(_));
+                    // Replies to clients are only kept while the journal may still want
+                    // them: they are the bulk of the traffic.
+                    let keep = !matches!(msg.dest(), protocol::Dest::Client(_))
+                        || lines < crate::network::JOURNAL_LIMIT;
+                    lines += 1;
                     batch.push(Event::Line {
                         node,
                         msg,
-                        line: keep.then(|| text.to_owned()),
+                        body: keep
+                            .then(|| protocol::envelope_body(text).unwrap_or(text).to_owned()),
                     });
                 }
                 Err(e) => {

@@ -41,7 +41,7 @@ impl Progress {
         if self.enabled && !self.tty {
             eprintln!(
                 "kafka-workload: {name} phase ({:.1} s)",
-                (end - start) as f64 / SEC
+                end.saturating_sub(start) as f64 / SEC
             );
         }
     }

@@ -24,6 +24,8 @@ pub enum Dest {
     Client(u64),
     /// One of the nodes under test, by index into `node_ids`.
     Node(usize),
+    /// A service (`lin-kv`…), by its network address: its index after the nodes.
+    Service(usize),
     /// Anything else: not registered on the network, so fatal for the sender's stdout.
     Unknown(String),
 }
@@ -96,16 +98,29 @@ pub struct InvalidLine(pub String);
 #[derive(Debug, Clone)]
 pub struct Names {
     node_ids: Vec<String>,
+    services: Vec<String>,
 }
 
 impl Names {
+    /// The nodes only: nothing else is on the network but clients.
     pub fn new(node_ids: Vec<String>) -> Self {
-        Names { node_ids }
+        Names {
+            node_ids,
+            services: Vec::new(),
+        }
+    }
+
+    /// The nodes and the services, which take the addresses after the nodes.
+    pub fn with_services(node_ids: Vec<String>, services: Vec<String>) -> Self {
+        Names { node_ids, services }
     }
 
     pub fn dest(&self, name: &str) -> Dest {
         if let Some(i) = self.node_ids.iter().position(|n| n == name) {
             return Dest::Node(i);
+        }
+        if let Some(i) = self.services.iter().position(|n| n == name) {
+            return Dest::Service(self.node_ids.len() + i);
         }
         if let Some(digits) = name.strip_prefix('c')
             && !digits.is_empty()
@@ -121,6 +136,23 @@ impl Names {
     pub fn node_ids(&self) -> &[String] {
         &self.node_ids
     }
+
+    /// Every address on the network but clients: the nodes, then the services.
+    pub fn addresses(&self) -> Vec<String> {
+        self.node_ids
+            .iter()
+            .chain(&self.services)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The body of an envelope, as the JSON text it was written with, for forwarding. `None`
+/// if `line` is not an envelope (callers pass lines [`parse_line`] accepted).
+pub fn envelope_body(line: &str) -> Option<&str> {
+    serde_json::from_str::<Envelope<'_, &RawValue>>(line)
+        .ok()
+        .map(|e| e.body.get())
 }
 
 /// Parses and validates one stdout line of a node.

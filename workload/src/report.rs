@@ -172,22 +172,32 @@ pub fn build(
         "target-rate": cfg.opts.rate,
     });
 
-    // Message counts, as Maelstrom's :net.
+    // Message counts, as Maelstrom's :net: every message has its own id, so the distinct
+    // message count is the send count; msgs-per-op divides by every client invocation.
     let n = out.net;
-    let invocations = h
-        .ops
-        .iter()
-        .filter(|o| o.kind == OpType::Invoke)
-        .count()
-        .max(1) as f64;
-    let all = n.client_sends + n.client_recvs + n.server_msgs;
+    let invocations = h.ops.iter().filter(|o| o.kind == OpType::Invoke).count();
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    let per_op = |msgs: u64| {
+        (invocations > 0).then(|| (msgs as f64 / invocations as f64 * 1e6).round() / 1e6)
+    };
+    let counts = |c: crate::network::Counts, per_op: Option<f64>| {
+        let mut j = json!({"send-count": c.sends, "recv-count": c.recvs, "msg-count": c.sends});
+        if let Some(p) = per_op {
+            j["msgs-per-op"] = json!(p);
+        }
+        j
+    };
     let net = json!({
-        "all": {"msg-count": all},
-        "clients": {"msg-count": n.client_sends + n.client_recvs, "send-count": n.client_sends, "recv-count": n.client_recvs},
-        "servers": {"msg-count": n.server_msgs, "msgs-per-op": round2(n.server_msgs as f64 / invocations)},
-        "dropped-replies": n.dropped_replies,
-        "msgs-per-op": round2(all as f64 / invocations),
+        "all": counts(n.all(), per_op(n.all().sends)),
+        "clients": counts(n.clients, None),
+        "servers": counts(n.servers, per_op(n.servers.sends)),
+        "valid?": true,
+    });
+    let network = json!({
+        "latency-ms": cfg.latency.mean_ms,
+        "latency-dist": cfg.opts.latency_dist,
+        "partitioned-messages": n.partitioned,
+        "dropped-replies": out.dropped_replies,
     });
 
     // The node checker: protocol-level faults are fatal here (see README, "Differences").
@@ -241,6 +251,7 @@ pub fn build(
         "latency-ms": latency,
         "throughput": throughput,
         "net": net,
+        "network": network,
         "cpu": cpu,
         "timeline-seconds": {
             "main-start": tl.main_start as f64 / 1e9, "main-end": tl.main_end as f64 / 1e9,
@@ -325,7 +336,7 @@ fn summarize(
     let _ = writeln!(
         s,
         "msgs-per-op: {} (servers {}), cpu: runner {} s, nodes {}",
-        j["net"]["msgs-per-op"],
+        j["net"]["all"]["msgs-per-op"],
         j["net"]["servers"]["msgs-per-op"],
         j["cpu"]["runner-seconds"],
         j["cpu"]["node-seconds"]

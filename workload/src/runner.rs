@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::cli::Config;
 use crate::generator::{GenOp, Generator, Stagger};
 use crate::history::{History, KeyId, MsgId, OpType, OpValue, PollResult};
+use crate::network::{JournalEvent, NetStats, Network};
 use crate::node::{Event, Exit, Node};
 use crate::progress::Progress;
 use crate::protocol::{self, Dest, Encoder, Inbound, Names, Reply};
@@ -50,19 +51,6 @@ pub struct NodeFault {
     pub time: u64,
 }
 
-/// Message counts, as Maelstrom's `:net` stats.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NetStats {
-    /// Requests clients sent to nodes (init included).
-    pub client_sends: u64,
-    /// Messages nodes sent to clients.
-    pub client_recvs: u64,
-    /// Replies that matched no waiting request and were dropped.
-    pub dropped_replies: u64,
-    /// Node-to-node messages.
-    pub server_msgs: u64,
-}
-
 /// Phase boundaries, ns since the run's origin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timeline {
@@ -78,6 +66,10 @@ pub struct Timeline {
 pub struct Outcome {
     pub history: History,
     pub net: NetStats,
+    /// Replies that matched no waiting request, which the client ignored.
+    pub dropped_replies: u64,
+    /// The first journal events, for the Lamport diagram.
+    pub journal: Vec<JournalEvent>,
     pub faults: Vec<NodeFault>,
     pub exits: Vec<Exit>,
     /// Set when setup failed (spawn or init): there is no meaningful history.
@@ -186,8 +178,8 @@ struct Runner<'a> {
     crashes: Stagger,
     h: History,
     next_client: u64,
-    next_envelope_id: u64,
-    net: NetStats,
+    net: Network,
+    dropped_replies: u64,
     faults: Vec<NodeFault>,
     progress: Progress,
     timeline: Timeline,
@@ -232,6 +224,14 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
     }
     drop(tx);
     let concurrency = cfg.concurrency;
+    // Its own seed, so turning latency on does not change which operations are generated.
+    let mut net = Network::new(
+        names.addresses(),
+        cfg.node_ids.len(),
+        cfg.latency,
+        cfg.seed ^ 0x6e65_7477_6f72_6b00,
+    );
+    net.set_logging(cfg.opts.log_net_send, cfg.opts.log_net_recv);
     let mut r = Runner {
         cfg,
         origin,
@@ -255,8 +255,8 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         crashes: Stagger::new(CRASH_INTERVAL / concurrency as f64),
         h: History::default(),
         next_client: 0,
-        next_envelope_id: 0,
-        net: NetStats::default(),
+        net,
+        dropped_replies: 0,
         faults: Vec::new(),
         progress: Progress::new(!cfg.opts.no_progress),
         timeline: Timeline::default(),
@@ -294,7 +294,9 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
     r.timeline.end = r.now();
     Outcome {
         history: r.h,
-        net: r.net,
+        net: r.net.stats,
+        dropped_replies: r.dropped_replies,
+        journal: r.net.take_journal(),
         faults: r.faults,
         exits,
         setup_error,
@@ -320,20 +322,18 @@ impl Runner<'_> {
         for (i, name) in node_ids.iter().enumerate() {
             let c = self.new_client();
             self.init_clients.insert(c, i);
-            self.next_envelope_id += 1;
+            let id = self.net.next_id();
+            let client = format!("c{c}");
+            let now = self.now();
             let slot = &mut self.nodes[i];
-            Encoder::start(
-                &mut slot.out,
-                self.next_envelope_id,
-                &format!("c{c}"),
-                name,
-                "init",
-                1,
-            )
-            .str_field("node_id", name)
-            .strs_field("node_ids", node_ids.iter().map(String::as_str))
-            .finish();
-            self.net.client_sends += 1;
+            let from = slot.out.len();
+            Encoder::start(&mut slot.out, id, &client, name, "init", 1)
+                .str_field("node_id", name)
+                .strs_field("node_ids", node_ids.iter().map(String::as_str))
+                .finish();
+            let line = &slot.out[from..];
+            self.net
+                .note_client(now, id, &client, name, || body_text(line));
         }
         self.flush();
         let deadline = self.now() + INIT_TIMEOUT;
@@ -399,8 +399,9 @@ impl Runner<'_> {
             return;
         }
         self.progress.note("Waiting for recovery...");
-        let sleep_end = self.now() + sleep;
-        self.progress.phase("recovery", self.now(), sleep_end);
+        let sleep_start = self.now();
+        let sleep_end = sleep_start + sleep;
+        self.progress.phase("recovery", sleep_start, sleep_end);
         self.pump(Phase::Recovery, sleep_end);
         if self.all_crashed {
             return;
@@ -460,6 +461,7 @@ impl Runner<'_> {
 
     /// Blocks until events arrive or `until`, then handles everything available.
     fn wait(&mut self, until: u64) {
+        let until = until.min(self.net.next_deadline().unwrap_or(u64::MAX));
         let now = self.now();
         let first = if until > now {
             self.events.recv_timeout(Duration::from_nanos(until - now))
@@ -470,23 +472,50 @@ impl Runner<'_> {
         };
         match first {
             Ok(batch) => self.handle(batch),
-            Err(RecvTimeoutError::Timeout) => return,
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 // Every reader is gone: all nodes closed stdout. Sleep so we do not spin.
                 std::thread::sleep(Duration::from_nanos(until.saturating_sub(now).min(10 * MS)));
                 self.check_crashed();
-                return;
             }
         }
         while let Ok(batch) = self.events.try_recv() {
             self.handle(batch);
         }
+        self.deliver();
+        self.flush();
     }
+
+    /// Hands every message that is due to its node or service.
+    fn deliver(&mut self) {
+        if self.net.next_deadline().is_none() {
+            return;
+        }
+        let now = self.now();
+        let nodes = self.nodes.len();
+        while let Some(msg) = self.net.pop_due(now) {
+            if msg.dest < nodes {
+                let (src, dest) = (self.net.name(msg.src), self.net.name(msg.dest));
+                crate::network::envelope(
+                    &mut self.nodes[msg.dest].out,
+                    msg.id,
+                    src,
+                    dest,
+                    &msg.body,
+                );
+            } else {
+                self.serve(now, msg);
+            }
+        }
+    }
+
+    /// A request to a service; its reply travels back over the network.
+    fn serve(&mut self, _now: u64, _msg: crate::network::Message) {}
 
     fn handle(&mut self, batch: Vec<Event>) {
         for ev in batch {
             match ev {
-                Event::Line { node, msg, line } => {
+                Event::Line { node, msg, body } => {
                     if self.nodes[node].stdout_dead {
                         continue;
                     }
@@ -495,8 +524,8 @@ impl Runner<'_> {
                             dest,
                             in_reply_to,
                             reply,
-                        } => self.route(node, dest, Some((in_reply_to, reply)), line),
-                        Inbound::Other { dest } => self.route(node, dest, None, line),
+                        } => self.route(node, dest, Some((in_reply_to, reply)), body),
+                        Inbound::Other { dest } => self.route(node, dest, None, body),
                     }
                 }
                 Event::Invalid { node, line, reason } => self.kill_stdout(
@@ -556,31 +585,37 @@ impl Runner<'_> {
         node: usize,
         dest: Dest,
         reply: Option<(u64, Reply)>,
-        line: Option<String>,
+        body: Option<String>,
     ) {
         match dest {
-            Dest::Node(j) => {
-                self.net.server_msgs += 1;
-                if let Some(mut line) = line {
-                    line.push('\n');
-                    self.nodes[j].out.extend_from_slice(line.as_bytes());
-                }
+            Dest::Node(to) | Dest::Service(to) => {
+                let now = self.now();
+                self.net
+                    .send(now, node, to, body.unwrap_or_default().into_boxed_str());
             }
             Dest::Client(c) => {
-                self.net.client_recvs += 1;
-                if let Some(&w) = self.clients.get(&c) {
+                let live = self.clients.get(&c).copied();
+                let init = self.init_clients.get(&c).copied();
+                if live.is_some() || init.is_some() {
+                    let now = self.now();
+                    let id = self.net.next_id();
+                    let (src, client) = (&self.nodes[node].node.name, format!("c{c}"));
+                    self.net
+                        .note_client(now, id, src, &client, || body.unwrap_or_default());
+                }
+                if let Some(w) = live {
                     match reply {
                         Some((irt, reply)) => self.on_reply(w, irt, reply),
-                        None => self.net.dropped_replies += 1,
+                        None => self.dropped_replies += 1,
                     }
-                } else if let Some(&n) = self.init_clients.get(&c) {
+                } else if let Some(n) = init {
                     match reply {
                         Some((1, Reply::InitOk)) => self.init_done[n] = Some(Ok(())),
                         Some((1, other)) => {
                             self.init_done[n] =
                                 Some(Err(format!("expected init_ok, got {other:?}")))
                         }
-                        _ => self.net.dropped_replies += 1,
+                        _ => self.dropped_replies += 1,
                     }
                 } else {
                     self.kill_stdout(
@@ -591,11 +626,12 @@ impl Runner<'_> {
                 }
             }
             Dest::Unknown(name) => {
-                self.kill_stdout(
-                    node,
-                    "invalid-dest",
-                    format!("Invalid dest for message: {name:?} is not on the network"),
+                let from = &self.nodes[node].node.name;
+                let what = clip(body.as_deref().unwrap_or("?"), 200);
+                let detail = format!(
+                    "Invalid dest for message: {from} sent {what} to {name:?}, which is not on the network"
                 );
+                self.kill_stdout(node, "invalid-dest", detail);
             }
         }
     }
@@ -620,11 +656,12 @@ impl Runner<'_> {
         worker.next_msg_id += 1;
         worker.seq += 1;
         let msg_id = worker.next_msg_id;
-        self.next_envelope_id += 1;
+        let id = self.net.next_id();
         let slot = &mut self.nodes[worker.node];
+        let from = slot.out.len();
         let enc = Encoder::start(
             &mut slot.out,
-            self.next_envelope_id,
+            id,
             &worker.client_name,
             &slot.node.name,
             ty,
@@ -632,7 +669,11 @@ impl Runner<'_> {
         );
         body(enc, &self.h).finish();
         self.timeouts.push_back((now + self.timeout, w, worker.seq));
-        self.net.client_sends += 1;
+        let line = &slot.out[from..];
+        self.net
+            .note_client(now, id, &worker.client_name, &slot.node.name, || {
+                body_text(line)
+            });
         msg_id
     }
 
@@ -824,7 +865,7 @@ impl Runner<'_> {
     fn on_reply(&mut self, w: usize, irt: u64, reply: Reply) {
         if self.workers[w].pending.msg_id() != Some(irt) {
             // Maelstrom's client skips replies to anything but its current request.
-            self.net.dropped_replies += 1;
+            self.dropped_replies += 1;
             return;
         }
         let now = self.now();
@@ -987,4 +1028,10 @@ impl Runner<'_> {
         }
         next
     }
+}
+
+/// The body of a line the runner wrote, for the journal.
+fn body_text(line: &[u8]) -> String {
+    let line = std::str::from_utf8(line).unwrap_or_default().trim_end();
+    protocol::envelope_body(line).unwrap_or(line).to_owned()
 }

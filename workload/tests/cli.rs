@@ -28,8 +28,35 @@ fn unsupported_workload_is_refused() {
         .arg(&store.0)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only kafka"));
+}
+
+#[test]
+fn a_mistyped_option_is_refused_not_passed_to_the_node() {
+    // It used to be handed to the node, and the run went on for the default 60 s.
+    let store = TempDir::new("cli");
+    let out = std::process::Command::new(workload_bin())
+        .args([
+            "test",
+            "-w",
+            "kafka",
+            "--bin",
+            fixture_bin(),
+            "--time-limt",
+            "1",
+        ])
+        .arg("--store")
+        .arg(&store.0)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(254), "{stderr}");
+    assert!(stderr.contains("--time-limt"), "{stderr}");
+    assert!(
+        std::fs::read_dir(&store.0).unwrap().next().is_none(),
+        "a refused command line must not start a run"
+    );
 }
 
 #[test]

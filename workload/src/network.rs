@@ -1,0 +1,517 @@
+//! The simulated network between nodes, and between nodes and services: latency drawn per
+//! message, delivery by deadline, partitions checked at delivery, Maelstrom's envelope ids
+//! and the message statistics of Maelstrom's journal.
+//!
+//! Messages to or from clients never enter the queue: Maelstrom gives them zero latency
+//! and never partitions them, so the runner writes them straight through and only
+//! [`Network::note_client`] counts them. Everything else (node to node, node to service,
+//! service to node) is [`Network::send`]'d with a deadline and handed back by
+//! [`Network::pop_due`] once due, in deadline order (ties in send order, so a constant
+//! latency keeps each destination FIFO, as Maelstrom's per-node priority queues do).
+//!
+//! Maelstrom checks partitions when a message is taken off the receiver's queue; here that
+//! is at its deadline, so a partition that starts while a message is in flight drops it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// A place on the network other than a client: a node (`0..nodes`) or a service after them.
+pub type Addr = usize;
+
+/// `--latency-dist`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dist {
+    Constant,
+    /// Whole milliseconds, uniform in `[0, 2 × mean)`.
+    Uniform,
+    /// Exponential with the given mean, truncated to whole milliseconds.
+    Exponential,
+}
+
+/// `--latency` and `--latency-dist`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    pub mean_ms: u64,
+    pub dist: Dist,
+}
+
+const MS: u64 = 1_000_000;
+
+impl Latency {
+    pub fn new(mean_ms: u64, dist: Dist) -> Latency {
+        Latency { mean_ms, dist }
+    }
+
+    /// One message's latency in ns. Maelstrom draws whole milliseconds (its latency is a
+    /// `long` of ms), so this does too.
+    pub fn draw(&self, rng: &mut fastrand::Rng) -> u64 {
+        let m = self.mean_ms;
+        let ms = match self.dist {
+            Dist::Constant => m,
+            Dist::Uniform if m == 0 => 0,
+            Dist::Uniform => rng.u64(..2 * m),
+            Dist::Exponential => {
+                // Inverse transform; 1 - f64() is in (0, 1], so the log is finite.
+                let u = 1.0 - rng.f64();
+                (-(m as f64) * u.ln()) as u64
+            }
+        };
+        ms * MS
+    }
+}
+
+/// Message counts, as Maelstrom's journal statistics (`:net` in results.edn).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages sent (each has its own id, so this is also the distinct-message count).
+    pub sends: u64,
+    /// Messages delivered.
+    pub recvs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Messages to or from a client.
+    pub clients: Counts,
+    /// Everything else: node to node, node to service, service to node.
+    pub servers: Counts,
+    /// Server messages dropped by a partition.
+    pub partitioned: u64,
+}
+
+impl NetStats {
+    pub fn all(&self) -> Counts {
+        Counts {
+            sends: self.clients.sends + self.servers.sends,
+            recvs: self.clients.recvs + self.servers.recvs,
+        }
+    }
+}
+
+/// Send or receive, in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Send,
+    Recv,
+}
+
+/// One journal event, kept for the Lamport diagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEvent {
+    pub time: u64,
+    pub kind: EventKind,
+    pub id: u64,
+    pub src: String,
+    pub dest: String,
+    /// The body as compact JSON.
+    pub body: String,
+}
+
+/// Maelstrom draws only the first events of its journal; so do we.
+pub const JOURNAL_LIMIT: usize = 10_000;
+
+/// A server message in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: u64,
+    pub src: Addr,
+    pub dest: Addr,
+    /// The body as JSON text, forwarded as the sender wrote it.
+    pub body: Box<str>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct InFlight {
+    deadline: u64,
+    msg: Message,
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Ids grow with every send, so equal deadlines leave in send order.
+        (self.deadline, self.msg.id).cmp(&(other.deadline, other.msg.id))
+    }
+}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Debug)]
+pub struct Network {
+    names: Vec<String>,
+    /// How many addresses are nodes (the rest are services, never partitioned).
+    nodes: usize,
+    latency: Latency,
+    rng: fastrand::Rng,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    /// `cut[dest * nodes + src]`: dest drops messages from src.
+    cut: Vec<bool>,
+    next_id: u64,
+    pub stats: NetStats,
+    journal: Vec<JournalEvent>,
+    log_send: bool,
+    log_recv: bool,
+}
+
+impl Network {
+    /// `names` are the nodes then the services; the first `nodes` of them can be partitioned.
+    pub fn new(names: Vec<String>, nodes: usize, latency: Latency, seed: u64) -> Network {
+        Network {
+            names,
+            nodes,
+            latency,
+            rng: fastrand::Rng::with_seed(seed),
+            queue: BinaryHeap::new(),
+            cut: vec![false; nodes * nodes],
+            next_id: 0,
+            stats: NetStats::default(),
+            journal: Vec::new(),
+            log_send: false,
+            log_recv: false,
+        }
+    }
+
+    /// `--log-net-send`, `--log-net-recv`: every message on stderr.
+    pub fn set_logging(&mut self, send: bool, recv: bool) {
+        self.log_send = send;
+        self.log_recv = recv;
+    }
+
+    pub fn name(&self, a: Addr) -> &str {
+        &self.names[a]
+    }
+
+    /// A fresh envelope id; Maelstrom numbers every message, client ones included, from 0.
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Whether the journal still records; callers skip building bodies when it does not.
+    pub fn journaling(&self) -> bool {
+        self.journal.len() < JOURNAL_LIMIT
+    }
+
+    fn record(&mut self, time: u64, kind: EventKind, id: u64, src: &str, dest: &str, body: &str) {
+        if self.journaling() {
+            self.journal.push(JournalEvent {
+                time,
+                kind,
+                id,
+                src: src.to_owned(),
+                dest: dest.to_owned(),
+                body: body.to_owned(),
+            });
+        }
+    }
+
+    /// Counts (and journals) a client message, which the runner delivers itself at once:
+    /// a send and its receipt. `body` is only called while the journal records.
+    pub fn note_client(
+        &mut self,
+        time: u64,
+        id: u64,
+        src: &str,
+        dest: &str,
+        body: impl FnOnce() -> String,
+    ) {
+        self.stats.clients.sends += 1;
+        self.stats.clients.recvs += 1;
+        if self.log_send || self.log_recv || self.journaling() {
+            let body = body();
+            if self.log_send {
+                eprintln!("kafka-workload: send {id} {src} -> {dest} {body}");
+            }
+            if self.log_recv {
+                eprintln!("kafka-workload: recv {id} {src} -> {dest} {body}");
+            }
+            self.record(time, EventKind::Send, id, src, dest, &body);
+            self.record(time, EventKind::Recv, id, src, dest, &body);
+        }
+    }
+
+    /// Puts a server message on the network; it is due after one latency draw.
+    pub fn send(&mut self, now: u64, src: Addr, dest: Addr, body: Box<str>) -> u64 {
+        let id = self.next_id();
+        self.stats.servers.sends += 1;
+        if self.log_send {
+            eprintln!(
+                "kafka-workload: send {id} {} -> {} {body}",
+                self.names[src], self.names[dest]
+            );
+        }
+        if self.journaling() {
+            let (s, d) = (self.names[src].clone(), self.names[dest].clone());
+            self.record(now, EventKind::Send, id, &s, &d, &body);
+        }
+        let deadline = now + self.latency.draw(&mut self.rng);
+        self.queue.push(Reverse(InFlight {
+            deadline,
+            msg: Message {
+                id,
+                src,
+                dest,
+                body,
+            },
+        }));
+        id
+    }
+
+    /// When the next message is due, if any is in flight.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.queue.peek().map(|Reverse(m)| m.deadline)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The next message due by `now` that its receiver accepts; partitioned ones due by
+    /// then are dropped on the way, as Maelstrom drops them at its receiver.
+    pub fn pop_due(&mut self, now: u64) -> Option<Message> {
+        loop {
+            if self.next_deadline()? > now {
+                return None;
+            }
+            let Reverse(InFlight { deadline, msg }) = self.queue.pop()?;
+            if self.is_cut(msg.src, msg.dest) {
+                self.stats.partitioned += 1;
+                continue;
+            }
+            self.stats.servers.recvs += 1;
+            if self.log_recv {
+                eprintln!(
+                    "kafka-workload: recv {} {} -> {} {}",
+                    msg.id, self.names[msg.src], self.names[msg.dest], msg.body
+                );
+            }
+            if self.journaling() {
+                let (s, d) = (self.names[msg.src].clone(), self.names[msg.dest].clone());
+                self.record(deadline, EventKind::Recv, msg.id, &s, &d, &msg.body);
+            }
+            return Some(msg);
+        }
+    }
+
+    /// Does `dest` drop what `src` sends? Only nodes are ever cut off.
+    pub fn is_cut(&self, src: Addr, dest: Addr) -> bool {
+        src < self.nodes && dest < self.nodes && self.cut[dest * self.nodes + src]
+    }
+
+    /// Cuts the network into `groups`: nodes in different groups drop each other's messages.
+    /// A node in several groups (overlapping majorities) hears every group it is in. Nodes
+    /// in no group hear nobody but themselves.
+    pub fn partition(&mut self, groups: &[Vec<Addr>]) {
+        let n = self.nodes;
+        for dest in 0..n {
+            for src in 0..n {
+                let together =
+                    src == dest || groups.iter().any(|g| g.contains(&src) && g.contains(&dest));
+                self.cut[dest * n + src] = !together;
+            }
+        }
+    }
+
+    /// Every node hears every node again.
+    pub fn heal(&mut self) {
+        self.cut.iter_mut().for_each(|c| *c = false);
+    }
+
+    /// The first [`JOURNAL_LIMIT`] events, in the order they happened.
+    pub fn take_journal(&mut self) -> Vec<JournalEvent> {
+        let mut j = std::mem::take(&mut self.journal);
+        // Receipts are recorded at their deadline, which can precede a send recorded
+        // later in the same turn of the runner.
+        j.sort_by_key(|e| e.time);
+        j
+    }
+}
+
+/// The line a node reads for a delivered message: Maelstrom's envelope, with its `id`.
+pub fn envelope(out: &mut Vec<u8>, id: u64, src: &str, dest: &str, body: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+    out.extend_from_slice(b",\"src\":");
+    json_str(out, src);
+    out.extend_from_slice(b",\"dest\":");
+    json_str(out, dest);
+    out.extend_from_slice(b",\"body\":");
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b"}\n");
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Network names are node ids and service names; serde handles anything odd.
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(latency: Latency) -> Network {
+        let names = ["n0", "n1", "n2", "lin-kv"].map(String::from).to_vec();
+        Network::new(names, 3, latency, 7)
+    }
+
+    fn drain(n: &mut Network, now: u64) -> Vec<(u64, Addr, Addr)> {
+        std::iter::from_fn(|| n.pop_due(now))
+            .map(|m| (m.id, m.src, m.dest))
+            .collect()
+    }
+
+    #[test]
+    fn latency_distributions_have_their_shapes() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let c = Latency::new(100, Dist::Constant);
+        assert!((0..100).all(|_| c.draw(&mut rng) == 100 * MS));
+        let draws = |l: Latency, rng: &mut fastrand::Rng| -> Vec<u64> {
+            (0..20_000).map(|_| l.draw(rng) / MS).collect()
+        };
+        let u = draws(Latency::new(100, Dist::Uniform), &mut rng);
+        assert!(u.iter().all(|&x| x < 200));
+        assert!(u.contains(&0) && u.contains(&199));
+        let mean = u.iter().sum::<u64>() as f64 / u.len() as f64;
+        assert!((95.0..105.0).contains(&mean), "uniform mean {mean}");
+        let e = draws(Latency::new(100, Dist::Exponential), &mut rng);
+        let mean = e.iter().sum::<u64>() as f64 / e.len() as f64;
+        // Truncating to whole ms takes about half a millisecond off the mean.
+        assert!((94.0..105.0).contains(&mean), "exponential mean {mean}");
+        assert!(e.iter().any(|&x| x > 400), "no long tail");
+        let median = {
+            let mut s = e.clone();
+            s.sort_unstable();
+            s[s.len() / 2]
+        };
+        assert!((60..80).contains(&median), "exponential median {median}");
+        for d in [Dist::Constant, Dist::Uniform, Dist::Exponential] {
+            assert_eq!(Latency::new(0, d).draw(&mut rng), 0);
+        }
+    }
+
+    #[test]
+    fn delivery_waits_for_the_deadline_and_keeps_fifo_at_constant_latency() {
+        let mut n = net(Latency::new(10, Dist::Constant));
+        let a = n.send(0, 0, 1, "{\"a\":1}".into());
+        let b = n.send(5 * MS, 2, 1, "2".into());
+        let c = n.send(5 * MS, 0, 1, "3".into());
+        assert_eq!(n.next_deadline(), Some(10 * MS));
+        assert_eq!(drain(&mut n, 10 * MS - 1), vec![]);
+        assert_eq!(drain(&mut n, 10 * MS), vec![(a, 0, 1)]);
+        assert_eq!(drain(&mut n, 20 * MS), vec![(b, 2, 1), (c, 0, 1)]);
+        assert_eq!(n.next_deadline(), None);
+        assert_eq!(n.stats.servers, Counts { sends: 3, recvs: 3 });
+    }
+
+    #[test]
+    fn random_latency_delivers_by_deadline_not_by_send_order() {
+        let mut n = net(Latency::new(50, Dist::Exponential));
+        for i in 0..200 {
+            n.send(i * MS, i as usize % 3, (i as usize + 1) % 4, "0".into());
+        }
+        let mut last = 0;
+        let mut reordered = false;
+        let mut prev_id = 0;
+        let mut t = 0;
+        while n.in_flight() > 0 {
+            t += MS;
+            while let Some(m) = n.pop_due(t) {
+                assert!(t >= last);
+                last = t;
+                reordered |= m.id < prev_id;
+                prev_id = m.id;
+            }
+        }
+        assert!(reordered, "exponential latency never reordered anything");
+        assert_eq!(n.stats.servers.recvs, 200);
+    }
+
+    #[test]
+    fn a_partition_drops_at_delivery_and_spares_services() {
+        let mut n = net(Latency::new(10, Dist::Constant));
+        let before = n.send(0, 0, 1, "0".into());
+        // Cut n0 off after the message left: it is dropped when due.
+        n.partition(&[vec![0], vec![1, 2]]);
+        let to_kv = n.send(0, 0, 3, "0".into());
+        let from_kv = n.send(0, 3, 0, "0".into());
+        let across = n.send(0, 2, 0, "0".into());
+        let within = n.send(0, 1, 2, "0".into());
+        let got: Vec<u64> = drain(&mut n, 10 * MS).iter().map(|m| m.0).collect();
+        assert_eq!(got, vec![to_kv, from_kv, within]);
+        assert!(!got.contains(&before) && !got.contains(&across));
+        assert_eq!(n.stats.partitioned, 2);
+        n.heal();
+        let again = n.send(10 * MS, 0, 1, "0".into());
+        assert_eq!(drain(&mut n, 20 * MS), vec![(again, 0, 1)]);
+    }
+
+    #[test]
+    fn overlapping_groups_hear_each_member() {
+        let mut n = net(Latency::new(0, Dist::Constant));
+        // A ring of majorities on three nodes: {0,1}, {1,2}, {2,0}: nobody is cut.
+        n.partition(&[vec![0, 1], vec![1, 2], vec![2, 0]]);
+        assert!((0..3).all(|a| (0..3).all(|b| !n.is_cut(a, b))));
+        n.partition(&[vec![0, 1], vec![1, 2]]);
+        assert!(n.is_cut(0, 2) && n.is_cut(2, 0) && !n.is_cut(0, 1) && !n.is_cut(2, 1));
+    }
+
+    #[test]
+    fn ids_count_every_message_and_the_journal_stops_at_its_limit() {
+        let mut n = net(Latency::new(0, Dist::Constant));
+        let id = n.next_id();
+        n.note_client(0, id, "c1", "n0", || "{}".into());
+        let id = n.send(0, 0, 1, "{}".into());
+        assert_eq!(id, 1);
+        assert_eq!(n.stats.clients, Counts { sends: 1, recvs: 1 });
+        while n.journaling() {
+            let id = n.next_id();
+            n.note_client(1, id, "c1", "n0", || "{}".into());
+        }
+        let mut called = false;
+        let id = n.next_id();
+        n.note_client(2, id, "c1", "n0", || {
+            called = true;
+            String::new()
+        });
+        assert!(!called);
+        let j = n.take_journal();
+        assert_eq!(j.len(), JOURNAL_LIMIT);
+        assert_eq!(j[2].kind, EventKind::Send);
+        assert_eq!((j[2].src.as_str(), j[2].dest.as_str()), ("n0", "n1"));
+    }
+
+    #[test]
+    fn envelopes_carry_the_id() {
+        let mut out = Vec::new();
+        envelope(
+            &mut out,
+            42,
+            "n0",
+            "lin-kv",
+            "{\"type\":\"read\",\"key\":1}",
+        );
+        envelope(&mut out, 0, "a\"b", "n1", "null");
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"id": 42, "src": "n0", "dest": "lin-kv", "body": {"type": "read", "key": 1}})
+        );
+        assert_eq!(lines[1]["src"], "a\"b");
+    }
+}
