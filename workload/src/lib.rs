@@ -110,6 +110,11 @@ fn write_files(
 ) -> std::io::Result<()> {
     let results = serde_json::to_string_pretty(&rep.json).unwrap_or_default();
     std::fs::write(dir.join("results.json"), results + "\n")?;
+    std::fs::write(dir.join("results.edn"), edn::results_edn(&rep.json))?;
+    std::fs::write(
+        dir.join("messages.svg"),
+        lamport::messages_svg(&outcome.journal),
+    )?;
     std::fs::write(
         dir.join("latency.svg"),
         plot::latency_svg(samples, &outcome.timeline),

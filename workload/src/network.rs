@@ -15,6 +15,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use crate::lamport::{self, EventKind, MsgEvent};
+
 /// A place on the network other than a client: a node (`0..nodes`) or a service after them.
 pub type Addr = usize;
 
@@ -88,27 +90,9 @@ impl NetStats {
     }
 }
 
-/// Send or receive, in the journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Send,
-    Recv,
-}
-
-/// One journal event, kept for the Lamport diagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalEvent {
-    pub time: u64,
-    pub kind: EventKind,
-    pub id: u64,
-    pub src: String,
-    pub dest: String,
-    /// The body as compact JSON.
-    pub body: String,
-}
-
-/// Maelstrom draws only the first events of its journal; so do we.
-pub const JOURNAL_LIMIT: usize = 10_000;
+/// Maelstrom draws only the first events of its journal ([`lamport::EVENT_LIMIT`], init
+/// traffic aside); the journal keeps a few more so the diagram can tell that more happened.
+pub const JOURNAL_LIMIT: usize = lamport::EVENT_LIMIT + 1_000;
 
 /// A server message in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +135,7 @@ pub struct Network {
     cut: Vec<bool>,
     next_id: u64,
     pub stats: NetStats,
-    journal: Vec<JournalEvent>,
+    journal: Vec<MsgEvent>,
     log_send: bool,
     log_recv: bool,
 }
@@ -198,13 +182,13 @@ impl Network {
 
     fn record(&mut self, time: u64, kind: EventKind, id: u64, src: &str, dest: &str, body: &str) {
         if self.journaling() {
-            self.journal.push(JournalEvent {
-                time,
-                kind,
+            self.journal.push(MsgEvent {
+                time_ns: time,
+                from: src.to_owned(),
+                to: dest.to_owned(),
                 id,
-                src: src.to_owned(),
-                dest: dest.to_owned(),
                 body: body.to_owned(),
+                kind,
             });
         }
     }
@@ -322,11 +306,11 @@ impl Network {
     }
 
     /// The first [`JOURNAL_LIMIT`] events, in the order they happened.
-    pub fn take_journal(&mut self) -> Vec<JournalEvent> {
+    pub fn take_journal(&mut self) -> Vec<MsgEvent> {
         let mut j = std::mem::take(&mut self.journal);
         // Receipts are recorded at their deadline, which can precede a send recorded
         // later in the same turn of the runner.
-        j.sort_by_key(|e| e.time);
+        j.sort_by_key(|e| e.time_ns);
         j
     }
 }
@@ -489,7 +473,7 @@ mod tests {
         let j = n.take_journal();
         assert_eq!(j.len(), JOURNAL_LIMIT);
         assert_eq!(j[2].kind, EventKind::Send);
-        assert_eq!((j[2].src.as_str(), j[2].dest.as_str()), ("n0", "n1"));
+        assert_eq!((j[2].from.as_str(), j[2].to.as_str()), ("n0", "n1"));
     }
 
     #[test]

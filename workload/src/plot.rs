@@ -464,7 +464,7 @@ img {{ max-width: 100%; border: 1px solid #ddd; margin: 8px 0; }}
 </style></head>
 <body>
 <h1>{verdict}</h1>
-<p>Files: <a href="results.json">results.json</a> <a href="history.jsonl">history.jsonl</a>{logs}</p>
+<p>Files: <a href="results.json">results.json</a> <a href="results.edn">results.edn</a> <a href="history.jsonl">history.jsonl</a> <a href="messages.svg">messages.svg</a>{logs}</p>
 <img src="latency.svg" alt="latency over time">
 <img src="rate.svg" alt="throughput over time">
 <h2>Summary</h2>

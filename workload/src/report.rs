@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::checker::{self, Validity, WorkloadResult};
-use crate::cli::Config;
+use crate::cli::{Availability, Config};
 use crate::history::{F, History, OpType, OpValue};
 use crate::runner::Outcome;
 use crate::text::clip;
@@ -191,7 +191,31 @@ pub fn build(
         "all": counts(n.all(), per_op(n.all().sends)),
         "clients": counts(n.clients, None),
         "servers": counts(n.servers, per_op(n.servers.sends)),
-        "valid?": true,
+        "valid": true,
+    });
+
+    // Maelstrom's availability checker: ok completions over invocations, always reported,
+    // judged only against --availability.
+    let oks = h.ops.iter().filter(|o| o.kind == OpType::Ok).count();
+    let ok_fraction = if invocations == 0 {
+        1.0
+    } else {
+        oks as f64 / invocations as f64
+    };
+    let availability_valid = match cfg.availability {
+        None => Validity::True,
+        Some(Availability::Total) if oks == invocations => Validity::True,
+        Some(Availability::AtLeast(a)) if ok_fraction >= a => Validity::True,
+        Some(_) => Validity::False,
+    };
+    let availability = json!({
+        "valid": availability_valid.to_json(),
+        "ok-fraction": (ok_fraction * 1e6).round() / 1e6,
+        "expected": match cfg.availability {
+            None => Value::Null,
+            Some(Availability::Total) => json!("total"),
+            Some(Availability::AtLeast(a)) => json!(a),
+        },
     });
     let network = json!({
         "latency-ms": cfg.latency.mean_ms,
@@ -226,7 +250,10 @@ pub fn build(
         // Without a working setup there is no history to judge, whatever else happened.
         Validity::Unknown
     } else {
-        workload_valid.merge(stats_valid).merge(node_valid)
+        workload_valid
+            .merge(stats_valid)
+            .merge(node_valid)
+            .merge(availability_valid)
     };
 
     let cpu = json!({
@@ -251,6 +278,7 @@ pub fn build(
         "latency-ms": latency,
         "throughput": throughput,
         "net": net,
+        "availability": availability,
         "network": network,
         "cpu": cpu,
         "timeline-seconds": {

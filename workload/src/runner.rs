@@ -20,10 +20,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::cli::Config;
 use crate::generator::{GenOp, Generator, Stagger};
 use crate::history::{History, KeyId, MsgId, OpType, OpValue, PollResult};
-use crate::network::{JournalEvent, NetStats, Network};
+use crate::lamport::MsgEvent;
+use crate::network::{Message, NetStats, Network};
 use crate::node::{Event, Exit, Node};
 use crate::progress::Progress;
 use crate::protocol::{self, Dest, Encoder, Inbound, Names, Reply};
+use crate::services::{self, Services};
 use crate::text::clip;
 
 const MS: u64 = 1_000_000;
@@ -69,7 +71,7 @@ pub struct Outcome {
     /// Replies that matched no waiting request, which the client ignored.
     pub dropped_replies: u64,
     /// The first journal events, for the Lamport diagram.
-    pub journal: Vec<JournalEvent>,
+    pub journal: Vec<MsgEvent>,
     pub faults: Vec<NodeFault>,
     pub exits: Vec<Exit>,
     /// Set when setup failed (spawn or init): there is no meaningful history.
@@ -179,6 +181,7 @@ struct Runner<'a> {
     h: History,
     next_client: u64,
     net: Network,
+    services: Services,
     dropped_replies: u64,
     faults: Vec<NodeFault>,
     progress: Progress,
@@ -190,7 +193,10 @@ struct Runner<'a> {
 pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
     let origin = Instant::now();
     let runner_cpu_start = crate::report::cpu_seconds(None);
-    let names = Names::new(cfg.node_ids.clone());
+    let names = Names::with_services(
+        cfg.node_ids.clone(),
+        services::NAMES.iter().map(|s| s.to_string()).collect(),
+    );
     let (tx, rx) = crossbeam_channel::unbounded();
     let logs = run_dir.join("node-logs");
     let mut nodes = Vec::new();
@@ -256,6 +262,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         h: History::default(),
         next_client: 0,
         net,
+        services: Services::new(cfg.seed ^ 0x7365_7276_6963_6500),
         dropped_replies: 0,
         faults: Vec::new(),
         progress: Progress::new(!cfg.opts.no_progress),
@@ -509,8 +516,18 @@ impl Runner<'_> {
         }
     }
 
-    /// A request to a service; its reply travels back over the network.
-    fn serve(&mut self, _now: u64, _msg: crate::network::Message) {}
+    /// A request to a service; its reply travels back over the network. A request the
+    /// service does not understand gets no reply, as in Maelstrom.
+    fn serve(&mut self, now: u64, msg: Message) {
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&msg.body) else {
+            return;
+        };
+        let (service, node) = (self.net.name(msg.dest), self.net.name(msg.src));
+        if let Some(reply) = self.services.handle(service, node, &body) {
+            self.net
+                .send(now, msg.dest, msg.src, reply.to_string().into_boxed_str());
+        }
+    }
 
     fn handle(&mut self, batch: Vec<Event>) {
         for ev in batch {
