@@ -241,7 +241,8 @@ impl Node {
         });
     }
 
-    /// An RPC re-sent every `every` until a reply comes or `deadline` passes (`None`).
+    /// An RPC re-sent every `every` until a reply to any of its attempts comes, or
+    /// `deadline` passes (`None`). Each attempt has its own msg_id.
     fn rpc_retry(
         &mut self,
         dest: String,
@@ -256,21 +257,41 @@ impl Node {
         fn attempt(
             n: &mut Node,
             dest: String,
-            body: Value,
+            mut body: Value,
             every: Duration,
             deadline: Instant,
             cb: Rc<RefCell<Option<Callback>>>,
         ) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let (d, b) = (dest.clone(), body.clone());
-            n.rpc(&dest, body, every.min(left), move |n, reply| {
-                if reply.is_none() && Instant::now() < deadline {
-                    return attempt(n, d, b, every, deadline, cb);
+            let id = n.fresh_id();
+            body["msg_id"] = json!(id);
+            n.send(&dest, body.clone());
+            let on_reply = cb.clone();
+            n.rpcs.insert(
+                id,
+                Box::new(move |n, reply| {
+                    let taken = on_reply.borrow_mut().take();
+                    if let Some(f) = taken {
+                        f(n, reply);
+                    }
+                }),
+            );
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            n.after_ms(every.min(left), move |n| {
+                if cb.borrow().is_none() {
+                    return;
+                }
+                if Instant::now() < deadline {
+                    return attempt(n, dest, body, every, deadline, cb);
                 }
                 let taken = cb.borrow_mut().take();
                 if let Some(f) = taken {
-                    f(n, reply);
+                    f(n, None);
                 }
+            });
+            // A reply later than the deadline is of no use: forget the attempt then.
+            n.after_ms(left, move |n| {
+                n.rpcs.remove(&id);
             });
         }
     }
