@@ -6,5 +6,6 @@
 mod util;
 
 mod cli;
+mod cluster;
 mod faults;
 mod real_node;
