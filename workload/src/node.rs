@@ -3,21 +3,27 @@
 //! * `writer` is the only writer of the node's stdin. It takes byte chunks off a channel,
 //!   writes them, and flushes whenever the channel is momentarily empty, so a burst of
 //!   requests costs one syscall rather than one each.
-//! * `reader` reads stdout lines, validates each with [`protocol::parse_line`] and hands
-//!   batches of events to the scheduler. The first invalid line kills the node's stdout for
-//!   good, as in Maelstrom; the thread keeps draining the pipe (so the node never blocks on
-//!   a full pipe) but forwards nothing more.
-//! * `stderr` copies the node's stderr into `node-logs/<node>.log` and keeps the last lines
-//!   for the crash report.
+//! * `reader` reads stdout lines, stamps each with the time it was read from the pipe,
+//!   validates it with [`protocol::parse_line`] and hands batches of events to the scheduler.
+//!   The first invalid line (not UTF-8, longer than [`MAX_STDOUT_LINE`], not JSON, a bad
+//!   envelope) kills the node's stdout for good, as in Maelstrom; the thread keeps draining the
+//!   pipe (so the node never blocks on a full pipe) but forwards nothing more.
+//! * `stderr` copies the node's stderr into `node-logs/<node>.log`, cutting lines longer than
+//!   [`MAX_STDERR_LINE`], and keeps the last lines for the crash report.
 //!
-//! Teardown is SIGKILL (`Child::kill`), as Maelstrom's `destroyForcibly`.
+//! Teardown is SIGKILL (`Child::kill`), as Maelstrom's `destroyForcibly`. A process the node
+//! started may still hold its pipes open after that; the pipe threads are then left behind,
+//! blocked, after a short grace, instead of hanging the run (see [`Node::teardown`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -28,6 +34,24 @@ const TAIL: usize = 32;
 
 /// Longest stdout line kept whole in the crash-report tail.
 const TAIL_LINE: usize = 4096;
+
+/// Longest stdout line accepted, in bytes (without its newline). A longer line is an invalid
+/// stdout line, which kills the node's stdout, as a line Maelstrom fails to parse does.
+///
+/// The bound is on memory: a line is held whole while it is parsed, and a `poll_ok` takes
+/// about five times its length once parsed. A correct node's longest lines are final-phase
+/// poll replies; this node bounds them to a few MiB.
+pub const MAX_STDOUT_LINE: usize = 64 << 20;
+
+/// Longest stderr line kept, in bytes; the rest of a longer line is left out of the node's log
+/// and of the crash report, and a marker says how much.
+pub const MAX_STDERR_LINE: usize = 64 << 10;
+
+/// After the node is killed, how long its pipe threads get to see the pipes close.
+const PIPE_GRACE: Duration = Duration::from_secs(1);
+
+/// Size of each read from a pipe.
+const READ_CHUNK: usize = 64 << 10;
 
 /// A reader hands its batch over at this many lines or bytes even if more is buffered.
 const BATCH_LINES: usize = 256;
@@ -43,6 +67,10 @@ pub enum Event {
         node: usize,
         msg: Inbound,
         body: Option<String>,
+        /// When the reader read the line's last byte from the pipe. Maelstrom's stdout thread
+        /// hands a reply to its client as it reads it, so this, not when the scheduler gets to
+        /// the line, decides whether a reply beat its client's timeout.
+        read_at: Instant,
     },
     /// The first invalid line; nothing from this node's stdout is delivered after it.
     Invalid {
@@ -61,8 +89,10 @@ pub struct Node {
     child: Child,
     stdin: Option<Sender<Vec<u8>>>,
     writer: Option<JoinHandle<()>>,
-    reader: Option<JoinHandle<VecDeque<String>>>,
-    stderr: Option<JoinHandle<VecDeque<String>>>,
+    reader: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<()>>,
+    stdout: Arc<Stdout>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// How a node ended, for the report.
@@ -73,6 +103,42 @@ pub struct Exit {
     pub crashed: Option<ExitStatus>,
     pub stdout_tail: Vec<String>,
     pub stderr_tail: Vec<String>,
+    /// Pipes (`stdin`, `stdout`, `stderr`) still open after the node was killed and the
+    /// grace had passed: some process the node started holds them. Their threads were left.
+    pub held_open: Vec<&'static str>,
+}
+
+/// What the stdout reader shares with the scheduler and with teardown.
+#[derive(Debug)]
+struct Stdout {
+    /// The origin of `unsent`.
+    epoch: Instant,
+    /// Nanoseconds after `epoch` at which the oldest line read but not yet handed over was
+    /// read; [`IDLE`] when every line read has been handed over, [`STAMPING`] while a read
+    /// that just returned is being stamped.
+    unsent: AtomicU64,
+    /// The last lines read, for the crash report. Shared rather than returned by the thread,
+    /// because teardown may have to leave the thread behind, blocked on a pipe.
+    tail: Mutex<VecDeque<String>>,
+}
+
+const IDLE: u64 = u64::MAX;
+const STAMPING: u64 = u64::MAX - 1;
+
+impl Stdout {
+    /// See [`Node::handed_over_before`].
+    fn handed_over_before(&self) -> Instant {
+        let now = Instant::now();
+        // SeqCst: pairs with the reader's stores; if this load still sees IDLE, the reader's
+        // STAMPING store (made before it reads the clock for the next stamp) comes later in
+        // the single total order, so lines it reads now are stamped after `now`. And every
+        // batch sent before the IDLE store is in the channel for the drain that follows.
+        match self.unsent.load(Ordering::SeqCst) {
+            IDLE => now,
+            STAMPING => self.epoch,
+            ns => self.epoch + Duration::from_nanos(ns),
+        }
+    }
 }
 
 impl Node {
@@ -102,17 +168,28 @@ impl Node {
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = File::create(log_path)?;
+        let shared = Arc::new(Stdout {
+            epoch: Instant::now(),
+            unsent: AtomicU64::new(IDLE),
+            tail: Mutex::new(VecDeque::with_capacity(TAIL)),
+        });
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL)));
         let (tx, rx) = crossbeam_channel::unbounded();
         let writer = thread::Builder::new()
             .name(format!("{name}-stdin"))
             .spawn(move || write_loop(stdin, rx))?;
-        let reader = thread::Builder::new()
-            .name(format!("{name}-stdout"))
-            .spawn(move || read_loop(index, stdout, names, events))?;
-        let label = name.clone();
-        let stderr = thread::Builder::new()
-            .name(format!("{name}-stderr"))
-            .spawn(move || stderr_loop(stderr, log, echo_stderr.then_some(label)))?;
+        let reader = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name(format!("{name}-stdout"))
+                .spawn(move || read_loop(index, stdout, &names, &events, &shared))?
+        };
+        let stderr = {
+            let (label, tail) = (name.clone(), Arc::clone(&stderr_tail));
+            thread::Builder::new()
+                .name(format!("{name}-stderr"))
+                .spawn(move || stderr_loop(stderr, log, echo_stderr.then_some(label), &tail))?
+        };
         Ok(Node {
             name,
             child,
@@ -120,6 +197,8 @@ impl Node {
             writer: Some(writer),
             reader: Some(reader),
             stderr: Some(stderr),
+            stdout: shared,
+            stderr_tail,
         })
     }
 
@@ -142,8 +221,25 @@ impl Node {
         self.child.try_wait().ok().flatten()
     }
 
+    /// A time before which every stdout line of the node has been handed over: every line
+    /// read from the pipe earlier is in the event channel already. Now, if the reader is
+    /// waiting for input; otherwise when it read the oldest line it still holds.
+    ///
+    /// The scheduler takes this before it drains the channel, and times out only requests
+    /// whose deadline is before it, so a reply read in time is never judged late because
+    /// the reader was still parsing it. A line read within the clock's resolution of this
+    /// call may fall on either side, as in Maelstrom, where the stdout thread and the
+    /// client's timeout race too.
+    pub fn handed_over_before(&self) -> Instant {
+        self.stdout.handed_over_before()
+    }
+
     /// Kills the node (unless it already exited, which is then reported as a crash) and
     /// joins its threads.
+    ///
+    /// A pipe normally closes with the process. If a process the node started still holds
+    /// one, its thread would block forever; after [`PIPE_GRACE`] it is left behind instead
+    /// (it ends with the runner) and the pipe is named in [`Exit::held_open`].
     pub fn teardown(mut self) -> Exit {
         let crashed = self.exited();
         if crashed.is_none() {
@@ -151,26 +247,62 @@ impl Node {
         }
         let _ = self.child.wait();
         self.stdin.take();
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
+        let deadline = Instant::now() + PIPE_GRACE;
+        let mut held_open = Vec::new();
+        for (pipe, thread) in [
+            ("stdin", self.writer.take()),
+            ("stdout", self.reader.take()),
+            ("stderr", self.stderr.take()),
+        ] {
+            if let Some(thread) = thread
+                && !join_by(thread, deadline)
+            {
+                held_open.push(pipe);
+            }
         }
-        let stdout_tail = self
-            .reader
-            .take()
-            .and_then(|r| r.join().ok())
-            .unwrap_or_default();
-        let stderr_tail = self
-            .stderr
-            .take()
-            .and_then(|r| r.join().ok())
-            .unwrap_or_default();
         Exit {
             name: self.name.clone(),
             crashed,
-            stdout_tail: stdout_tail.into(),
-            stderr_tail: stderr_tail.into(),
+            stdout_tail: lock(&self.stdout.tail).iter().cloned().collect(),
+            stderr_tail: lock(&self.stderr_tail).iter().cloned().collect(),
+            held_open,
         }
     }
+}
+
+/// Joins `thread` if it ends by `deadline`; otherwise leaves it running and returns false.
+fn join_by(thread: JoinHandle<()>, deadline: Instant) -> bool {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let _ = thread.join();
+    true
+}
+
+/// A tail is only ever pushed to and copied; a panic elsewhere leaves it usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn push_tail(tail: &Mutex<VecDeque<String>>, line: &[u8]) {
+    let mut tail = lock(tail);
+    // Reuse the oldest line's allocation once the tail is full.
+    let mut kept = if tail.len() >= TAIL {
+        tail.pop_front().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    kept.clear();
+    // Final-phase poll replies run to megabytes; the crash report needs a glimpse.
+    let glimpse = String::from_utf8_lossy(&line[..line.len().min(TAIL_LINE)]);
+    kept.push_str(&glimpse);
+    if line.len() > TAIL_LINE {
+        kept.push('…');
+    }
+    tail.push_back(kept);
 }
 
 fn write_loop(stdin: ChildStdin, rx: Receiver<Vec<u8>>) {
@@ -190,104 +322,502 @@ fn write_loop(stdin: ChildStdin, rx: Receiver<Vec<u8>>) {
     }
 }
 
-fn read_loop(
-    node: usize,
-    stdout: impl Read,
-    names: Names,
-    events: Sender<Vec<Event>>,
-) -> VecDeque<String> {
-    let mut r = BufReader::with_capacity(1 << 16, stdout);
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL + 1);
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0;
-    let mut dead = false;
-    let mut lines = 0;
-    loop {
-        // Reuse the oldest tail line's allocation as the next read buffer.
-        let mut line = if tail.len() >= TAIL {
-            tail.pop_front().unwrap_or_default()
-        } else {
-            String::new()
-        };
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+/// Splits a pipe into lines of bounded length, without assuming they are text.
+///
+/// A line that fits in one read is lent straight out of the read buffer; one that spans reads
+/// is gathered in `long`, up to `max` bytes, beyond which only its length is counted.
+#[derive(Debug)]
+struct Lines<R> {
+    input: R,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    long: Vec<u8>,
+    /// Length of the line being gathered, including bytes beyond `max` that were dropped.
+    long_len: usize,
+    max: usize,
+    /// How much of a line over `max` is kept, to show.
+    glimpse: usize,
+}
+
+/// One line out of [`Lines`].
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    /// A line within the bound, without its newline.
+    Line(&'a [u8]),
+    /// A line longer than the bound: its first bytes (as many as fit) and its whole length.
+    TooLong(&'a [u8], usize),
+}
+
+impl<R: Read> Lines<R> {
+    fn new(input: R, max: usize, glimpse: usize) -> Self {
+        Lines {
+            input,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            long: Vec::new(),
+            long_len: 0,
+            max,
+            glimpse: glimpse.min(max),
         }
-        if !dead {
-            let text = line.strip_suffix('\n').unwrap_or(&line);
-            match protocol::parse_line(text, &names) {
-                Ok(msg) => {
+    }
+
+    /// The next complete line already read, if any. Never reads.
+    fn buffered(&mut self) -> Option<Piece<'_>> {
+        let available = &self.buf[self.start..self.end];
+        let at = available.iter().position(|&b| b == b'\n')?;
+        let from = self.start;
+        self.start += at + 1;
+        if self.long_len == 0 {
+            let line = &self.buf[from..from + at];
+            return Some(if at > self.max {
+                Piece::TooLong(&line[..self.glimpse], at)
+            } else {
+                Piece::Line(line)
+            });
+        }
+        Some(self.finish_long(from, at))
+    }
+
+    /// Appends `buf[from..from + n]` to the line being gathered and returns it.
+    fn finish_long(&mut self, from: usize, n: usize) -> Piece<'_> {
+        self.gather(from, n);
+        let len = std::mem::take(&mut self.long_len);
+        if len > self.max {
+            Piece::TooLong(&self.long, len)
+        } else {
+            Piece::Line(&self.long)
+        }
+    }
+
+    /// Adds bytes to the line being gathered, keeping at most `max` of them, and only a
+    /// glimpse once the line is over the bound.
+    fn gather(&mut self, from: usize, n: usize) {
+        if self.long_len == 0 {
+            if self.long.capacity() > 2 * READ_CHUNK {
+                // Do not keep the memory of a long line for the rest of the run.
+                self.long = Vec::new();
+            }
+            self.long.clear();
+        }
+        self.long_len += n;
+        let keep = if self.long_len > self.max {
+            self.glimpse
+        } else {
+            self.max
+        };
+        if self.long.len() > keep {
+            self.long.truncate(keep);
+            self.long.shrink_to_fit();
+        }
+        let room = keep.saturating_sub(self.long.len()).min(n);
+        self.long.extend_from_slice(&self.buf[from..from + room]);
+    }
+
+    /// Moves the partial line left in the buffer aside and reads more. Returns when it read
+    /// something (true) or at end of input or on a read error (false). A partial last line
+    /// is then left for [`Lines::last`].
+    fn fill(&mut self) -> bool {
+        if self.start < self.end {
+            self.gather(self.start, self.end - self.start);
+        }
+        self.start = 0;
+        self.end = 0;
+        loop {
+            match self.input.read(&mut self.buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.end = n;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// A last line that had no newline, at end of input.
+    fn last(&mut self) -> Option<Piece<'_>> {
+        (self.long_len > 0).then(|| {
+            let len = std::mem::take(&mut self.long_len);
+            if len > self.max {
+                Piece::TooLong(&self.long, len)
+            } else {
+                Piece::Line(&self.long)
+            }
+        })
+    }
+}
+
+/// The reader's state for one line at a time, so each line is handled the same way whether
+/// it came out of the buffer or was the last one.
+struct Reader<'a> {
+    node: usize,
+    names: &'a Names,
+    shared: &'a Stdout,
+    batch: Vec<Event>,
+    batch_bytes: usize,
+    dead: bool,
+    /// Valid lines so far.
+    lines: usize,
+}
+
+impl Reader<'_> {
+    fn line(&mut self, piece: Piece<'_>, read_at: Instant) {
+        let (bytes, too_long) = match piece {
+            Piece::Line(bytes) => (bytes, None),
+            Piece::TooLong(glimpse, len) => (glimpse, Some(len)),
+        };
+        self.batch_bytes += bytes.len();
+        push_tail(&self.shared.tail, bytes);
+        if self.dead {
+            return;
+        }
+        let node = self.node;
+        let text = match (too_long, std::str::from_utf8(bytes)) {
+            (Some(len), _) => Err(format!(
+                "stdout line of {len} bytes, longer than the runner's limit of {MAX_STDOUT_LINE}"
+            )),
+            (None, Err(e)) => Err(format!(
+                "stdout line is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            )),
+            (None, Ok(text)) => protocol::parse_line(text, self.names)
+                .map(|msg| {
                     // Replies to clients are only kept while the journal may still want
                     // them: they are the bulk of the traffic.
                     let keep = !matches!(msg.dest(), protocol::Dest::Client(_))
-                        || lines < crate::network::JOURNAL_LIMIT;
-                    lines += 1;
-                    batch.push(Event::Line {
+                        || self.lines < crate::network::JOURNAL_LIMIT;
+                    self.lines += 1;
+                    Event::Line {
                         node,
                         msg,
                         body: keep
                             .then(|| protocol::envelope_body(text).unwrap_or(text).to_owned()),
-                    });
-                }
-                Err(e) => {
-                    dead = true;
-                    batch.push(Event::Invalid {
-                        node,
-                        line: text.to_owned(),
-                        reason: e.0,
-                    });
-                }
-            }
-        }
-        batch_bytes += line.len();
-        if line.len() > TAIL_LINE {
-            // Final-phase poll replies run to megabytes; the crash report needs a glimpse.
-            line.truncate(crate::text::prefix(&line, TAIL_LINE).len());
-            line.shrink_to_fit();
-        }
-        tail.push_back(line);
-        // Hand the batch over once nothing more is buffered: one wake-up per burst. Under a
-        // steady stream the buffer is never empty, so large batches go out anyway.
-        let full = batch.len() >= BATCH_LINES || batch_bytes >= BATCH_BYTES;
-        if !batch.is_empty() && (full || r.buffer().is_empty()) {
-            batch_bytes = 0;
-            if events.send(std::mem::take(&mut batch)).is_err() {
-                return tail;
+                        read_at,
+                    }
+                })
+                .map_err(|e| e.0),
+        };
+        match text {
+            Ok(event) => self.batch.push(event),
+            Err(reason) => {
+                self.dead = true;
+                self.batch.push(Event::Invalid {
+                    node,
+                    line: String::from_utf8_lossy(bytes).into_owned(),
+                    reason,
+                });
             }
         }
     }
-    batch.push(Event::Eof { node });
-    let _ = events.send(batch);
-    tail
+
+    /// Hands the batch over; false if the scheduler is gone.
+    fn send(&mut self, events: &Sender<Vec<Event>>) -> bool {
+        self.batch_bytes = 0;
+        self.batch.is_empty() || events.send(std::mem::take(&mut self.batch)).is_ok()
+    }
 }
 
-fn stderr_loop(stderr: impl Read, log: File, echo: Option<String>) -> VecDeque<String> {
-    let mut r = BufReader::new(stderr);
-    let mut log = BufWriter::new(log);
-    let mut tail = VecDeque::with_capacity(TAIL + 1);
-    let mut line = Vec::new();
+fn read_loop(
+    node: usize,
+    stdout: impl Read,
+    names: &Names,
+    events: &Sender<Vec<Event>>,
+    shared: &Stdout,
+) {
+    let mut lines = Lines::new(stdout, MAX_STDOUT_LINE, TAIL_LINE);
+    let mut reader = Reader {
+        node,
+        names,
+        shared,
+        batch: Vec::new(),
+        batch_bytes: 0,
+        dead: false,
+        lines: 0,
+    };
+    let mut read_at = Instant::now();
     loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        while let Some(piece) = lines.buffered() {
+            reader.line(piece, read_at);
+            let full = reader.batch.len() >= BATCH_LINES || reader.batch_bytes >= BATCH_BYTES;
+            if full && !reader.send(events) {
+                return;
+            }
         }
-        let _ = log.write_all(&line);
-        if r.buffer().is_empty() {
-            let _ = log.flush();
+        // No complete line is left: hand everything over before the next read, which may
+        // block, so no reply waits for company.
+        if !reader.send(events) {
+            return;
         }
-        let text = String::from_utf8_lossy(&line)
-            .trim_end_matches('\n')
-            .to_owned();
+        // SeqCst (all three stores): see `Node::handed_over_before`. IDLE says every line
+        // read so far is in the channel; STAMPING, stored before the clock is read, makes
+        // the scheduler wait rather than miss a line stamped before its own clock reading.
+        shared.unsent.store(IDLE, Ordering::SeqCst);
+        if !lines.fill() {
+            break;
+        }
+        if !reader.dead {
+            shared.unsent.store(STAMPING, Ordering::SeqCst);
+            read_at = Instant::now();
+            let ns = read_at.duration_since(shared.epoch).as_nanos();
+            shared
+                .unsent
+                .store(u64::try_from(ns).unwrap_or(STAMPING - 1), Ordering::SeqCst);
+        }
+    }
+    if let Some(piece) = lines.last() {
+        reader.line(piece, read_at);
+    }
+    reader.batch.push(Event::Eof { node });
+    reader.send(events);
+}
+
+fn stderr_loop(stderr: impl Read, log: File, echo: Option<String>, tail: &Mutex<VecDeque<String>>) {
+    let mut lines = Lines::new(stderr, MAX_STDERR_LINE, MAX_STDERR_LINE);
+    let mut log = BufWriter::new(log);
+    let line = |piece: Piece<'_>, log: &mut BufWriter<File>| {
+        let (bytes, cut) = match piece {
+            Piece::Line(bytes) => (bytes, 0),
+            Piece::TooLong(kept, len) => (kept, len - kept.len()),
+        };
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        if cut > 0 {
+            text.push_str(&format!(" [… {cut} more bytes cut by kafka-workload]"));
+        }
+        let _ = writeln!(log, "{text}");
         if let Some(name) = &echo {
             eprintln!("[{name}] {text}");
         }
+        let mut tail = lock(tail);
         if tail.len() == TAIL {
             tail.pop_front();
         }
         tail.push_back(text);
+    };
+    loop {
+        while let Some(piece) = lines.buffered() {
+            line(piece, &mut log);
+        }
+        let _ = log.flush();
+        if !lines.fill() {
+            break;
+        }
+    }
+    if let Some(piece) = lines.last() {
+        line(piece, &mut log);
     }
     let _ = log.flush();
-    tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names::new(vec!["n0".into()])
+    }
+
+    const REPLY: &str =
+        r#"{"src":"n0","dest":"c1","body":{"type":"send_ok","in_reply_to":1,"offset":0}}"#;
+
+    /// Runs the stdout reader over `input` and returns every event it produced, and the tail.
+    fn read_all(input: &[u8]) -> (Vec<Event>, Vec<String>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Stdout {
+            epoch: Instant::now(),
+            unsent: AtomicU64::new(IDLE),
+            tail: Mutex::new(VecDeque::new()),
+        };
+        read_loop(0, input, &names(), &tx, &shared);
+        drop(tx);
+        assert_eq!(shared.unsent.load(Ordering::SeqCst), IDLE);
+        let tail = lock(&shared.tail).iter().cloned().collect();
+        (rx.iter().flatten().collect(), tail)
+    }
+
+    fn kinds(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Line { .. } => "line".to_owned(),
+                Event::Invalid { reason, .. } => format!("invalid: {reason}"),
+                Event::Eof { .. } => "eof".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_invalid_line_and_the_pipe_is_drained() {
+        let mut input = Vec::new();
+        for line in [REPLY.as_bytes(), b"{\"src\":\"n0\xff\"}", REPLY.as_bytes()] {
+            input.extend_from_slice(line);
+            input.push(b'\n');
+        }
+        let (events, tail) = read_all(&input);
+        let kinds = kinds(&events);
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert_eq!(kinds[0], "line");
+        assert!(
+            kinds[1].starts_with("invalid: stdout line is not UTF-8 (invalid byte at offset 10)"),
+            "{kinds:?}"
+        );
+        // Nothing after the invalid line is delivered, but the reader read on to the end.
+        assert_eq!(kinds[2], "eof");
+        assert_eq!(tail.len(), 3, "{tail:?}");
+    }
+
+    #[test]
+    fn a_line_over_the_bound_is_an_invalid_line_and_is_not_held_whole() {
+        let mut lines = Lines::new(&b"0123456789\nabc\n"[..], 4, 4);
+        assert!(lines.fill());
+        assert_eq!(lines.buffered(), Some(Piece::TooLong(b"0123", 10)));
+        assert_eq!(lines.buffered(), Some(Piece::Line(b"abc")));
+        assert_eq!(lines.buffered(), None);
+
+        let mut input = vec![b' '; MAX_STDOUT_LINE + 1];
+        input.push(b'\n');
+        input.extend_from_slice(REPLY.as_bytes());
+        let (events, tail) = read_all(&input);
+        let kinds = kinds(&events);
+        assert_eq!(
+            kinds,
+            [
+                format!(
+                    "invalid: stdout line of {} bytes, longer than the runner's limit of {MAX_STDOUT_LINE}",
+                    MAX_STDOUT_LINE + 1
+                ),
+                "eof".to_owned()
+            ]
+        );
+        assert!(
+            tail[0].len() <= TAIL_LINE + '…'.len_utf8(),
+            "{}",
+            tail[0].len()
+        );
+    }
+
+    /// A reader that returns its input a few bytes at a time, so lines span reads.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_spanning_reads_are_gathered_and_bounded() {
+        let input = b"abcdefgh\nijklmnopqrstu\nvw\nxyz";
+        let mut lines = Lines::new(Trickle(input, 3), 10, 10);
+        let mut got = Vec::new();
+        loop {
+            while let Some(piece) = lines.buffered() {
+                got.push(format!("{piece:?}"));
+            }
+            if !lines.fill() {
+                break;
+            }
+        }
+        if let Some(piece) = lines.last() {
+            got.push(format!("{piece:?}"));
+        }
+        let want = [
+            Piece::Line(b"abcdefgh"),
+            Piece::TooLong(b"ijklmnopqr", 13),
+            Piece::Line(b"vw"),
+            Piece::Line(b"xyz"),
+        ]
+        .map(|p| format!("{p:?}"));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn valid_lines_are_stamped_and_handed_over() {
+        let before = Instant::now();
+        let input = format!("{REPLY}\n{REPLY}");
+        let (events, _) = read_all(input.as_bytes());
+        assert_eq!(kinds(&events), ["line", "line", "eof"]);
+        for e in &events {
+            if let Event::Line { read_at, .. } = e {
+                assert!(*read_at >= before);
+            }
+        }
+    }
+
+    #[test]
+    fn long_stderr_lines_are_cut_in_the_log_and_the_tail() {
+        let dir =
+            std::env::temp_dir().join(format!("kafka-workload-stderr-{}", std::process::id()));
+        let path = dir.with_extension("log");
+        let mut input = vec![b'x'; MAX_STDERR_LINE + 10];
+        input.extend_from_slice(b"\nshort\n");
+        let tail = Mutex::new(VecDeque::new());
+        stderr_loop(&input[..], File::create(&path).unwrap(), None, &tail);
+        let log = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", log.len());
+        assert!(lines[0].ends_with(" [… 10 more bytes cut by kafka-workload]"));
+        assert_eq!(
+            lines[0].len(),
+            MAX_STDERR_LINE + " [… 10 more bytes cut by kafka-workload]".len()
+        );
+        assert_eq!(lines[1], "short");
+        assert_eq!(lock(&tail).len(), 2);
+    }
+
+    #[test]
+    fn a_line_read_but_not_handed_over_holds_the_horizon_back() {
+        /// Returns one reply, then blocks until told to end.
+        struct Once(Option<&'static [u8]>, Receiver<()>);
+        impl Read for Once {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.take() {
+                    Some(bytes) => {
+                        buf[..bytes.len()].copy_from_slice(bytes);
+                        Ok(bytes.len())
+                    }
+                    None => {
+                        let _ = self.1.recv();
+                        Ok(0)
+                    }
+                }
+            }
+        }
+        // A rendezvous channel: the reader holds its batch until this test takes it.
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        let (end_tx, end_rx) = crossbeam_channel::bounded::<()>(0);
+        let shared = Arc::new(Stdout {
+            epoch: Instant::now(),
+            unsent: AtomicU64::new(IDLE),
+            tail: Mutex::new(VecDeque::new()),
+        });
+        let line: &'static [u8] = Box::leak(format!("{REPLY}\n").into_bytes().into_boxed_slice());
+        let reader = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || read_loop(0, Once(Some(line), end_rx), &names(), &tx, &shared))
+        };
+        // Long enough for the reader to have read the line and be waiting to hand it over
+        // (if it has not, the horizon is simply earlier still, and the test proves nothing).
+        thread::sleep(Duration::from_millis(50));
+        let horizon = shared.handed_over_before();
+        let batch = rx.recv().unwrap();
+        let Some(Event::Line { read_at, .. }) = batch.first() else {
+            panic!("{batch:?}");
+        };
+        assert!(
+            horizon <= *read_at,
+            "a line not handed over was read before the horizon"
+        );
+        drop(end_tx);
+        assert!(matches!(rx.recv().unwrap()[..], [Event::Eof { .. }]));
+        reader.join().unwrap();
+        assert!(shared.handed_over_before() >= *read_at);
+    }
 }

@@ -140,6 +140,8 @@ struct Worker {
     pending: Pending,
     /// Bumped at every request and completion, to recognise stale timeouts.
     seq: u64,
+    /// When the outstanding request times out.
+    deadline: u64,
     fin: FinalState,
 }
 
@@ -296,6 +298,13 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
                 time: now,
             });
         }
+        if !exit.held_open.is_empty() {
+            r.progress.note(&format!(
+                "{}'s {} stayed open after it was killed (a process it started holds it?); not waiting for it",
+                exit.name,
+                exit.held_open.join(", ")
+            ));
+        }
         exits.push(exit);
     }
     r.timeline.end = r.now();
@@ -385,6 +394,7 @@ impl Runner<'_> {
                 offsets: BTreeMap::new(),
                 pending: Pending::Idle,
                 seq: 0,
+                deadline: 0,
                 fin: FinalState::NotStarted,
             });
             self.free.push(thread);
@@ -427,7 +437,13 @@ impl Runner<'_> {
     fn pump(&mut self, phase: Phase, end: u64) {
         loop {
             let now = self.now();
-            self.expire(now);
+            // Replies the readers read before the horizon are in the channel; handle them
+            // before timing out anything due before it (a reply counts if it was read in time).
+            let horizon = self.handed_over_before(now);
+            while let Ok(batch) = self.events.try_recv() {
+                self.handle(batch);
+            }
+            self.expire(horizon);
             let issuing = match phase {
                 Phase::Main => now < end,
                 Phase::Final => {
@@ -460,7 +476,8 @@ impl Runner<'_> {
                 _ => {}
             }
             if let Some(&(d, _, _)) = self.timeouts.front() {
-                wake = wake.min(d);
+                // A deadline held back by a reader still busy with earlier lines: look again soon.
+                wake = wake.min(d.max(now + MS));
             }
             self.wait(wake);
         }
@@ -532,17 +549,23 @@ impl Runner<'_> {
     fn handle(&mut self, batch: Vec<Event>) {
         for ev in batch {
             match ev {
-                Event::Line { node, msg, body } => {
+                Event::Line {
+                    node,
+                    msg,
+                    body,
+                    read_at,
+                } => {
                     if self.nodes[node].stdout_dead {
                         continue;
                     }
+                    let read_at = read_at.saturating_duration_since(self.origin).as_nanos() as u64;
                     match msg {
                         Inbound::Reply {
                             dest,
                             in_reply_to,
                             reply,
-                        } => self.route(node, dest, Some((in_reply_to, reply)), body),
-                        Inbound::Other { dest } => self.route(node, dest, None, body),
+                        } => self.route(node, dest, Some((in_reply_to, reply)), body, read_at),
+                        Inbound::Other { dest } => self.route(node, dest, None, body, read_at),
                     }
                 }
                 Event::Invalid { node, line, reason } => self.kill_stdout(
@@ -556,6 +579,20 @@ impl Runner<'_> {
                 }
             }
         }
+    }
+
+    /// A time before which every line the nodes printed has been handed to the scheduler
+    /// (see [`Node::handed_over_before`]), at most `now`. Nodes whose stdout ended or is dead
+    /// have nothing more to say.
+    fn handed_over_before(&self, now: u64) -> u64 {
+        self.nodes
+            .iter()
+            .filter(|n| !n.eof && !n.stdout_dead)
+            .map(|n| {
+                let at = n.node.handed_over_before();
+                at.saturating_duration_since(self.origin).as_nanos() as u64
+            })
+            .fold(now, u64::min)
     }
 
     /// When every node's stdout hit EOF and the processes exited, nothing can answer any
@@ -603,6 +640,7 @@ impl Runner<'_> {
         dest: Dest,
         reply: Option<(u64, Reply)>,
         body: Option<String>,
+        read_at: u64,
     ) {
         match dest {
             Dest::Node(to) | Dest::Service(to) => {
@@ -611,6 +649,15 @@ impl Runner<'_> {
                     .send(now, node, to, body.unwrap_or_default().into_boxed_str());
             }
             Dest::Client(c) => {
+                if let Some(&w) = self.clients.get(&c)
+                    && !matches!(self.workers[w].pending, Pending::Idle)
+                    && self.workers[w].deadline <= read_at
+                {
+                    // Read after the client gave up, though the scheduler had not got to the
+                    // timeout yet: the op timed out, and the reply goes to a closed client.
+                    let now = self.now();
+                    self.fail_pending(w, now, "timeout".into(), false);
+                }
                 let live = self.clients.get(&c).copied();
                 let init = self.init_clients.get(&c).copied();
                 if live.is_some() || init.is_some() {
@@ -685,7 +732,8 @@ impl Runner<'_> {
             msg_id,
         );
         body(enc, &self.h).finish();
-        self.timeouts.push_back((now + self.timeout, w, worker.seq));
+        worker.deadline = now + self.timeout;
+        self.timeouts.push_back((worker.deadline, w, worker.seq));
         let line = &slot.out[from..];
         self.net
             .note_client(now, id, &worker.client_name, &slot.node.name, || {
