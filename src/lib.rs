@@ -15,7 +15,8 @@
 //! - [`rpc`]: one arm per RPC, run against the store; writes the reply line as bytes.
 //! - [`store`]: every key's log and committed offset, in a `DashMap`; no I/O, no JSON.
 //! - [`log`]: one key's lock-free append-only log, with its publish watermark.
-//! - `sync`: the primitives `log` is built from, swappable for loom's in the model test.
+//! - `sync`: the primitives `log` and `doorbell` are built from, swappable for loom's in the model
+//!   tests (`tests/loom.rs`, built only with `--cfg loom`).
 //! - `writer`: the writer thread, the only owner of stdout.
 //! - [`error`]: Maelstrom error codes.
 //! - `diag`: diagnostics on stderr, which never panic.

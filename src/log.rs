@@ -33,7 +33,8 @@
 //! Unit tests live in `log_tests.rs`, not here: `tests/loom_log.rs` compiles this file a second
 //! time against loom's primitives, and tests inside it would be compiled (and fail) there too.
 
-use super::sync::{AtomicU64, OnceLock, Ordering};
+use super::sync::OnceLock;
+use super::sync::atomic::{AtomicU64, Ordering};
 
 /// Slots in segment 0. A power of two, so that locating a slot is a few bit operations.
 pub(crate) const FIRST_LEN: u64 = 16;

@@ -1,7 +1,7 @@
 //! Unit tests of the lock-free log's internals (see the note at the top of `log.rs`).
 
 use crate::log::{CAPACITY, FIRST_LEN, Log, SEGMENTS, locate};
-use crate::sync::Ordering;
+use crate::sync::atomic::Ordering;
 
 #[test]
 fn locate_walks_segments_in_order() {

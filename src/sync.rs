@@ -1,9 +1,19 @@
-//! The atomics and once-cells that the lock-free log is built from, named in one place.
+//! The primitives that the lock-free log and the doorbell are built from, named in one place.
 //!
-//! `log.rs` reaches its primitives only through `super::sync`.
-//! The loom model test (`tests/loom_log.rs`) compiles that same file next to a `sync` module of
-//! its own that maps these names to loom's model-checked versions, so the protocol that runs in
-//! production is the one loom explores.
+//! `log.rs` and `doorbell.rs` reach their primitives only through `super::sync`.
+//! The loom model tests (`tests/loom_log.rs`, `tests/loom_doorbell.rs`, built only with
+//! `--cfg loom`) compile those same files next to a `sync` module of their own that maps these
+//! names to loom's model-checked versions, so the protocol that runs in production is the one
+//! loom explores.
 
-pub(crate) use std::sync::OnceLock;
-pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use std::hint::spin_loop;
+pub(crate) use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+
+pub(crate) mod atomic {
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+}
+
+/// The bounded channel under the doorbell.
+pub(crate) mod channel {
+    pub(crate) use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError, bounded};
+}

@@ -13,8 +13,11 @@
 
 /// The names `log.rs` imports, mapped onto loom.
 mod sync {
-    use loom::sync::atomic::AtomicBool;
-    pub use loom::sync::atomic::{AtomicU64, Ordering};
+    use loom::sync::atomic::{AtomicBool, Ordering};
+
+    pub mod atomic {
+        pub use loom::sync::atomic::{AtomicU64, Ordering};
+    }
 
     /// A model of `std::sync::OnceLock`'s guarantees: `set` publishes the value with a Release
     /// store of a loom-visible flag, and `get` sees it only after an Acquire load of that flag.

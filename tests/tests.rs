@@ -7,7 +7,6 @@ mod bad_input;
 mod concurrency;
 mod end_to_end;
 mod json_spans;
-mod loom_log;
 mod model;
 mod protocol;
 mod regression;
