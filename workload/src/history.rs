@@ -206,10 +206,22 @@ impl Op {
     }
 }
 
+/// A nemesis operation: Jepsen records each as an `:info` invocation and an `:info`
+/// completion by the `nemesis` process. They sit beside the client ops, which the
+/// checker reads alone, and are merged into `history.jsonl` by time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NemesisOp {
+    pub time: u64,
+    /// `start-partition` or `stop-partition`.
+    pub f: &'static str,
+    pub value: serde_json::Value,
+}
+
 #[derive(Debug, Default)]
 pub struct History {
     pub ops: Vec<Op>,
     pub tables: Tables,
+    pub nemesis: Vec<NemesisOp>,
 }
 
 impl History {
@@ -232,14 +244,22 @@ impl History {
         });
     }
 
+    pub fn push_nemesis(&mut self, time: u64, f: &'static str, value: serde_json::Value) {
+        self.nemesis.push(NemesisOp { time, f, value });
+    }
+
     /// Writes one JSON object per line, in Maelstrom's shapes: `value` is
     /// `[["send", k, v]]`, `[["send", k, [offset, v]]]`, `[["poll"]]`,
     /// `[["poll", {k: [[offset, v], ...]}]]`, a key list for `assign`, `null` for `crash`.
     pub fn write_jsonl(&self, w: &mut impl Write) -> io::Result<()> {
         let t = &self.tables;
         let mut line = String::new();
+        let mut nemesis = self.nemesis.iter().peekable();
         for op in &self.ops {
             use std::fmt::Write as _;
+            while let Some(n) = nemesis.next_if(|n| n.time <= op.time) {
+                write_nemesis(w, n)?;
+            }
             line.clear();
             let _ = write!(
                 line,
@@ -307,8 +327,20 @@ impl History {
             line.push_str("}\n");
             w.write_all(line.as_bytes())?;
         }
+        for n in nemesis {
+            write_nemesis(w, n)?;
+        }
         Ok(())
     }
+}
+
+/// A nemesis line: no `index` (indices number the client ops, which the checker's
+/// reports cite), process `"nemesis"`, type `info`.
+fn write_nemesis(w: &mut impl Write, n: &NemesisOp) -> io::Result<()> {
+    let line = serde_json::json!({
+        "time": n.time, "process": "nemesis", "type": "info", "f": n.f, "value": n.value,
+    });
+    writeln!(w, "{line}")
 }
 
 fn push_json_str(out: &mut String, s: &str) {

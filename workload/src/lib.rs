@@ -27,6 +27,7 @@ pub mod error;
 pub mod generator;
 pub mod history;
 pub mod lamport;
+pub mod nemesis;
 pub mod network;
 pub mod node;
 pub mod plot;

@@ -16,6 +16,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::lamport::{self, EventKind, MsgEvent};
+use crate::nemesis::Grudge;
 
 /// A place on the network other than a client: a node (`0..nodes`) or a service after them.
 pub type Addr = usize;
@@ -286,16 +287,14 @@ impl Network {
         src < self.nodes && dest < self.nodes && self.cut[dest * self.nodes + src]
     }
 
-    /// Cuts the network into `groups`: nodes in different groups drop each other's messages.
-    /// A node in several groups (overlapping majorities) hears every group it is in. Nodes
-    /// in no group hear nobody but themselves.
-    pub fn partition(&mut self, groups: &[Vec<Addr>]) {
+    /// Applies a grudge: each node drops what the nodes in its entry send it. Replaces
+    /// any partition in place (Jepsen heals between two partitions anyway).
+    pub fn partition(&mut self, grudge: &Grudge) {
         let n = self.nodes;
-        for dest in 0..n {
-            for src in 0..n {
-                let together =
-                    src == dest || groups.iter().any(|g| g.contains(&src) && g.contains(&dest));
-                self.cut[dest * n + src] = !together;
+        self.heal();
+        for (dest, srcs) in grudge.0.iter().enumerate().take(n) {
+            for &src in srcs.iter().filter(|s| **s < n) {
+                self.cut[dest * n + src] = true;
             }
         }
     }
@@ -427,7 +426,7 @@ mod tests {
         let mut n = net(Latency::new(10, Dist::Constant));
         let before = n.send(0, 0, 1, "0".into());
         // Cut n0 off after the message left: it is dropped when due.
-        n.partition(&[vec![0], vec![1, 2]]);
+        n.partition(&Grudge(vec![vec![1, 2], vec![0], vec![0]]));
         let to_kv = n.send(0, 0, 3, "0".into());
         let from_kv = n.send(0, 3, 0, "0".into());
         let across = n.send(0, 2, 0, "0".into());
@@ -442,13 +441,16 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_groups_hear_each_member() {
+    fn a_grudge_is_one_way() {
         let mut n = net(Latency::new(0, Dist::Constant));
-        // A ring of majorities on three nodes: {0,1}, {1,2}, {2,0}: nobody is cut.
-        n.partition(&[vec![0, 1], vec![1, 2], vec![2, 0]]);
-        assert!((0..3).all(|a| (0..3).all(|b| !n.is_cut(a, b))));
-        n.partition(&[vec![0, 1], vec![1, 2]]);
-        assert!(n.is_cut(0, 2) && n.is_cut(2, 0) && !n.is_cut(0, 1) && !n.is_cut(2, 1));
+        // n0 drops n2, nobody else drops anything.
+        n.partition(&Grudge(vec![vec![2], vec![], vec![]]));
+        assert!(n.is_cut(2, 0) && !n.is_cut(0, 2) && !n.is_cut(1, 0));
+        n.partition(&Grudge(vec![vec![], vec![0], vec![]]));
+        assert!(
+            !n.is_cut(2, 0) && n.is_cut(0, 1),
+            "a new grudge replaces the old"
+        );
     }
 
     #[test]

@@ -118,6 +118,26 @@ impl Chart {
         }
     }
 
+    /// Shaded spans where the network was partitioned, in Jepsen's partition colour.
+    fn partitions(&mut self, spans: &[(u64, u64)]) {
+        for &(a, b) in spans {
+            let (a, b) = (a as f64 / 1e9, (b as f64 / 1e9).min(self.x_max));
+            if b <= a {
+                continue;
+            }
+            let _ = writeln!(
+                self.svg,
+                r##"<rect x="{:.1}" y="{TOP}" width="{:.1}" height="{}" fill="#E9DCA0" fill-opacity="0.6"><title>partition {a:.2} s to {b:.2} s</title></rect>"##,
+                self.x(a),
+                self.x(b) - self.x(a),
+                H - TOP - BOTTOM
+            );
+        }
+        if !spans.is_empty() {
+            self.legend("partition", "#E9DCA0", true);
+        }
+    }
+
     /// Dashed vertical lines where phases change.
     fn phases(&mut self, marks: &[(f64, &str)]) {
         for (i, (t, label)) in marks.iter().enumerate() {
@@ -293,6 +313,7 @@ pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
     let lo = 10f64.powf(lo.log10().floor());
     let hi = 10f64.powf(hi.log10().ceil()).max(lo * 10.0);
     let mut c = Chart::new("Latency", x_max, lo, hi, true, "latency (ms, log scale)");
+    c.partitions(&tl.partitions);
     c.phases(&phase_marks(tl));
     let series = [
         (F::Send, OpType::Ok, "send ok"),
@@ -412,6 +433,7 @@ pub fn rate_svg(samples: &[Sample], tl: &Timeline) -> String {
         false,
         "operations per second",
     );
+    c.partitions(&tl.partitions);
     c.phases(&phase_marks(tl));
     let mut labels: Vec<(&str, &str)> =
         series.iter().map(|(f, k, l)| (*l, color(*f, *k))).collect();
@@ -508,9 +530,11 @@ mod tests {
             final_start: 4_500_000_000,
             final_end: 5_000_000_000,
             end: 5_000_000_000,
+            partitions: vec![(1_000_000_000, 2_000_000_000)],
         };
         for svg in [latency_svg(&samples, &tl), rate_svg(&samples, &tl)] {
             assert!(svg.starts_with("<svg"));
+            assert!(svg.contains("<title>partition 1.00 s to 2.00 s</title>"));
             assert!(svg.trim_end().ends_with("</svg>"));
             assert!(svg.contains("polyline"));
             let bad = ["NaN", "\"inf", ",inf", "inf,", "inf\""];

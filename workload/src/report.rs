@@ -105,7 +105,7 @@ pub fn build(
     samples: &[Sample],
 ) -> Report {
     let h = &out.history;
-    let tl = out.timeline;
+    let tl = &out.timeline;
 
     // Counts by f and outcome.
     let mut by_f: BTreeMap<F, [u64; 3]> = BTreeMap::new();

@@ -21,6 +21,7 @@ use crate::cli::Config;
 use crate::generator::{GenOp, Generator, Stagger};
 use crate::history::{History, KeyId, MsgId, OpType, OpValue, PollResult};
 use crate::lamport::MsgEvent;
+use crate::nemesis::{self, Nemesis};
 use crate::network::{Message, NetStats, Network};
 use crate::node::{Event, Exit, Node};
 use crate::progress::Progress;
@@ -54,13 +55,15 @@ pub struct NodeFault {
 }
 
 /// Phase boundaries, ns since the run's origin.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Timeline {
     pub main_start: u64,
     pub main_end: u64,
     pub final_start: u64,
     pub final_end: u64,
     pub end: u64,
+    /// When the network was partitioned: start and heal.
+    pub partitions: Vec<(u64, u64)>,
 }
 
 /// Everything a run produced, for the checker and the report.
@@ -184,6 +187,7 @@ struct Runner<'a> {
     next_client: u64,
     net: Network,
     services: Services,
+    nemesis: Option<Nemesis>,
     dropped_replies: u64,
     faults: Vec<NodeFault>,
     progress: Progress,
@@ -265,6 +269,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         next_client: 0,
         net,
         services: Services::new(cfg.seed ^ 0x7365_7276_6963_6500),
+        nemesis: None,
         dropped_replies: 0,
         faults: Vec::new(),
         progress: Progress::new(!cfg.opts.no_progress),
@@ -408,10 +413,23 @@ impl Runner<'_> {
         );
         self.timeline.main_start = self.now();
         let main_end = self.timeline.main_start + time_limit;
+        if self.cfg.partitions {
+            self.nemesis = Some(Nemesis::new(
+                self.nodes.len(),
+                self.cfg.nemesis_interval,
+                self.timeline.main_start,
+                self.cfg.seed ^ 0x6e65_6d65_7369_7300,
+            ));
+        }
         self.progress
             .phase("main", self.timeline.main_start, main_end);
         self.pump(Phase::Main, main_end);
         self.timeline.main_end = self.now();
+        // Jepsen's final nemesis generator: heal, whatever the state, before the sleep.
+        if let Some(mut n) = self.nemesis.take() {
+            let op = n.heal();
+            self.apply_nemesis(op);
+        }
         if self.all_crashed {
             return;
         }
@@ -456,6 +474,16 @@ impl Runner<'_> {
                 Phase::Recovery => false,
             };
             let mut wake = now + 100 * MS;
+            if phase == Phase::Main
+                && now < end
+                && let Some(n) = &mut self.nemesis
+            {
+                if n.due() <= now {
+                    let op = n.next();
+                    self.apply_nemesis(op);
+                }
+                wake = wake.min(self.nemesis.as_ref().map_or(u64::MAX, Nemesis::due));
+            }
             if issuing {
                 let due = match phase {
                     Phase::Main => self.dispatch_main(now),
@@ -481,6 +509,39 @@ impl Runner<'_> {
             }
             self.wait(wake);
         }
+    }
+
+    /// Partitions or heals the network, and records it in the history as Jepsen does: an
+    /// `:info` invocation and an `:info` completion by the `nemesis` process.
+    fn apply_nemesis(&mut self, op: nemesis::Op) {
+        let now = self.now();
+        let (f, invoke, done) = match &op {
+            nemesis::Op::Start(shape, grudge) => {
+                self.net.partition(grudge);
+                self.timeline.partitions.push((now, u64::MAX));
+                (
+                    "start-partition",
+                    serde_json::json!(shape.name()),
+                    grudge.to_json(&self.cfg.node_ids),
+                )
+            }
+            nemesis::Op::Stop => {
+                self.net.heal();
+                if let Some(span) = self.timeline.partitions.last_mut()
+                    && span.1 == u64::MAX
+                {
+                    span.1 = now;
+                }
+                (
+                    "stop-partition",
+                    serde_json::Value::Null,
+                    serde_json::json!("network-healed"),
+                )
+            }
+        };
+        self.progress.note(&format!("nemesis: {op}"));
+        self.h.push_nemesis(now, f, invoke);
+        self.h.push_nemesis(now, f, done);
     }
 
     /// Blocks until events arrive or `until`, then handles everything available.
