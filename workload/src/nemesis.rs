@@ -224,7 +224,7 @@ impl Nemesis {
     }
 
     /// The operation due now: a start after a heal, a heal after a start.
-    pub fn next(&mut self) -> Op {
+    pub fn step(&mut self) -> Op {
         self.due += self.rng.u64(..self.span);
         self.partitioned = !self.partitioned;
         if self.partitioned {
@@ -287,11 +287,11 @@ mod tests {
         for n in [2, 3, 4, 5] {
             let g = grudge(Shape::Majority, n, &mut rng);
             let h = hears(&g, n);
-            for a in 0..n {
-                for b in 0..n {
-                    assert_eq!(h[a][b], h[b][a]);
+            for (a, row) in h.iter().enumerate() {
+                for (b, heard) in row.iter().enumerate() {
+                    assert_eq!(*heard, h[b][a]);
                 }
-                let side = h[a].iter().filter(|x| **x).count();
+                let side = row.iter().filter(|x| **x).count();
                 assert!(side == n / 2 || side == n - n / 2, "{g:?}");
             }
         }
@@ -338,7 +338,7 @@ mod tests {
         let mut waits = Vec::new();
         for i in 0..4000 {
             let before = n.due();
-            let op = n.next();
+            let op = n.step();
             waits.push(n.due() - before);
             match op {
                 Op::Start(s, _) => {
@@ -356,7 +356,7 @@ mod tests {
         assert!(waits.iter().all(|w| *w < 20));
         let mean = waits.iter().sum::<u64>() as f64 / waits.len() as f64;
         assert!((9.0..10.0).contains(&mean), "mean wait {mean}");
-        n.next();
+        n.step();
         assert!(n.partitioned());
         assert_eq!(n.heal(), Op::Stop);
         assert!(!n.partitioned());

@@ -479,7 +479,7 @@ impl Runner<'_> {
                 && let Some(n) = &mut self.nemesis
             {
                 if n.due() <= now {
-                    let op = n.next();
+                    let op = n.step();
                     self.apply_nemesis(op);
                 }
                 wake = wake.min(self.nemesis.as_ref().map_or(u64::MAX, Nemesis::due));
