@@ -467,6 +467,18 @@ impl Node {
         *next - 1
     }
 
+    /// `{key: x}` split into one object per key owner.
+    fn by_owner(&self, keys: &Value) -> BTreeMap<String, Map<String, Value>> {
+        let mut parts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        for (k, v) in keys.as_object().into_iter().flatten() {
+            parts
+                .entry(self.owner_of(k))
+                .or_default()
+                .insert(k.clone(), v.clone());
+        }
+        parts
+    }
+
     fn peers(&self) -> Vec<String> {
         self.node_ids
             .iter()
@@ -576,14 +588,7 @@ impl Node {
                 self.rpc("lin-kv", req, self.give_up, |_, _| {});
             }
         } else if self.mode.owned() {
-            let mut by_owner: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-            for (k, o) in offsets.as_object().into_iter().flatten() {
-                by_owner
-                    .entry(self.owner_of(k))
-                    .or_default()
-                    .insert(k.clone(), o.clone());
-            }
-            for (owner, part) in by_owner {
+            for (owner, part) in self.by_owner(offsets) {
                 if owner == self.me {
                     self.local_commit(&Value::Object(part));
                 } else {
@@ -637,13 +642,7 @@ impl Node {
         reply_type: &'static str,
         field: &'static str,
     ) {
-        let mut by_owner: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-        for (k, v) in keys.as_object().into_iter().flatten() {
-            by_owner
-                .entry(self.owner_of(k))
-                .or_default()
-                .insert(k.clone(), v.clone());
-        }
+        let mut by_owner = self.by_owner(keys);
         let local = by_owner
             .remove(&self.me)
             .map(Value::Object)
