@@ -20,8 +20,15 @@ pub struct Config {
     /// fewer hand-offs, and fewer times a worker finds the queue empty and spins before it
     /// sleeps; 256 used about a fifth less CPU than 64 on a 1M-request replay (BENCHMARKS.md).
     pub batch: usize,
-    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 64 MiB. A longer
+    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB. A longer
     /// line is skipped with a note on stderr.
+    ///
+    /// The limit is what bounds the memory one line takes, about 23 bytes per byte of line at
+    /// worst: simd-json's tape (24 bytes per value) and structural index (4 bytes per
+    /// structural character), three copies of the line (gathered, padded for simd-json, its
+    /// string buffer) and the stored `msg`. The worst shape, an array of one-digit numbers,
+    /// took the node to 386 MB at 16 MiB and 1.3 GB at 64 MiB (BENCHMARKS.md), so the default
+    /// keeps a line under 512 MiB. The parse buffers of a line over 1 MiB are freed after it.
     pub max_line: usize,
 }
 
@@ -31,7 +38,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             poll_max: 4096,
             batch: 256,
-            max_line: 64 << 20,
+            max_line: 16 << 20,
         }
     }
 }

@@ -14,11 +14,7 @@ use std::ops::Range;
 /// known to be valid JSON (the reader calls this only after simd-json accepted the line); on
 /// anything else this returns some answer or `None`, and never panics or loops.
 pub fn raw_member(doc: &[u8], path: &[&str]) -> Option<Range<usize>> {
-    let mut cursor = Cursor {
-        doc,
-        pos: 0,
-        depth: 0,
-    };
+    let mut cursor = Cursor { doc, pos: 0 };
     let mut span = cursor.value()?;
     for name in path {
         cursor.pos = span.start;
@@ -111,16 +107,9 @@ fn walk_structurals(
     Some(None)
 }
 
-/// Deepest nesting the byte scanner follows. It recurses, and it also reads lines simd-json
-/// refused (perhaps for their depth), so this bound is what keeps a hostile line from
-/// overflowing the stack; simd-json's own limit is lower still.
-const MAX_DEPTH: usize = 1024;
-
 struct Cursor<'a> {
     doc: &'a [u8],
     pos: usize,
-    /// Containers open around the cursor.
-    depth: usize,
 }
 
 impl Cursor<'_> {
@@ -140,55 +129,75 @@ impl Cursor<'_> {
     }
 
     /// Skips one value (after leading white space) and returns its span.
+    ///
+    /// Containers are skipped with a stack of their closing brackets rather than by recursion,
+    /// so any depth is followed (one byte of stack per level): this scanner is also what reads
+    /// `src` and `msg_id` out of a line simd-json refused for its depth, to answer it.
     fn value(&mut self) -> Option<Range<usize>> {
         self.skip_ws();
         let start = self.pos;
-        match self.peek()? {
-            b'"' => {
-                self.string()?;
-            }
-            open @ (b'{' | b'[') => {
-                let close = if open == b'{' { b'}' } else { b']' };
-                if self.depth == MAX_DEPTH {
-                    return None;
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // At the start of a value.
+            self.skip_ws();
+            match self.peek()? {
+                b'"' => {
+                    self.string()?;
                 }
-                self.depth += 1;
-                self.pos += 1;
-                if self.eat(close).is_none() {
-                    loop {
-                        if open == b'{' {
-                            self.skip_ws();
-                            self.string()?;
-                            self.eat(b':')?;
+                opener @ (b'{' | b'[') => {
+                    let close = if opener == b'{' { b'}' } else { b']' };
+                    self.pos += 1;
+                    if self.eat(close).is_none() {
+                        open.push(close);
+                        if close == b'}' {
+                            self.member_name()?;
                         }
-                        self.value()?;
-                        self.skip_ws();
-                        match self.peek()? {
-                            b',' => self.pos += 1,
-                            b if b == close => {
-                                self.pos += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
+                        continue;
                     }
                 }
-                self.depth -= 1;
-            }
-            _ => {
-                // A number, true, false or null: runs to the next delimiter.
-                while !matches!(
-                    self.peek(),
-                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-                ) {
-                    self.pos += 1;
+                _ => {
+                    // A number, true, false or null: runs to the next delimiter.
+                    let from = self.pos;
+                    while !matches!(
+                        self.peek(),
+                        None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                    ) {
+                        self.pos += 1;
+                    }
+                    if self.pos == from {
+                        return None;
+                    }
                 }
-                if self.pos == start {
-                    return None;
+            }
+            // A value ended: close every container it ends, then go on to the next value.
+            loop {
+                let Some(&close) = open.last() else {
+                    return Some(start..self.pos);
+                };
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => {
+                        self.pos += 1;
+                        if close == b'}' {
+                            self.member_name()?;
+                        }
+                        break;
+                    }
+                    b if b == close => {
+                        self.pos += 1;
+                        open.pop();
+                    }
+                    _ => return None,
                 }
             }
         }
-        Some(start..self.pos)
+    }
+
+    /// Skips a member's name and its colon.
+    fn member_name(&mut self) -> Option<()> {
+        self.skip_ws();
+        self.string()?;
+        self.eat(b':')
     }
 
     /// Skips a string starting at the cursor and returns the span of its contents (no quotes).
@@ -327,19 +336,18 @@ mod tests {
     }
 
     #[test]
-    fn hostile_nesting_is_refused_not_followed() {
+    fn any_nesting_is_followed_without_recursion() {
+        // Deep enough to overflow a thread's stack if each level took a frame.
         let deep = format!(
-            r#"{{"body":{{"msg":{}1{}}}}}"#,
-            "[".repeat(200_000),
-            "]".repeat(200_000)
+            r#"{{"body":{{"msg":{}1{},"msg_id":5}}}}"#,
+            "[{\"a\":".repeat(200_000),
+            "}]".repeat(200_000)
         );
-        assert_eq!(raw(&deep, &["body", "msg"]), None);
-        let fine = format!(
-            r#"{{"body":{{"msg":{}1{}}}}}"#,
-            "[".repeat(1000),
-            "]".repeat(1000)
-        );
-        assert_eq!(raw(&fine, &["body", "msg"]).map(str::len), Some(2001));
+        assert_eq!(raw(&deep, &["body", "msg"]).map(str::len), Some(1_600_001));
+        assert_eq!(raw(&deep, &["body", "msg_id"]), Some("5"));
+        let unbalanced = format!(r#"{{"body":{{"msg":{}1}}}}"#, "[".repeat(1000));
+        assert_eq!(raw(&unbalanced, &["body", "msg"]), None);
+        assert_eq!(raw(r#"{"body":{"msg":[1}}}"#, &["body", "msg"]), None);
     }
 
     #[test]

@@ -496,7 +496,13 @@ impl Parser {
                 Ok(request)
             }),
         };
-        self.tape = Some(tape.reset());
+        if len > crate::reader::SHRINK_ABOVE {
+            // A long line's buffers (over 20 times its length at worst, see `Config::max_line`)
+            // are freed rather than kept for the rest of the run.
+            *self = Self::default();
+        } else {
+            self.tape = Some(tape.reset());
+        }
         result
     }
 }

@@ -113,6 +113,9 @@ fn preview(line: &[u8]) -> String {
     }
 }
 
+/// Buffers that grew past this for one long line are freed after it, rather than kept.
+pub(crate) const SHRINK_ABOVE: usize = 1 << 20;
+
 /// Splits input into lines, lending each one straight out of the read buffer when it lies
 /// there whole (the common case), and gathering it in `long` only when it spans reads.
 struct Lines<R> {
@@ -137,6 +140,10 @@ impl<R: Read> Lines<R> {
     /// the limit (skipped whole). A last line without a newline still counts.
     fn next(&mut self) -> io::Result<Option<Result<&[u8], usize>>> {
         self.input.consume(mem::take(&mut self.lent));
+        if self.long.capacity() > SHRINK_ABOVE {
+            // Do not hold a long line's memory for the rest of the run.
+            self.long = Vec::new();
+        }
         self.long.clear();
         let mut total = 0;
         loop {

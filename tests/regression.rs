@@ -86,6 +86,51 @@ fn a_number_beyond_f64_gets_an_error_reply() {
     );
 }
 
+// See: issue 9 (high-rate runs), 2026-11-26. A `msg` nested deeper than simd-json accepts
+// (1024 levels) got no reply: the byte scanner that reads `src` and `msg_id` out of refused lines
+// had a depth limit of its own, so the client waited out its timeout.
+#[test]
+fn a_msg_nested_deeper_than_simd_json_accepts_gets_an_error_reply() {
+    let deep = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    let input = lines(&[
+        format!(
+            r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg_id":2,"key":"k","msg":{}}}}}"#,
+            deep(2000)
+        ),
+        format!(
+            r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg","msg_id":3,"key":"k","msg":{}}}}}"#,
+            deep(100_000)
+        ),
+        format!(
+            r#"{{"src":"c1","dest":"n0","body":{{"msg":{},"type":"send","msg_id":4,"key":"k"}}}}"#,
+            deep(100_000)
+        ),
+        msg(
+            "c1",
+            json!({"type": "send", "msg_id": 5, "key": "k", "msg": 1}),
+        )
+        .to_string(),
+    ]);
+    let out: Vec<Value> = run_text(input, config(1))
+        .iter()
+        .map(|l| check_reply(l)["body"].clone())
+        .collect();
+    // The second line is not JSON (`"msg",` is no member): no reply, as for any other.
+    let answered: Vec<_> = out[1..]
+        .iter()
+        .map(|r| (r["in_reply_to"].as_u64(), r["code"].as_u64()))
+        .collect();
+    assert_eq!(
+        answered,
+        [(Some(2), Some(12)), (Some(4), Some(12)), (Some(5), None)],
+        "{out:#?}"
+    );
+    assert_eq!(
+        out[3]["offset"], 0,
+        "nothing was stored for the refused sends"
+    );
+}
+
 // See: review of the node, 2026-11-26. `eprintln!` panics when stderr is closed, and the reader
 // thread, which logs skipped lines, died with the requests it held.
 #[test]
