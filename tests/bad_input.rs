@@ -119,9 +119,15 @@ fn lines_with_no_one_to_answer_are_logged_and_skipped() {
         line(json!({"src": "c1", "dest": "n0", "body": null})),
         line(json!({"src": "c1", "dest": "n0", "body": {}})),
         line(json!({"src": "c1", "dest": "n0", "body": {"type": "send", "key": "k", "msg": 1}})),
-        line(json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": -1, "key": "k", "msg": 1}})),
-        line(json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": "3", "key": "k", "msg": 1}})),
-        line(json!({"src": 5, "dest": "n0", "body": {"type": "send", "msg_id": 3, "key": "k", "msg": 1}})),
+        line(
+            json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": -1, "key": "k", "msg": 1}}),
+        ),
+        line(
+            json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": "3", "key": "k", "msg": 1}}),
+        ),
+        line(
+            json!({"src": 5, "dest": "n0", "body": {"type": "send", "msg_id": 3, "key": "k", "msg": 1}}),
+        ),
         line(json!({"dest": "n0", "body": {"type": "send", "msg_id": 3, "key": "k", "msg": 1}})),
         b"".to_vec(),
         b"   \t ".to_vec(),
