@@ -18,6 +18,11 @@ fn run_mode(mode: &str, nodes: &str, extra: &[&str]) -> Run {
 }
 
 fn assert_valid(run: &Run) {
+    assert_valid_with_at_least(run, 20);
+}
+
+/// Valid, with more than `ok` ok sends and polls.
+fn assert_valid_with_at_least(run: &Run, ok: u64) {
     assert_eq!(run.code, Some(0), "{}", run.explain());
     let r = &run.results;
     assert_eq!(r["valid"], true, "{}", run.explain());
@@ -25,7 +30,7 @@ fn assert_valid(run: &Run) {
     assert!(run.node_faults().is_empty(), "{}", run.explain());
     for f in ["send", "poll"] {
         assert!(
-            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > 20,
+            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > ok,
             "{f}: {}",
             run.explain()
         );
@@ -87,9 +92,15 @@ fn owner_forwarding_is_valid_under_partitions() {
             "0.5",
             "--latency",
             "5",
+            "--time-limit",
+            "3",
         ],
     );
-    assert_valid(&run);
+    // Clients wait out unreachable owners (up to 4 s a request), so few ops complete.
+    assert_valid_with_at_least(&run, 5);
+    // The partitions did cut messages.
+    let cut = &run.results["network"]["partitioned-messages"];
+    assert!(cut.as_u64().unwrap_or(0) > 0, "{}", run.explain());
 }
 
 #[test]
