@@ -152,19 +152,15 @@ fn write_seq(out: &mut String, open: &str, close: &str, items: &[Edn]) {
     out.push_str(close);
 }
 
-/// Floats always carry a `.` or an exponent (so they read back as floats); the
-/// non-finite ones use EDN's symbolic values.
+/// Floats as Rust's `Debug` prints them (shortest round-trip digits, always with a `.` or an
+/// exponent, so they read back as floats); the non-finite ones use EDN's symbolic values.
 fn write_float(out: &mut String, x: f64, repr: impl Fn(f64) -> String) {
     if x.is_nan() {
         out.push_str("##NaN");
     } else if x.is_infinite() {
         out.push_str(if x > 0.0 { "##Inf" } else { "##-Inf" });
     } else {
-        let s = repr(x);
-        out.push_str(&s);
-        if !s.contains(['.', 'e', 'E']) {
-            out.push_str(".0");
-        }
+        out.push_str(&repr(x));
     }
 }
 
@@ -436,6 +432,8 @@ mod tests {
         assert_eq!(Edn::Float(1.0).compact(), "1.0");
         assert_eq!(Edn::Float(0.25).compact(), "0.25");
         assert_eq!(Edn::Float(1e-7).compact(), "1e-7");
+        assert_eq!(Edn::Float(1e300).compact(), "1e300");
+        assert_eq!(Edn::Float(-0.0).compact(), "-0.0");
         assert_eq!(Edn::Float(f64::NAN).compact(), "##NaN");
         assert_eq!(Edn::Float(f64::NEG_INFINITY).compact(), "##-Inf");
         // A float32 prints its own shortest digits, as Clojure prints (float 0.99964).
