@@ -351,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn never_panics_on_garbage() {
+    fn garbage_and_cut_documents_give_none_or_a_cut_answer() {
         for doc in [
             "",
             "{",
@@ -362,7 +362,17 @@ mod tests {
             "[1,",
             "}}}",
         ] {
-            let _ = raw(doc, &["body", "msg"]);
+            assert_eq!(raw(doc, &["body", "msg"]), None, "{doc:?}");
+        }
+        // Every cut of a real line: no panic, and any answer is the start of the true one (a
+        // value cut short by the end of the document), never something else.
+        let line = r#"{"src":"c1","body":{"key":"k\"","msg":{"a":[1e2,"}"]},"msg_id":7}}"#;
+        let whole = raw(line, &["body", "msg"]).unwrap();
+        assert_eq!(whole, r#"{"a":[1e2,"}"]}"#);
+        for cut in 0..line.len() {
+            if let Some(part) = raw(&line[..cut], &["body", "msg"]) {
+                assert!(whole.starts_with(part), "cut at {cut}: {part:?}");
+            }
         }
     }
 

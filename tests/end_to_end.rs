@@ -147,7 +147,31 @@ fn a_closed_stdout_is_a_clean_exit() {
             break;
         }
     }
+    let _ = stdin.flush();
+    // stdin stays open: the node must leave because its stdout broke, not because its input
+    // ended. The bound only keeps a broken node from hanging the suite; a working one exits
+    // as soon as its first reply fails to write.
+    let mut status = None;
+    for _ in 0..6000 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the node still ran 60 s after its stdout closed, with stdin open");
+    };
     drop(stdin);
-    let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -108,6 +108,9 @@ pub struct TestOpts {
     /// Seconds to sleep between the main and the final phase (Maelstrom: 10).
     #[arg(long, default_value_t = 10.0, help_heading = OURS)]
     pub recovery_sleep: f64,
+    /// Seconds each node has to answer `init` before the setup fails (Maelstrom: 10).
+    #[arg(long, default_value_t = 10.0, help_heading = OURS)]
+    pub init_timeout: f64,
     /// Cap in seconds on the final catch-up phase (Maelstrom: 10).
     #[arg(long, default_value_t = 10.0, help_heading = OURS)]
     pub final_time_limit: f64,
@@ -215,6 +218,7 @@ impl Config {
             ("--time-limit", opts.time_limit),
             ("--recovery-sleep", opts.recovery_sleep),
             ("--final-time-limit", opts.final_time_limit),
+            ("--init-timeout", opts.init_timeout),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(Error::args(format!(

