@@ -242,6 +242,20 @@ pub fn from_json(v: &Value) -> Edn {
     }
 }
 
+/// JSON as Maelstrom holds a parsed value below a body's top level: object keys stay
+/// strings (`{"9" 0}`), everything else as [`from_json`].
+pub fn plain(v: &Value) -> Edn {
+    match v {
+        Value::Object(m) => Edn::Map(
+            m.iter()
+                .map(|(k, v)| (Edn::Str(k.clone()), plain(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Edn::Vector(a.iter().map(plain).collect()),
+        other => from_json(other),
+    }
+}
+
 fn int(v: &Value) -> Edn {
     v.as_i64().map_or(Edn::Nil, |i| Edn::Int(i128::from(i)))
 }
@@ -578,6 +592,12 @@ mod tests {
             edn.contains(":availability {:valid? false, :ok-fraction 0.5}"),
             "{edn}"
         );
+    }
+
+    #[test]
+    fn plain_json_keeps_string_keys() {
+        let e = plain(&json!({"a": [1, "x", null], "valid": true}));
+        assert_eq!(e.compact(), r#"{"a" [1 "x" nil], "valid" true}"#);
     }
 
     #[test]

@@ -232,22 +232,10 @@ fn body_edn(body: &Value, skip: &[&str]) -> Edn {
         Some(m) => Edn::Map(
             m.iter()
                 .filter(|(k, _)| !skip.contains(&k.as_str()))
-                .map(|(k, v)| (Edn::Keyword(k.clone()), plain_edn(v)))
+                .map(|(k, v)| (Edn::Keyword(k.clone()), crate::edn::plain(v)))
                 .collect(),
         ),
-        None => plain_edn(body),
-    }
-}
-
-fn plain_edn(v: &Value) -> Edn {
-    match v {
-        Value::Object(m) => Edn::Map(
-            m.iter()
-                .map(|(k, v)| (Edn::Str(k.clone()), plain_edn(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Edn::Vector(a.iter().map(plain_edn).collect()),
-        other => crate::edn::from_json(other),
+        None => crate::edn::plain(body),
     }
 }
 

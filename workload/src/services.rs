@@ -51,6 +51,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::edn;
+
 /// The service names, as node ids on the network.
 pub const NAMES: [&str; 4] = ["lin-kv", "seq-kv", "lww-kv", "lin-tso"];
 
@@ -103,7 +105,7 @@ impl Services {
             }
             "lin-kv" => {
                 let req = Req::parse(ty, obj)?;
-                let (reply, change) = step(self.lin_kv.get(&req.key), &req, true);
+                let (reply, change) = step(self.lin_kv.get(&req.key), &req, false);
                 if let Some(v) = change {
                     self.lin_kv.insert(req.key, v);
                 }
@@ -118,7 +120,7 @@ impl Services {
                 // Maelstrom draws a merge source and destination here, merges, and then
                 // drops the merge (see the module docs): only the replica choice matters.
                 let replica = &mut self.lww_kv[self.rng.usize(..LWW_REPLICAS)];
-                let (reply, change) = step(replica.get(&req.key), &req, false);
+                let (reply, change) = step(replica.get(&req.key), &req, true);
                 if let Some(v) = change {
                     replica.insert(req.key, v);
                 }
@@ -227,8 +229,9 @@ impl Req {
 
 /// Runs `req` against a key whose current value is `cur`. Returns the reply body and, if
 /// the state changes, the key's new value. A write or cas that leaves the value equal is
-/// no change, as Maelstrom compares states by value.
-fn step(cur: Option<&Value>, req: &Req, create_allowed: bool) -> (Value, Option<Value>) {
+/// no change, as Maelstrom compares states by value. `lww` is lww-kv's variant: its cas
+/// ignores `create_if_not_exists`, and its error text prints `from` with `str`.
+fn step(cur: Option<&Value>, req: &Req, lww: bool) -> (Value, Option<Value>) {
     let set = |v: &Value| (cur != Some(v)).then(|| v.clone());
     match (&req.op, cur) {
         (Op::Read, Some(v)) => (json!({"type": "read_ok", "value": v}), None),
@@ -238,7 +241,16 @@ fn step(cur: Option<&Value>, req: &Req, create_allowed: bool) -> (Value, Option<
             if from == v {
                 (json!({"type": "cas_ok"}), set(to))
             } else {
-                let text = format!("current value {v} is not {from}");
+                // Maelstrom's texts: the values as Clojure prints them; lww-kv prints
+                // `from` with `str`, which leaves a string unquoted.
+                let from_text = match from {
+                    Value::String(s) if lww => s.clone(),
+                    other => edn::plain(other).compact(),
+                };
+                let text = format!(
+                    "current value {} is not {from_text}",
+                    edn::plain(v).compact()
+                );
                 (json!({"type": "error", "code": 22, "text": text}), None)
             }
         }
@@ -250,7 +262,7 @@ fn step(cur: Option<&Value>, req: &Req, create_allowed: bool) -> (Value, Option<
             },
             None,
         ) => {
-            if create_allowed && *create_if_not_exists {
+            if !lww && *create_if_not_exists {
                 (json!({"type": "cas_ok"}), Some(to.clone()))
             } else {
                 (key_missing(), None)
@@ -307,14 +319,14 @@ impl SeqKv {
         let seen = self.seen.get(src).copied().unwrap_or(0);
         let index = rng.u64(seen..=self.last);
         let state = self.held_state(index);
-        let (reply, change) = step(self.value_at(&req.key, state), req, true);
+        let (reply, change) = step(self.value_at(&req.key, state), req, false);
         if change.is_none() {
             self.seen.insert(src.to_owned(), index);
             return reply;
         }
         // It would change a state that may be in the past: run it on the newest instead,
         // which makes a new state even if nothing changes there.
-        let (reply, change) = step(self.value_at(&req.key, self.last), req, true);
+        let (reply, change) = step(self.value_at(&req.key, self.last), req, false);
         self.last += 1;
         if let Some(v) = change {
             let (_, start) = self.window();
@@ -390,6 +402,7 @@ mod tests {
         let r = cas(&mut s, "lin-kv", "n1", json!(2), json!(3));
         assert_eq!(code(&r), Some(22));
         assert_eq!(r["in_reply_to"], 3);
+        assert_eq!(r["text"], "current value 1 is not 2");
         let r = cas(&mut s, "lin-kv", "n1", json!(1), json!(3));
         assert_eq!(r, json!({"type": "cas_ok", "in_reply_to": 3}));
         assert_eq!(read(&mut s, "lin-kv", "n0", json!("x"))["value"], 3);
@@ -701,6 +714,17 @@ mod tests {
             ok += usize::from(r["type"] == "cas_ok");
         }
         assert!(ok > 0);
+        // Error texts print values as Clojure does; lww-kv leaves a string `from` unquoted.
+        let mut s = Services::new(3);
+        for dest in ["lin-kv", "lww-kv"] {
+            for _ in 0..20 {
+                write(&mut s, dest, "n0", json!("x"), json!(["a", {"k": 1}]));
+            }
+        }
+        let r = cas(&mut s, "lin-kv", "n0", json!("b"), json!(1));
+        assert_eq!(r["text"], r#"current value ["a" {"k" 1}] is not "b""#);
+        let r = cas(&mut s, "lww-kv", "n0", json!("b"), json!(1));
+        assert_eq!(r["text"], r#"current value ["a" {"k" 1}] is not b"#);
     }
 
     #[test]
