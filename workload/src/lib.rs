@@ -26,6 +26,7 @@ pub mod edn;
 pub mod error;
 pub mod generator;
 pub mod history;
+pub mod lag;
 pub mod lamport;
 pub mod nemesis;
 pub mod network;

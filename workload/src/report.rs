@@ -273,7 +273,11 @@ pub fn build(
             "final-time-limit": o.final_time_limit, "rpc-timeout-ms": o.rpc_timeout,
             "init-timeout": o.init_timeout,
         },
-        "workload": workload.map(WorkloadResult::to_json),
+        "workload": workload.map(|w| {
+            let mut j = w.to_json();
+            j["worst-realtime-lag"] = crate::lag::to_json(&crate::lag::worst_realtime_lag(h), h);
+            j
+        }),
         "stats": stats,
         "node": {"valid": node_valid.to_json(), "faults": faults, "crashes": exits},
         "latency-ms": latency,
@@ -370,10 +374,32 @@ fn summarize(
         j["cpu"]["runner-seconds"],
         j["cpu"]["node-seconds"]
     );
+    let a = &j["availability"];
     let _ = writeln!(
         s,
-        "\nworkload: {}   stats: {}   node: {}",
-        j["workload"]["valid"], j["stats"]["valid"], j["node"]["valid"]
+        "availability: {} of invocations ok{}, worst realtime lag: {} s",
+        a["ok-fraction"],
+        if a["expected"].is_null() {
+            String::new()
+        } else {
+            format!(" (expected {})", a["expected"])
+        },
+        j["workload"]["worst-realtime-lag"]["lag"]
+    );
+    if cfg.partitions || cfg.latency.mean_ms > 0 {
+        let n = &j["network"];
+        let _ = writeln!(
+            s,
+            "network: {} ms {} latency, {} message(s) dropped by partitions",
+            n["latency-ms"],
+            n["latency-dist"].as_str().unwrap_or_default(),
+            n["partitioned-messages"]
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nworkload: {}   stats: {}   node: {}   availability: {}",
+        j["workload"]["valid"], j["stats"]["valid"], j["node"]["valid"], a["valid"]
     );
     if let Some(w) = workload {
         for (name, a) in &w.errors {
