@@ -1,5 +1,10 @@
 //! A node for Maelstrom's `kafka` workload (Fly.io Gossip Glomers challenge 5a): a single-node,
-//! Kafka-style set of append-only logs, served by a lock-free multithreaded pipeline.
+//! Kafka-style set of append-only logs, served by a multithreaded pipeline.
+//!
+//! Only the per-key logs are lock-free (see [`log`] for the one place where an append may wait).
+//! The key map is lock-sharded (a `DashMap`, an `RwLock` per shard), idle workers and the writer
+//! sleep on a `Mutex` and `Condvar` (`doorbell`), and the bounded channels block a sender when
+//! they are full.
 //!
 //! # Layout
 //!

@@ -22,7 +22,9 @@
 //! watermark lags.
 //! Every reader therefore runs the same advance loop before it reads (see [`Log::read_from`]),
 //! so a lagging watermark costs one short scan and never hides a stored message for long.
-//! No one ever waits for anyone: there is no lock and no spin on this path.
+//! No one waits for anyone on this path: there is no lock and no spin. The one wait in a log
+//! is at a segment's creation: appenders racing into a segment that does not exist yet wait
+//! for the one allocating it (the directory's `OnceLock`), once per segment.
 //!
 //! # Memory
 //!

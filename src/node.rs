@@ -3,7 +3,7 @@
 //! ```text
 //! stdin → reader (simd-json) → work channel → worker × N → replies channel → writer → stdout
 //!                                                 ↕
-//!                                  store: DashMap shards → per-key lock-free logs
+//!                      store: DashMap shards (RwLock each) → per-key lock-free logs
 //! ```
 //!
 //! Shutdown is by disconnection: at end of input the reader drops its sender; each worker drains

@@ -1,4 +1,6 @@
 //! Wire types: requests as the reader hands them to workers, and how a parsed line becomes one.
+//! The rules of the wire format, and of the client that reads our replies, are in
+//! `docs/protocol.md` (§2 to §4).
 //!
 //! # Format
 //!

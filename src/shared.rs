@@ -2,8 +2,8 @@
 //!
 //! The node id is written once, by the reader, when `init` arrives; the reader sets it before it
 //! hands that `init` (or anything after it) to a worker, so every worker that answers a request
-//! sees it. [`IdSetter`] is how that is enforced: only the holder of the one setter that
-//! [`Shared::new`] makes can write the id, and `run` gives it to the reader thread.
+//! sees it. `IdSetter` is how that is enforced: only the holder of the one setter that
+//! `Shared::new` makes can write the id, and `run` gives it to the reader thread.
 
 use std::sync::OnceLock;
 

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 /// Which traffic to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
-    /// Maelstrom's kafka workload (see `shared/maelstrom-kafka.md` §4): 10 active keys with an
+    /// Maelstrom's kafka workload (see `docs/protocol.md` §5): 10 active keys with an
     /// exponential bias toward the newest, half sends and half polls, a key retired after 16
     /// sends, every non-empty poll followed by a `commit_offsets`, assigns that issue a
     /// `list_committed_offsets`, and clients that crash and come back under a new id.

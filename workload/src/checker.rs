@@ -1,6 +1,6 @@
 //! The kafka checker: finds the anomalies of Jepsen's `jepsen.tests.kafka` in a history.
 //!
-//! Each check mirrors one of Jepsen's (spec §5.2) and keeps its quirks, because a node that
+//! Each check mirrors one of Jepsen's (`docs/protocol.md` §6.2) and keeps its quirks, because a node that
 //! passes here should pass under Maelstrom and vice versa:
 //! * the version order of a key is built from `:ok` sends (and `:info` sends some `:ok` poll
 //!   read) plus every poll pair, and offsets are compressed to dense *indices*;

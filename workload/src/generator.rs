@@ -1,4 +1,4 @@
-//! What to do next: Maelstrom's kafka operation generator (spec §4.2), minus the timing.
+//! What to do next: Maelstrom's kafka operation generator (`docs/protocol.md` §5.2), minus the timing.
 //!
 //! * Elle's `wr-txns`: single-op transactions, read or write 50/50, keys drawn from
 //!   `key_count` active keys with an exponential bias towards the last slot, each key

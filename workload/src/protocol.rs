@@ -1,6 +1,6 @@
 //! Wire format: encodes the requests clients send and validates every line a node prints.
 //!
-//! Validation follows Maelstrom (see `shared/maelstrom-kafka.md` §1.3, §2, §3):
+//! Validation follows Maelstrom (see `docs/protocol.md` §2.1, §3.2, §4):
 //! the envelope is a closed schema (`src`, `dest`, `body`, optional integer `id`), and each
 //! `*_ok` reply body is a closed schema too (its fields, `type`, integer `in_reply_to`,
 //! optional integer `msg_id`; no extra keys, no nulls, no floats where integers are due).

@@ -1064,7 +1064,7 @@ impl Runner<'_> {
                 .map(|(o, m)| (*o, self.h.tables.msg(m)))
                 .collect();
             let max = pairs.iter().map(|p| p.0).max();
-            // Offsets advance now, even if the commit below fails: Maelstrom's trap (§4.1).
+            // Offsets advance now, even if the commit below fails: the commit trap (`docs/protocol.md` §5.1).
             let next = self.workers[w].offsets.entry(key).or_insert(0);
             *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
             if let Some(max) = max {
