@@ -20,6 +20,8 @@
 //! - [`rpc`]: one arm per RPC, run against the store; writes the reply line as bytes.
 //! - [`store`]: every key's log and committed offset, in a `DashMap`; no I/O, no JSON.
 //! - [`log`]: one key's lock-free append-only log, with its publish watermark.
+//! - [`cluster`]: the nodes `init` names, and which offsets are ours.
+//! - [`replication`]: several nodes: the replication protocol, its state machine and its thread.
 //! - `sync`: the primitives `log` and `doorbell` are built from, swappable for loom's in the model
 //!   tests (`tests/loom.rs`, built only with `--cfg loom`).
 //! - `writer`: the writer thread, the only owner of stdout.
@@ -29,6 +31,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants that hold these together.
 
+pub mod cluster;
 pub mod config;
 mod diag;
 mod doorbell;
@@ -40,6 +43,7 @@ mod log_tests;
 mod node;
 pub mod protocol;
 mod reader;
+pub mod replication;
 pub mod rpc;
 pub mod shared;
 pub mod store;

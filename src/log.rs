@@ -26,6 +26,18 @@
 //! is at a segment's creation: appenders racing into a segment that does not exist yet wait
 //! for the one allocating it (the directory's `OnceLock`), once per segment.
 //!
+//! # Several nodes: offset classes, holes
+//!
+//! On a cluster of `n` nodes, node `i` hands out only offsets `r·n + i` ([`Class`]): the counter
+//! then counts *rounds* `r`, and the log holds every node's messages at their own offsets.
+//! A slot can also hold a **hole**: an offset that is known to stay empty forever. Holes come
+//! from two places, both outside this file's concern: [`Log::raise`] skips this node's rounds
+//! when a peer's offsets have gone past them (each skipped round becomes a hole), and
+//! [`Log::fill_holes`] marks a peer's offsets that the peer has promised never to use.
+//! The watermark walks over holes like over messages, and reads skip them, so "every slot below
+//! the watermark is set" still means "a reader has seen every message that will ever exist
+//! there". With one node (`n = 1`) there are no holes and nothing changes.
+//!
 //! # Memory
 //!
 //! A log costs two counters, the first segment (16 slots, enough for a whole Maelstrom key) and
@@ -47,7 +59,48 @@ pub(crate) const SEGMENTS: usize = 32;
 /// Offsets a log can hold: `FIRST_LEN * (2^SEGMENTS - 1)`.
 pub const CAPACITY: u64 = FIRST_LEN * ((1 << SEGMENTS) - 1);
 
-type Segment<T> = Box<[OnceLock<T>]>;
+/// A slot: unset, a message (`Some`), or a hole (`None`): an offset that will never hold one.
+type Slot<T> = OnceLock<Option<T>>;
+type Segment<T> = Box<[Slot<T>]>;
+
+/// Which offsets this node hands out: `round · n + i`, for node `i` of a cluster of `n`.
+///
+/// With one node that is every offset, dense from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    /// Nodes in the cluster, at least 1.
+    pub n: u64,
+    /// This node's index, below `n`.
+    pub i: u64,
+}
+
+impl Class {
+    /// A cluster of one: every offset.
+    pub const SOLE: Self = Self { n: 1, i: 0 };
+
+    /// The offset of round `r`, or `None` past the log's capacity.
+    pub fn offset(self, round: u64) -> Option<u64> {
+        round
+            .checked_mul(self.n)
+            .and_then(|o| o.checked_add(self.i))
+            .filter(|&o| o < CAPACITY)
+    }
+
+    /// The first round whose offset is above `seen`.
+    pub fn round_above(self, seen: u64) -> u64 {
+        // r·n + i > seen  ⇔  r > (seen − i) / n  ⇔  r ≥ (seen + n − i) / n (integer division).
+        (seen + self.n - self.i) / self.n
+    }
+
+    /// Whether `offset` is one of this class's.
+    pub fn owns(self, offset: u64) -> bool {
+        offset % self.n == self.i
+    }
+}
+
+/// The slot at an offset already holds something else: a different message, or a hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Occupied;
 
 /// The log is full: its offsets ran past [`CAPACITY`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +114,11 @@ impl std::fmt::Display for LogFull {
 
 impl std::error::Error for LogFull {}
 
-/// An append-only log of `T`, with dense offsets from 0.
+/// An append-only log of `T`: dense offsets from 0 on one node; on several, each node's own
+/// class of offsets, with holes where a node skipped.
 #[derive(Debug)]
 pub struct Log<T> {
-    /// The next offset to hand out.
+    /// The next round to hand out (with one node, the next offset).
     pub(crate) reserved: AtomicU64,
     /// Every offset below this one is stored. It may lag behind the truth; never ahead of it.
     published: AtomicU64,
@@ -91,7 +145,7 @@ impl<T> Log<T> {
         }
     }
 
-    /// Appends `value` and returns its offset.
+    /// Appends `value` and returns its offset (one node: dense offsets from 0).
     ///
     /// When this returns, the value is stored and every reader that starts afterwards returns it
     /// once all lower offsets are stored too.
@@ -99,46 +153,162 @@ impl<T> Log<T> {
     /// **Locking behaviour:** takes no lock. The first append into a new segment allocates it;
     /// appenders racing for the same new segment wait for the one that allocates.
     pub fn append(&self, value: T) -> Result<u64, LogFull> {
-        // Relaxed: the counter only hands out distinct offsets. Uniqueness comes from the
-        // atomicity of the read-modify-write, and nothing is published through the counter: the
-        // slot's own write-once cell carries the message to readers.
-        let offset = self.reserved.fetch_add(1, Ordering::Relaxed);
-        if offset >= CAPACITY {
+        self.append_in(Class::SOLE, value)
+    }
+
+    /// Appends `value` at the next offset of `class` and returns that offset.
+    ///
+    /// **Locking behaviour:** as [`Log::append`].
+    pub fn append_in(&self, class: Class, value: T) -> Result<u64, LogFull> {
+        // Relaxed: the counter only hands out distinct rounds. Uniqueness comes from the
+        // atomicity of the read-modify-write (shared with `raise`'s fetch_max), and nothing is
+        // published through the counter: the slot's own write-once cell carries the message.
+        let round = self.reserved.fetch_add(1, Ordering::Relaxed);
+        let Some(offset) = class.offset(round) else {
             return Err(LogFull);
-        }
+        };
         let (seg, idx) = locate(offset);
-        let stored = self.segment_or_create(seg)[idx].set(value);
-        // A slot is set only by the holder of its offset, and offsets are handed out once.
+        let stored = self.segment_or_create(seg)[idx].set(Some(value));
+        // A slot of our class is set only by the holder of its round, and rounds are handed out
+        // once (by this fetch_add, or as holes by `raise`'s fetch_max).
         debug_assert!(stored.is_ok(), "offset {offset} stored twice");
         self.advance();
         Ok(offset)
     }
 
-    /// Calls `f(offset, value)` for the stored values at offsets `from..`, ascending and without
-    /// gaps, at most `max` of them, and returns how many it visited.
+    /// Makes sure that `class`'s next offset is above `seen` (an offset a peer used), and marks
+    /// every round skipped that way as a hole. Returns whether any round was skipped.
     ///
-    /// It stops at the first offset that is reserved but not yet stored: an append in flight is
-    /// not yet acknowledged, so leaving it out is correct, and going past it would be a gap.
-    /// Costs O(returned) plus the stored slots that no one has published yet.
+    /// **Locking behaviour:** as [`Log::append`].
+    pub fn raise(&self, class: Class, seen: u64) -> bool {
+        self.raise_to(class, class.round_above(seen.min(CAPACITY)))
+    }
+
+    /// Makes sure that `class`'s next round is at least `target`, and marks every round skipped
+    /// that way as a hole. Returns whether any round was skipped.
+    ///
+    /// **Locking behaviour:** as [`Log::append`].
+    pub fn raise_to(&self, class: Class, target: u64) -> bool {
+        let target = target.min(CAPACITY);
+        // Relaxed: as in `append_in`. The fetch_max makes the rounds `previous..target` ours
+        // alone (no fetch_add can return them any more, and a concurrent fetch_max that also
+        // passed them returns a `previous` at or above ours for the part it covers), so each
+        // skipped round becomes a hole exactly once; the hole itself is published by the
+        // slot's own Release.
+        let previous = self.reserved.fetch_max(target, Ordering::Relaxed);
+        if previous >= target {
+            return false;
+        }
+        for round in previous..target {
+            let Some(offset) = class.offset(round) else {
+                break;
+            };
+            let (seg, idx) = locate(offset);
+            let marked = self.segment_or_create(seg)[idx].set(None);
+            debug_assert!(marked.is_ok(), "skipped offset {offset} was already set");
+        }
+        self.advance();
+        true
+    }
+
+    /// Stores `value` at `offset`, which a peer handed out. Storing the same value again is
+    /// fine (peers resend); a different value, or a hole there, is [`Occupied`].
+    ///
+    /// **Locking behaviour:** as [`Log::append`].
+    pub fn insert(&self, offset: u64, value: T) -> Result<(), Occupied>
+    where
+        T: PartialEq,
+    {
+        if offset >= CAPACITY {
+            return Err(Occupied);
+        }
+        let (seg, idx) = locate(offset);
+        match self.segment_or_create(seg)[idx].set(Some(value)) {
+            Ok(()) => Ok(()),
+            Err(value) => match self.slot(offset).and_then(OnceLock::get) {
+                Some(existing) if *existing == value => Ok(()),
+                _ => Err(Occupied),
+            },
+        }
+    }
+
+    /// Marks as holes the unset offsets in `from..to` that are congruent to `from` modulo
+    /// `step`: a peer has promised never to hand them out, and every message it sent below `to`
+    /// is already stored.
+    ///
+    /// **Locking behaviour:** as [`Log::append`].
+    pub fn fill_holes(&self, from: u64, to: u64, step: u64) {
+        let mut offset = from;
+        while offset < to.min(CAPACITY) {
+            let (seg, idx) = locate(offset);
+            // Already set means the peer's message is there: nothing to mark.
+            let _ = self.segment_or_create(seg)[idx].set(None);
+            offset += step;
+        }
+        self.advance();
+    }
+
+    /// The first offset at or after `from`, stepping by `step`, whose slot is not set yet. With
+    /// `from` in this node's class, that is the lowest offset this node may still hand out, and
+    /// every message of ours below it is stored.
+    ///
+    /// **Locking behaviour:** takes no lock.
+    pub fn first_unset(&self, from: u64, step: u64) -> u64 {
+        let mut offset = from;
+        // `OnceLock::get` is an Acquire load: a set slot's message is visible to us.
+        while self.slot(offset).and_then(OnceLock::get).is_some() {
+            offset += step;
+        }
+        offset
+    }
+
+    /// Calls `f(offset, value)` for the messages (not the holes) at offsets `from..to` that are
+    /// congruent to `from` modulo `step`, ascending; unset slots are skipped too.
+    ///
+    /// **Locking behaviour:** takes no lock.
+    pub fn visit_every(&self, from: u64, to: u64, step: u64, mut f: impl FnMut(u64, &T)) {
+        let mut offset = from;
+        while offset < to {
+            if let Some(Some(value)) = self.slot(offset).and_then(OnceLock::get) {
+                f(offset, value);
+            }
+            offset += step;
+        }
+    }
+
+    /// Calls `f(offset, value)` for the stored values at offsets `from..`, ascending and without
+    /// gaps, at most `max` of them, and returns how many it visited. Holes are passed over.
+    ///
+    /// It stops at the first offset that is not set yet: an append in flight is not yet
+    /// acknowledged (or, on several nodes, a peer's offset is not known yet), so leaving it out is
+    /// correct, and going past it would be a gap.
+    /// Costs O(returned + holes) plus the set slots that no one has published yet.
     ///
     /// **Locking behaviour:** takes no lock.
     pub fn read_from(&self, from: u64, max: usize, mut f: impl FnMut(u64, &T)) -> usize {
         let end = self.advance();
-        let stop = end.min(from.saturating_add(max as u64));
         let mut visited = 0;
-        for offset in from..stop {
-            // Below the watermark every slot is stored and visible (see `advance`).
-            let Some(value) = self.slot(offset).and_then(OnceLock::get) else {
-                debug_assert!(false, "offset {offset} below the watermark is empty");
-                break;
-            };
-            f(offset, value);
-            visited += 1;
+        let mut offset = from;
+        while offset < end && visited < max {
+            // Below the watermark every slot is set and visible (see `advance`).
+            match self.slot(offset).and_then(OnceLock::get) {
+                Some(Some(value)) => {
+                    f(offset, value);
+                    visited += 1;
+                }
+                // A hole: no message will ever be there.
+                Some(None) => {}
+                None => {
+                    debug_assert!(false, "offset {offset} below the watermark is empty");
+                    break;
+                }
+            }
+            offset += 1;
         }
         visited
     }
 
-    /// How many offsets have been handed out, stored or not.
+    /// How many rounds have been handed out or skipped, stored or not (with one node, offsets).
     pub fn reserved(&self) -> u64 {
         // Relaxed: a statistic; no data is read on the strength of it.
         self.reserved.load(Ordering::Relaxed).min(CAPACITY)
@@ -182,7 +352,7 @@ impl<T> Log<T> {
     }
 
     /// The slot for `offset`, if its segment exists.
-    fn slot(&self, offset: u64) -> Option<&OnceLock<T>> {
+    fn slot(&self, offset: u64) -> Option<&Slot<T>> {
         if offset >= CAPACITY {
             return None;
         }
@@ -196,7 +366,7 @@ impl<T> Log<T> {
     }
 
     /// Segment `seg`, created if it does not exist yet.
-    pub(crate) fn segment_or_create(&self, seg: usize) -> &[OnceLock<T>] {
+    pub(crate) fn segment_or_create(&self, seg: usize) -> &[Slot<T>] {
         if seg == 0 {
             return &self.head;
         }

@@ -42,7 +42,7 @@ fn a_reserved_but_unstored_offset_hides_everything_after_it() {
     // Simulate an appender that reserved offset 1 and has not stored yet.
     let hole = log.reserved.fetch_add(1, Ordering::Relaxed);
     let (seg, idx) = locate(hole + 1);
-    log.segment_or_create(seg)[idx].set(2).unwrap();
+    log.segment_or_create(seg)[idx].set(Some(2)).unwrap();
     let mut seen = Vec::new();
     log.read_from(0, 10, |o, _| seen.push(o));
     assert_eq!(
@@ -53,7 +53,7 @@ fn a_reserved_but_unstored_offset_hides_everything_after_it() {
     assert_eq!(log.watermark(), 1, "the watermark stops at the hole");
     assert!(log.is_stored(2) && !log.is_stored(1));
     log.segment_or_create(locate(hole).0)[locate(hole).1]
-        .set(1)
+        .set(Some(1))
         .unwrap();
     seen.clear();
     log.read_from(0, 10, |o, _| seen.push(o));

@@ -19,13 +19,17 @@ use crossbeam_channel::bounded;
 
 use crate::config::Config;
 use crate::shared::Shared;
-use crate::{doorbell, reader, worker, writer};
+use crate::{doorbell, reader, replication, worker, writer};
 
 /// Batches in flight between reader and workers, and between workers and writer; also the size
 /// of the two recycling pools. Bounded, so a stalled stdout slows the reader down instead of
 /// growing memory without limit. 64 (with the 256 KiB recycle cap in `writer.rs`) held the same
 /// throughput as 256 with less memory (long-log replay at 8 workers: 124 MiB peak, not 181 MiB).
 const CHANNEL_BATCHES: usize = 64;
+
+/// Peers' replication messages queued for the replication thread. Each peer sends about one a
+/// period, so this is never near full unless that thread is stuck.
+const PEER_MESSAGES: usize = 1024;
 
 /// Runs the node: reads requests from `input` until it ends, and writes replies to `output`.
 ///
@@ -50,13 +54,24 @@ where
     // thread other than the one that allocated it.
     let (empty_batches_tx, empty_batches_rx) = bounded(CHANNEL_BATCHES);
     let (empty_buffers_tx, empty_buffers_rx) = bounded(CHANNEL_BATCHES);
+    // Peers' replication messages. Bounded so a stalled replication thread slows the reader
+    // instead of growing memory; it never waits on the reader, so this cannot deadlock.
+    let (peers_tx, peers_rx) = bounded(PEER_MESSAGES);
 
+    let replication = {
+        let shared = Arc::clone(&shared);
+        let replies = reply_tx.clone();
+        spawn("replication".into(), move || {
+            replication::run(&peers_rx, &shared, &replies)
+        })?
+    };
     let reader = {
         let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
         spawn("reader".into(), move || {
             let lanes = reader::Lanes {
                 work: work_tx,
                 empty_batches: empty_batches_rx,
+                peers: peers_tx,
             };
             reader::run(input, &lanes, &shared, &id_setter, &config)
         })?
@@ -75,7 +90,8 @@ where
             })
         })
         .collect::<io::Result<Vec<_>>>()?;
-    // The workers hold the only reply senders now, so the writer ends when the last worker does.
+    // The workers and the replication thread hold the only reply senders now, so the writer ends
+    // when the last of them does (the replication thread ends with the reader).
     drop((work_rx, reply_tx, empty_batches_tx, empty_buffers_rx));
     let writer = spawn("writer".into(), move || {
         writer::run(&reply_rx, &empty_buffers_tx, output)
@@ -85,6 +101,7 @@ where
     for worker in workers {
         join(worker);
     }
+    join(replication);
     join(reader)
 }
 

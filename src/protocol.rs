@@ -34,6 +34,7 @@ use simd_json::tape::{Object, Value};
 
 use crate::error::ErrorCode;
 use crate::json;
+use crate::replication::Replicate;
 use crate::store::{MAX_OFFSET, Msg};
 
 /// The pairs of (key, offset) that requests point into; list requests use offset 0.
@@ -65,6 +66,8 @@ pub struct Request {
 pub enum Body {
     Init {
         node_id: CompactString,
+        /// Every node's id (`node_ids`); empty if the init did not list them.
+        node_ids: Vec<CompactString>,
     },
     Send {
         key: CompactString,
@@ -72,17 +75,14 @@ pub enum Body {
         msg: Msg,
     },
     /// `offsets` indexes the batch's [`Keys`]: (key, first offset wanted).
-    Poll {
-        offsets: Range<usize>,
-    },
+    Poll { offsets: Range<usize> },
     /// `offsets` indexes the batch's [`Keys`]: (key, offset committed).
-    CommitOffsets {
-        offsets: Range<usize>,
-    },
+    CommitOffsets { offsets: Range<usize> },
     /// `keys` indexes the batch's [`Keys`]; their offsets mean nothing.
-    ListCommittedOffsets {
-        keys: Range<usize>,
-    },
+    ListCommittedOffsets { keys: Range<usize> },
+    /// A peer's replication message (see `replication.rs`): goes to the replication thread,
+    /// and gets no reply.
+    Replicate(Box<Replicate>),
     /// A request the reader already rejected; the reply is this error.
     Reject {
         code: ErrorCode,
@@ -141,6 +141,19 @@ pub fn parse(
         )));
     };
     let fields = Fields::of(&body);
+    if fields.ty.and_then(Value::into_string) == Some(crate::replication::TYPE) {
+        // Between our own nodes: no msg_id, and never a reply, so a malformed one is only noted.
+        return match crate::replication::decode(&body) {
+            Ok(message) => Ok(Request {
+                src: src.into(),
+                msg_id: 0,
+                body: Body::Replicate(Box::new(message)),
+            }),
+            Err(why) => Err(Unanswerable(format!(
+                "a malformed replicate message from {src}: {why}"
+            ))),
+        };
+    }
     let Some(msg_id) = fields.msg_id.and_then(|v| v.as_u64()) else {
         return Err(Unanswerable(format!(
             "the message from {src} has no non-negative integer `msg_id`"
@@ -168,6 +181,7 @@ struct Fields<'t, 'i> {
     ty: Option<Value<'t, 'i>>,
     msg_id: Option<Value<'t, 'i>>,
     node_id: Option<Value<'t, 'i>>,
+    node_ids: Option<Value<'t, 'i>>,
     key: Option<Value<'t, 'i>>,
     msg: Option<Value<'t, 'i>>,
     offsets: Option<Value<'t, 'i>>,
@@ -182,6 +196,7 @@ impl<'t, 'i> Fields<'t, 'i> {
                 "type" => &mut fields.ty,
                 "msg_id" => &mut fields.msg_id,
                 "node_id" => &mut fields.node_id,
+                "node_ids" => &mut fields.node_ids,
                 "key" => &mut fields.key,
                 "msg" => &mut fields.msg,
                 "offsets" => &mut fields.offsets,
@@ -222,8 +237,20 @@ fn parse_body(
                 .node_id
                 .and_then(Value::into_string)
                 .ok_or_else(|| malformed("init needs a string `node_id`"))?;
+            let node_ids = match body.node_ids {
+                None => Vec::new(),
+                Some(ids) => ids
+                    .as_array()
+                    .and_then(|ids| {
+                        ids.iter()
+                            .map(|id| id.into_string().map(CompactString::from))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| malformed("init's `node_ids` must be a list of strings"))?,
+            };
             Ok(Body::Init {
                 node_id: node_id.into(),
+                node_ids,
             })
         }
         "send" => {
@@ -482,6 +509,13 @@ impl Parser {
             )
             .map_err(LineError::Unanswerable)
             .and_then(|mut request| {
+                if !initialized && matches!(request.body, Body::Replicate(_)) {
+                    // Its sender resends what we never acknowledge.
+                    return Err(LineError::Unanswerable(Unanswerable(format!(
+                        "a replicate message from {} before init",
+                        request.src
+                    ))));
+                }
                 if !initialized && !matches!(request.body, Body::Init { .. }) {
                     let Some(dest) = dest(tape.as_value()) else {
                         return Err(LineError::Unanswerable(Unanswerable(

@@ -4,11 +4,12 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::mem;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
 use crate::doorbell::BellSender;
 use crate::protocol::{Batch, Body, Keys, Parser, Request};
+use crate::replication::Inbound;
 use crate::shared::{IdSetter, Shared};
 
 /// The channels the reader works between.
@@ -18,6 +19,8 @@ pub(crate) struct Lanes {
     pub(crate) work: BellSender<Batch>,
     /// Batches the workers have emptied, back to be filled again.
     pub(crate) empty_batches: Receiver<Batch>,
+    /// Peers' replication messages, and the start signal, to the replication thread.
+    pub(crate) peers: Sender<Inbound>,
 }
 
 /// Reads `input` to its end. Returns early, with `Ok`, if every worker is gone.
@@ -33,6 +36,7 @@ pub(crate) fn run(
     let Lanes {
         work,
         empty_batches,
+        peers,
     } = lanes;
     let fresh = || empty_batches.try_recv().unwrap_or_default();
     let mut lines = Lines::new(input, config.max_line);
@@ -42,8 +46,25 @@ pub(crate) fn run(
         match line {
             Ok(line) => {
                 let keys = &mut batch.keys;
-                if let Some(request) = parse_line(&mut parser, line, shared, id_setter, keys) {
-                    batch.requests.push(request);
+                match parse_line(&mut parser, line, shared, id_setter, keys) {
+                    Some(Request {
+                        src,
+                        body: Body::Replicate(message),
+                        ..
+                    }) => {
+                        // A gone replication thread means the node is shutting down.
+                        let _ = peers.send(Inbound::Peer(src, message));
+                    }
+                    Some(request) => {
+                        if let (Body::Init { .. }, Some(cluster)) =
+                            (&request.body, shared.cluster())
+                            && cluster.len() > 1
+                        {
+                            let _ = peers.send(Inbound::Start(cluster.clone()));
+                        }
+                        batch.requests.push(request);
+                    }
+                    None => {}
                 }
             }
             Err(len) => crate::diag::note!(
@@ -81,10 +102,10 @@ fn parse_line(
     }
     match parser.parse(line, shared.node_id().is_some(), keys) {
         Ok(request) => {
-            if let Body::Init { node_id } = &request.body {
+            if let Body::Init { node_id, node_ids } = &request.body {
                 // Set before this init (or anything after it) goes to a worker, so every later
                 // request sees it.
-                let known = id_setter.set(shared, node_id);
+                let known = id_setter.set(shared, node_id, node_ids);
                 if known != node_id.as_str() {
                     crate::diag::note!("init as {node_id} after init as {known}; keeping {known}");
                 }

@@ -10,6 +10,11 @@ use crate::shared::Shared;
 /// Runs one request, whose key lists are in `keys`, and appends its reply line to `out`.
 pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, out: &mut Vec<u8>) {
     let store = &shared.store;
+    if let Body::Replicate(_) = request.body {
+        // The reader hands these to the replication thread; one here gets no reply.
+        crate::diag::note!("a replicate message from {} reached a worker", request.src);
+        return;
+    }
     let from: Option<&str> = match &request.body {
         Body::Reject {
             from: Some(from), ..
@@ -40,9 +45,12 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
             out.extend_from_slice(b",\"msgs\":{");
             let mut first_key = true;
             for (key, from) in &keys[offsets] {
+                let mut opened = false;
                 let returned = store.poll(key, *from, config.poll_max, |offset, msg| {
                     // The key's entry opens with its first pair, so keys with none are left out.
-                    if offset == *from {
+                    // On several nodes offsets are sparse: the first pair may lie past `from`.
+                    if !opened {
+                        opened = true;
                         if !first_key {
                             out.push(b',');
                         }
@@ -87,6 +95,8 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
             out.push(b'}');
         }
         Body::Reject { code, text, .. } => reply.error(code, &text),
+        // Returned early above; an error reply is the harmless answer if that ever changes.
+        Body::Replicate(_) => reply.error(ErrorCode::NotSupported, "not a request"),
     }
     out.extend_from_slice(b"}}\n");
 }

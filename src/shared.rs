@@ -1,12 +1,16 @@
-//! The state every thread shares: the node's id and the store.
+//! The state every thread shares: the node's id, the cluster it belongs to, and the store.
 //!
 //! The node id is written once, by the reader, when `init` arrives; the reader sets it before it
 //! hands that `init` (or anything after it) to a worker, so every worker that answers a request
 //! sees it. `IdSetter` is how that is enforced: only the holder of the one setter that
-//! `Shared::new` makes can write the id, and `run` gives it to the reader thread.
+//! `Shared::new` makes can write the id, and `run` gives it to the reader thread. The cluster
+//! (every node's id, from the same `init`) and the store's offset class are set with it.
 
 use std::sync::OnceLock;
 
+use compact_str::CompactString;
+
+use crate::cluster::Cluster;
 use crate::store::Logs;
 
 /// State shared by all threads.
@@ -14,6 +18,8 @@ use crate::store::Logs;
 pub struct Shared {
     /// Our node id, once `init` has named it.
     node_id: OnceLock<Box<str>>,
+    /// The cluster, set with the node id.
+    cluster: OnceLock<Cluster>,
     /// Every key's log and committed offset.
     pub store: Logs,
 }
@@ -23,6 +29,7 @@ impl Shared {
     pub(crate) fn new() -> (Self, IdSetter) {
         let shared = Self {
             node_id: OnceLock::new(),
+            cluster: OnceLock::new(),
             store: Logs::new(),
         };
         (shared, IdSetter { _only_here: () })
@@ -31,9 +38,21 @@ impl Shared {
     /// A node already initialised as `node_id`, whose id never changes (for driving the RPCs
     /// directly, without a reader).
     pub fn with_node_id(node_id: &str) -> Self {
+        Self::with_cluster(Cluster::alone(node_id))
+    }
+
+    /// A node already initialised as a member of `cluster` (for driving the RPCs and the
+    /// replication directly, as the simulation test does).
+    pub fn with_cluster(cluster: Cluster) -> Self {
         let (shared, setter) = Self::new();
-        setter.set(&shared, node_id);
+        let me = cluster.my_id().to_owned();
+        setter.set(&shared, &me, &cluster.ids);
         shared
+    }
+
+    /// The cluster, once `init` has arrived.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.get()
     }
 
     /// Our node id, once `init` has arrived.
@@ -49,8 +68,20 @@ pub(crate) struct IdSetter {
 }
 
 impl IdSetter {
-    /// Sets the node id if it is not set yet, and returns the id in force: the first one wins.
-    pub(crate) fn set<'s>(&self, shared: &'s Shared, node_id: &str) -> &'s str {
+    /// Sets the node id, the cluster (`node_ids`) and the store's offset class if they are not
+    /// set yet, and returns the id in force: the first one wins.
+    pub(crate) fn set<'s>(
+        &self,
+        shared: &'s Shared,
+        node_id: &str,
+        node_ids: &[CompactString],
+    ) -> &'s str {
+        let cluster = shared
+            .cluster
+            .get_or_init(|| Cluster::from_init(node_id, node_ids));
+        // The class before the id: whoever sees the id (every request after init) appends in
+        // the right class.
+        shared.store.set_class(cluster.class());
         shared.node_id.get_or_init(|| node_id.into())
     }
 }

@@ -8,12 +8,15 @@
 //! once; only the first sight of a key takes it in write mode, to insert. The append itself
 //! happens inside the key's [`Log`] and takes no lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use compact_str::CompactString;
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use dashmap::DashMap;
 use dashmap::mapref::one::Ref;
 
-use crate::log::{Log, LogFull};
+use crate::log::{Class, Log, LogFull};
 
 /// A message as stored: opaque text (in practice the raw JSON text of the `msg` field).
 ///
@@ -26,19 +29,38 @@ pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// One key: its log and the highest offset committed for it.
 #[derive(Debug, Default)]
-struct Topic {
-    log: Log<Msg>,
+pub(crate) struct Topic {
+    pub(crate) log: Log<Msg>,
     /// Highest committed offset plus one; 0 means nothing committed yet.
-    committed: AtomicU64,
+    pub(crate) committed: AtomicU64,
+    /// On several nodes: set when a local send or commit changed this key, and the key is
+    /// queued in `Logs::changed`; the replication tick clears it when it takes the key.
+    pub(crate) dirty: AtomicBool,
 }
 
 /// Every key's log and committed offset.
 ///
 /// Keys are hashed with foldhash, a fast hash for short keys (the default SipHash showed in the
 /// flamegraph), still seeded per process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Logs {
     topics: DashMap<Box<str>, Box<Topic>, foldhash::fast::RandomState>,
+    /// Which offsets this node hands out; unset means a node alone (every offset).
+    class: OnceLock<Class>,
+    /// On several nodes, the keys local sends and commits changed since the replication last
+    /// looked (each queued once until then, see `Topic::dirty`). An unbounded crossbeam channel:
+    /// a lock-free queue, so the append path still takes no lock of its own.
+    changed: (Sender<CompactString>, Receiver<CompactString>),
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Self {
+            topics: DashMap::default(),
+            class: OnceLock::new(),
+            changed: unbounded(),
+        }
+    }
 }
 
 impl Logs {
@@ -47,13 +69,77 @@ impl Logs {
         Self::default()
     }
 
+    /// Sets which offsets this node hands out (once, at `init`; later calls change nothing).
+    pub(crate) fn set_class(&self, class: Class) {
+        let _ = self.class.set(class);
+    }
+
+    /// The class of offsets this node hands out.
+    pub fn class(&self) -> Class {
+        self.class.get().copied().unwrap_or(Class::SOLE)
+    }
+
+    /// Queues `key` for the replication, unless it is queued already. Called after the change
+    /// is made, so the replication, which clears the flag before it looks, sees the change.
+    fn touch(&self, key: &str, topic: &Topic) {
+        // Release: the replication's Acquire swap that clears the flag then sees the message
+        // stored (or the commit made) before this.
+        if !topic.dirty.swap(true, Ordering::Release) {
+            // The receiver lives as long as the store, so the send cannot fail.
+            let _ = self.changed.0.send(key.into());
+        }
+    }
+
+    /// The keys changed by local sends and commits since the last call; each key's flag must be
+    /// cleared (see [`Logs::take_changes`]) before its state is read.
+    pub(crate) fn changed_keys(&self) -> impl Iterator<Item = CompactString> + '_ {
+        self.changed.1.try_iter()
+    }
+
+    /// `key`'s topic, if the key is known.
+    ///
+    /// **Locking behaviour:** holds `key`'s shard lock in read mode while the reference lives.
+    pub(crate) fn get(&self, key: &str) -> Option<Ref<'_, Box<str>, Box<Topic>>> {
+        self.topics.get(key)
+    }
+
+    /// `key`'s topic, created on first use.
+    ///
+    /// **Locking behaviour:** as [`Logs::append`].
+    pub(crate) fn get_or_create(&self, key: &str) -> Ref<'_, Box<str>, Box<Topic>> {
+        self.topic(key)
+    }
+
+    /// Clears `key`'s changed flag and returns the lowest offset of this node's class that it
+    /// may still hand out, walking up from `promise` (an earlier answer), with the key's
+    /// committed value (highest committed offset plus one, 0 for none).
+    ///
+    /// Every message of ours below the returned offset is stored: it is the first slot of our
+    /// class not set yet, and a slot of ours is set only once its message is stored or it is
+    /// skipped for good (a hole).
+    pub(crate) fn take_changes(&self, topic: &Topic, promise: u64) -> (u64, u64) {
+        // Acquire: pairs with the Release swap in `touch`, so every send or commit that queued
+        // the key before this is visible to the walk and the load below; any later one sets the
+        // flag again and queues the key for the next look.
+        topic.dirty.swap(false, Ordering::Acquire);
+        let promise = topic.log.first_unset(promise, self.class().n);
+        // Relaxed: ordered after the Acquire swap above; see `commit`.
+        (promise, topic.committed.load(Ordering::Relaxed))
+    }
+
     /// Appends `msg` to `key`'s log, creating the log on first use, and returns its offset.
     ///
     /// **Locking behaviour:** takes `key`'s shard lock in read mode (write mode, briefly, when
     /// the key is new) and holds it while appending; the append itself takes no lock.
     /// Never call while holding a reference into the map.
     pub fn append(&self, key: &str, msg: Msg) -> Result<u64, LogFull> {
-        self.topic(key).log.append(msg)
+        let class = self.class();
+        let topic = self.topic(key);
+        let offset = topic.log.append_in(class, msg)?;
+        if class.n > 1 {
+            self.touch(key, &topic);
+        }
+        Ok(offset)
     }
 
     /// Calls `f(offset, msg)` for `key`'s messages from offset `from`, ascending, contiguous, at
@@ -73,11 +159,21 @@ impl Logs {
     /// **Locking behaviour:** as [`Logs::append`].
     pub fn commit(&self, key: &str, offset: u64) {
         let value = offset.min(MAX_OFFSET) + 1;
+        let topic = self.topic(key);
         // Relaxed: the committed offset is a value in its own right; nothing else is read on the
         // strength of it, and `fetch_max` keeps it monotonic under any interleaving.
-        self.topic(key)
+        let previous = topic.committed.fetch_max(value, Ordering::Relaxed);
+        if previous < value && self.class().n > 1 {
+            self.touch(key, &topic);
+        }
+    }
+
+    /// Merges a committed value (offset plus one) a peer sent: the maximum wins.
+    pub(crate) fn merge_commit(topic: &Topic, value: u64) {
+        // Relaxed: see `commit`.
+        topic
             .committed
-            .fetch_max(value, Ordering::Relaxed);
+            .fetch_max(value.min(MAX_OFFSET + 1), Ordering::Relaxed);
     }
 
     /// The highest offset committed for `key`, if any.

@@ -1,0 +1,626 @@
+//! Replication between the nodes of a cluster: every node's messages reach every other node in
+//! periodic batches, and a poll shows only the prefix of a log that no node can still add to.
+//!
+//! # The protocol
+//!
+//! Node `i` of `n` hands out only offsets `r·n + i` for a key (its *class*, see
+//! [`Class`]), so two nodes never hand out the same offset and a `send` is answered at once,
+//! without asking anyone. Each node's log of a key holds every node's messages at their offsets.
+//!
+//! Per key, each node has a **promise**: the lowest offset of its class it may still hand out.
+//! Every offset of its class below the promise is either one of its messages, already stored,
+//! or a *hole* it will never use (a round it skipped). A node's promise is the first slot of its
+//! class that is not set yet ([`Log::first_unset`]).
+//!
+//! Every `period`, a node sends each peer one `replicate` message carrying, for each key whose
+//! promise (or committed offset) moved since it last told that peer: the range of its class
+//! `[from, to)` where `from` is the promise the peer has already been sent and `to` the promise
+//! now, the messages of ours in that range, and the committed offset. The receiver stores the
+//! messages, and once the range joins what it already knows from that sender (`from` at or
+//! below its `known` promise for the sender; earlier ranges that arrived late wait in
+//! `pending`), it marks the sender's unset offsets below `to` as holes and moves `known` to `to`.
+//! A slot is therefore set only when its message is stored, or when its class's node has promised
+//! never to use it and every message it sent below that promise is stored. The log's watermark
+//! walks over set slots only ([`Log`]), so a poll returns a prefix that no message will ever be
+//! added to: it never skips an offset that exists anywhere.
+//!
+//! Promises move forward when peers' offsets arrive: a node that learns of offset `o` raises its
+//! round counter above `o` ([`Log::raise`], a `fetch_max`), and every round skipped becomes a
+//! hole, so its promise passes `o` and its next message tells the others. Offsets stay small:
+//! the highest round on any node is at most the number of messages the key received, so every
+//! offset is below nodes × messages.
+//!
+//! **Reliability.** Ranges are idempotent (a message stored twice is the same message; a range
+//! already known changes nothing), so loss, duplication and reordering need only resending. The
+//! receiver acknowledges, in its own next message to the sender, the promise it knows for each
+//! key the sender told it about (and the committed value it holds); the sender keeps, per peer
+//! and key, what it sent and what was acknowledged. A key sent but not acknowledged within
+//! `retry` is sent again from the acknowledged promise (the whole unacknowledged range), and
+//! each expiry doubles the peer's `retry` up to a ceiling, so a partitioned peer costs one
+//! message per ceiling, not one per period. Nothing is sent to a peer that is owed nothing.
+//!
+//! Committed offsets ride along: each update carries the sender's committed value for the key,
+//! merged by maximum.
+//!
+//! # Threads
+//!
+//! The reader hands `replicate` messages to the replication thread ([`run`]), which applies them
+//! to the store and, every `period`, runs [`Replicator::tick`] and hands the messages to the
+//! writer like any reply. All the bookkeeping above lives in that one thread; the store is shared
+//! with the workers through the same lock-free logs as before. No worker ever waits on a peer.
+//!
+//! # Wire format
+//!
+//! ```json
+//! {"src":"n0","dest":"n1","body":{"type":"replicate",
+//!   "updates":[["k",0,6,3,[[0,"11"],[4,"12"]]]],
+//!   "acks":[["j",7,0]]}}
+//! ```
+//!
+//! An update is `[key, from, to, committed, [[offset, msg], …]]`, with each `msg` the raw JSON
+//! text of the message as a JSON string, and `committed` the highest committed offset plus one
+//! (0: none). An ack is `[key, known, committed]`. Both lists may be empty or left out.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use compact_str::CompactString;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use simd_json::prelude::*;
+use simd_json::tape::{Array, Value};
+
+use crate::cluster::Cluster;
+use crate::doorbell::BellSender;
+use crate::json::{write_str, write_u64};
+use crate::log::{CAPACITY, Class, Log};
+use crate::shared::Shared;
+use crate::store::{Logs, Msg};
+
+/// The body `type` of replication messages.
+pub const TYPE: &str = "replicate";
+
+/// Ranges from one sender for one key that arrived before the ranges below them; more are
+/// dropped (the sender resends everything unacknowledged, so nothing is lost, only delayed).
+const PENDING_MAX: usize = 64;
+
+/// One `replicate` message, as parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Replicate {
+    pub updates: Vec<Update>,
+    pub acks: Vec<Ack>,
+}
+
+/// The sender's news about one key: its messages in `[from, to)` and its promise `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub key: CompactString,
+    /// The promise the sender had already sent us (the range starts there).
+    pub from: u64,
+    /// The sender's promise now: it will never hand out an offset of its class below this.
+    pub to: u64,
+    /// The sender's committed value for the key: highest committed offset plus one, 0 for none.
+    pub committed: u64,
+    /// The sender's messages in `[from, to)`, ascending: (offset, raw JSON text).
+    pub msgs: Vec<(u64, Msg)>,
+}
+
+/// The receiver's acknowledgement for one key: the sender's promise it knows, and its committed
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub key: CompactString,
+    pub known: u64,
+    pub committed: u64,
+}
+
+/// Reads a `replicate` body (already known to have that type). Any deviation from the format is
+/// an error, and the whole message is dropped (the sender resends).
+pub fn decode(body: &simd_json::tape::Object<'_, '_>) -> Result<Replicate, String> {
+    let mut message = Replicate::default();
+    for (name, value) in body.iter() {
+        match name {
+            "updates" => {
+                for item in array(value, "updates")?.iter() {
+                    message.updates.push(decode_update(item)?);
+                }
+            }
+            "acks" => {
+                for item in array(value, "acks")?.iter() {
+                    let fields = array(item, "an ack")?;
+                    let mut it = fields.iter();
+                    let (Some(key), Some(known), Some(committed), None) =
+                        (it.next(), it.next(), it.next(), it.next())
+                    else {
+                        return Err("an ack must be [key, known, committed]".into());
+                    };
+                    message.acks.push(Ack {
+                        key: string(key, "an ack's key")?,
+                        known: number(known, "an ack's known")?,
+                        committed: number(committed, "an ack's committed")?,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(message)
+}
+
+fn decode_update(item: Value<'_, '_>) -> Result<Update, String> {
+    let fields = array(item, "an update")?;
+    let mut it = fields.iter();
+    let (Some(key), Some(from), Some(to), Some(committed), Some(msgs), None) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
+        return Err("an update must be [key, from, to, committed, msgs]".into());
+    };
+    let mut update = Update {
+        key: string(key, "an update's key")?,
+        from: number(from, "an update's from")?,
+        to: number(to, "an update's to")?,
+        committed: number(committed, "an update's committed")?,
+        msgs: Vec::new(),
+    };
+    for pair in array(msgs, "an update's msgs")?.iter() {
+        let pair = array(pair, "a message")?;
+        let mut it = pair.iter();
+        let (Some(offset), Some(msg), None) = (it.next(), it.next(), it.next()) else {
+            return Err("a message must be [offset, text]".into());
+        };
+        let msg = string(msg, "a message's text")?;
+        update
+            .msgs
+            .push((number(offset, "a message's offset")?, msg));
+    }
+    Ok(update)
+}
+
+fn array<'t, 'i>(value: Value<'t, 'i>, what: &str) -> Result<Array<'t, 'i>, String> {
+    value
+        .as_array()
+        .ok_or_else(|| format!("{what} must be a list"))
+}
+
+fn string(value: Value<'_, '_>, what: &str) -> Result<CompactString, String> {
+    value
+        .into_string()
+        .map(CompactString::from)
+        .ok_or_else(|| format!("{what} must be a string"))
+}
+
+fn number(value: Value<'_, '_>, what: &str) -> Result<u64, String> {
+    value
+        .as_u64()
+        .ok_or_else(|| format!("{what} must be a non-negative integer"))
+}
+
+/// How often the replication runs, and how long it waits for an acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Between two batches to the same peer.
+    pub period: Duration,
+    /// Before an unacknowledged key is sent again; doubled at each expiry, up to `retry_max`.
+    pub retry: Duration,
+    pub retry_max: Duration,
+}
+
+impl Timing {
+    /// The timing for a cluster of `n`: each node sends each of its `n − 1` peers at most one
+    /// message per period, so the cluster sends at most `n(n−1)/period` messages a second. A
+    /// period of `n(n−1) · 20 ms` holds that to 50 a second whatever `n` (40 ms for 2 nodes,
+    /// 120 ms for 3, 400 ms for 5): 0.05 server messages per operation at 1000 operations a
+    /// second.
+    pub fn for_nodes(n: usize) -> Self {
+        let links = (n * n.saturating_sub(1)).max(1) as u64;
+        let period = Duration::from_millis((links * 20).clamp(20, 1000));
+        Self {
+            period,
+            // A round trip takes a period at each end (the ack waits for the receiver's next
+            // batch) plus the network's latency both ways, which Maelstrom's `--latency` puts at
+            // up to a few hundred milliseconds.
+            retry: period * 2 + Duration::from_millis(500),
+            retry_max: Duration::from_secs(4),
+        }
+    }
+}
+
+/// What this node knows about one key, for one other node.
+#[derive(Debug, Clone, Default)]
+struct Link {
+    // Our class, towards that peer.
+    /// The promise we last sent it.
+    sent: u64,
+    /// The promise it acknowledged.
+    acked: u64,
+    sent_committed: u64,
+    acked_committed: u64,
+    /// When we last sent this key to it (milliseconds on the replicator's clock).
+    sent_at: u64,
+
+    // Its class, towards us.
+    /// Its promise, as far as we have every message below it.
+    known: u64,
+    /// Its ranges that arrived before the ones below them: (from, to).
+    pending: Vec<(u64, u64)>,
+}
+
+/// One key's replication state.
+#[derive(Debug, Clone)]
+struct KeyState {
+    /// Our promise: the first offset of our class not set yet.
+    promise: u64,
+    /// Our committed value (offset plus one) as we last looked, merged with peers'.
+    committed: u64,
+    /// Per node, by index (ours unused).
+    links: Box<[Link]>,
+}
+
+/// One peer's bookkeeping.
+#[derive(Debug, Clone)]
+struct Peer {
+    /// Keys sent and not yet acknowledged.
+    unacked: BTreeSet<CompactString>,
+    /// Keys it told us about since our last message to it: we owe it an acknowledgement.
+    owed: BTreeSet<CompactString>,
+    /// Its current retry delay, in milliseconds.
+    retry: u64,
+}
+
+/// The replication's state machine: apply what peers send, and every period say what is new.
+///
+/// It owns no thread and reads no clock: [`run`] drives it on the replication thread, and the
+/// simulation test drives it on a simulated clock.
+#[derive(Debug)]
+pub struct Replicator {
+    cluster: Cluster,
+    class: Class,
+    timing: Timing,
+    keys: HashMap<CompactString, KeyState, foldhash::fast::FixedState>,
+    peers: Vec<Peer>,
+    /// Keys whose promise may have moved because a peer's offsets raised our round.
+    raised: BTreeSet<CompactString>,
+}
+
+impl Replicator {
+    /// The replication of `cluster`, with `timing`.
+    pub fn new(cluster: Cluster, timing: Timing) -> Self {
+        let retry = timing.retry.as_millis() as u64;
+        Self {
+            class: cluster.class(),
+            peers: vec![
+                Peer {
+                    unacked: BTreeSet::new(),
+                    owed: BTreeSet::new(),
+                    retry,
+                };
+                cluster.len()
+            ],
+            cluster,
+            timing,
+            keys: HashMap::default(),
+            raised: BTreeSet::new(),
+        }
+    }
+
+    /// The timing in force.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    fn key_state(&mut self, key: &str) -> &mut KeyState {
+        let cluster = &self.cluster;
+        self.keys.entry(key.into()).or_insert_with(|| KeyState {
+            promise: cluster.class().i,
+            committed: 0,
+            links: (0..cluster.len())
+                .map(|j| Link {
+                    sent: cluster.class().i,
+                    acked: cluster.class().i,
+                    known: j as u64,
+                    ..Link::default()
+                })
+                .collect(),
+        })
+    }
+
+    /// Applies a `replicate` message from `src`. Anything malformed or unexpected gets a line on
+    /// stderr and changes nothing.
+    pub fn apply(&mut self, src: &str, message: &Replicate, store: &Logs) {
+        let Some(j) = self.cluster.index_of(src).filter(|&j| j != self.cluster.me) else {
+            crate::diag::note!("ignored a replicate message from {src}, not a peer");
+            return;
+        };
+        let theirs = self.cluster.class_of(j);
+        for update in &message.updates {
+            if let Err(why) = check(update, theirs) {
+                crate::diag::note!(
+                    "ignored an update from {src} for key {:?}: {why}",
+                    update.key
+                );
+                continue;
+            }
+            self.apply_update(j, theirs, update, store);
+        }
+        for ack in &message.acks {
+            let Some(state) = self.keys.get_mut(ack.key.as_str()) else {
+                crate::diag::note!(
+                    "ignored an ack from {src} for key {:?}, never sent",
+                    ack.key
+                );
+                continue;
+            };
+            let link = &mut state.links[j];
+            link.acked = link.acked.max(ack.known);
+            link.acked_committed = link.acked_committed.max(ack.committed);
+            if link.acked >= link.sent && link.acked_committed >= link.sent_committed {
+                self.peers[j].unacked.remove(ack.key.as_str());
+                // Progress: the peer answers again, so go back to the quick retry.
+                self.peers[j].retry = self.timing.retry.as_millis() as u64;
+            }
+        }
+    }
+
+    fn apply_update(&mut self, j: usize, theirs: Class, update: &Update, store: &Logs) {
+        let ours = self.class;
+        let topic = store.get_or_create(&update.key);
+        let log: &Log<Msg> = &topic.log;
+        for (offset, msg) in &update.msgs {
+            if log.insert(*offset, msg.clone()).is_err() {
+                crate::diag::note!(
+                    "ignored message at offset {offset} of key {:?} from {}: the slot holds \
+                     something else",
+                    update.key,
+                    self.cluster.ids[j]
+                );
+            }
+        }
+        if let Some(&(highest, _)) = update.msgs.last()
+            && log.raise(ours, highest)
+        {
+            self.raised.insert(update.key.clone());
+        }
+        Logs::merge_commit(&topic, update.committed);
+        let state = self.key_state(&update.key);
+        state.committed = state.committed.max(update.committed);
+        let link = &mut state.links[j];
+        if update.to > link.known && link.pending.len() < PENDING_MAX {
+            link.pending.push((update.from, update.to));
+        }
+        // Join every range that now starts at or below what we know; each one's messages were
+        // stored when it arrived, so its unset slots below its promise are holes.
+        loop {
+            let known = link.known;
+            let Some(at) = link.pending.iter().position(|&(from, _)| from <= known) else {
+                break;
+            };
+            let (_, to) = link.pending.swap_remove(at);
+            if to > link.known {
+                log.fill_holes(link.known, to, theirs.n);
+                link.known = to;
+            }
+        }
+        // Keep up with the sender's round too, not only its messages: then our promise passes
+        // whatever it has passed, and a third node that hears only from us can still expose
+        // what the sender sent (during a partition between the two). The highest round on any
+        // node does not grow this way, so offsets stay below nodes × messages.
+        let their_round = (link.known - theirs.i) / theirs.n;
+        if log.raise_to(ours, their_round) {
+            self.raised.insert(update.key.clone());
+        }
+        self.peers[j].owed.insert(update.key.clone());
+    }
+
+    /// The messages to send now (`now` in milliseconds on any monotonic clock), as whole lines
+    /// ready for the writer.
+    pub fn tick(&mut self, now: u64, store: &Logs) -> Vec<Vec<u8>> {
+        // 1. Which keys have news of ours: local sends and commits, and raised rounds.
+        let mut fresh: BTreeSet<CompactString> = store.changed_keys().collect();
+        fresh.append(&mut self.raised);
+        let mut news = Vec::new();
+        for key in fresh {
+            let Some(topic) = store.get(&key) else {
+                continue;
+            };
+            let promise = self
+                .keys
+                .get(key.as_str())
+                .map_or(self.class.i, |s| s.promise);
+            let (promise, committed) = store.take_changes(&topic, promise);
+            drop(topic);
+            let state = self.key_state(&key);
+            state.promise = promise;
+            state.committed = state.committed.max(committed);
+            news.push(key);
+        }
+
+        // 2. Per peer: the news it has not been sent, what it never acknowledged in time, and
+        // the acknowledgements we owe it.
+        let mut lines = Vec::new();
+        for j in 0..self.cluster.len() {
+            if j == self.cluster.me {
+                continue;
+            }
+            let mut send: BTreeSet<CompactString> = news
+                .iter()
+                .filter(|key| {
+                    let state = &self.keys[key.as_str()];
+                    let link = &state.links[j];
+                    state.promise > link.sent || state.committed > link.sent_committed
+                })
+                .cloned()
+                .collect();
+            let retry = self.peers[j].retry;
+            let mut expired = false;
+            for key in &self.peers[j].unacked {
+                let link = &mut self
+                    .keys
+                    .get_mut(key.as_str())
+                    .expect("sent keys have state")
+                    .links[j];
+                if now >= link.sent_at.saturating_add(retry) {
+                    // Back to what it acknowledged: the whole unacknowledged range again.
+                    link.sent = link.acked;
+                    link.sent_committed = link.acked_committed;
+                    send.insert(key.clone());
+                    expired = true;
+                }
+            }
+            if expired {
+                let ceiling = self.timing.retry_max.as_millis() as u64;
+                self.peers[j].retry = (retry * 2).min(ceiling);
+            }
+            let owed = std::mem::take(&mut self.peers[j].owed);
+            if send.is_empty() && owed.is_empty() {
+                continue;
+            }
+            let line = self.message(j, &send, &owed, now, store);
+            self.peers[j].unacked.extend(send);
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Writes the message to peer `j` carrying `send` and the acks for `owed`, and records what
+    /// was sent.
+    fn message(
+        &mut self,
+        j: usize,
+        send: &BTreeSet<CompactString>,
+        owed: &BTreeSet<CompactString>,
+        now: u64,
+        store: &Logs,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(b"{\"src\":");
+        write_str(&mut out, self.cluster.my_id());
+        out.extend_from_slice(b",\"dest\":");
+        write_str(&mut out, &self.cluster.ids[j]);
+        out.extend_from_slice(b",\"body\":{\"type\":\"replicate\",\"updates\":[");
+        let step = self.class.n;
+        for (n, key) in send.iter().enumerate() {
+            let state = self.keys.get_mut(key.as_str()).expect("news has state");
+            let (promise, committed) = (state.promise, state.committed);
+            let link = &mut state.links[j];
+            if n > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_str(&mut out, key);
+            for value in [link.sent, promise, committed] {
+                out.push(b',');
+                write_u64(&mut out, value);
+            }
+            out.extend_from_slice(b",[");
+            let mut first = true;
+            if let Some(topic) = store.get(key) {
+                topic
+                    .log
+                    .visit_every(link.sent, promise, step, |offset, msg| {
+                        if !first {
+                            out.push(b',');
+                        }
+                        first = false;
+                        out.push(b'[');
+                        write_u64(&mut out, offset);
+                        out.push(b',');
+                        write_str(&mut out, msg);
+                        out.push(b']');
+                    });
+            }
+            out.extend_from_slice(b"]]");
+            link.sent = promise;
+            link.sent_committed = committed;
+            link.sent_at = now;
+        }
+        out.extend_from_slice(b"],\"acks\":[");
+        for (n, key) in owed.iter().enumerate() {
+            let state = &self.keys[key.as_str()];
+            if n > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_str(&mut out, key);
+            out.push(b',');
+            write_u64(&mut out, state.links[j].known);
+            out.push(b',');
+            write_u64(&mut out, state.committed);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"]}}\n");
+        out
+    }
+}
+
+/// Whether an update from the node of class `theirs` is well formed: a range of its class, and
+/// its messages inside that range, ascending.
+fn check(update: &Update, theirs: Class) -> Result<(), String> {
+    let Update { from, to, .. } = *update;
+    if !theirs.owns(from) || !theirs.owns(to) {
+        return Err(format!("range {from}..{to} is not of the sender's offsets"));
+    }
+    if from > to || to > CAPACITY {
+        return Err(format!("range {from}..{to} is backwards or too large"));
+    }
+    let mut last = None;
+    for &(offset, _) in &update.msgs {
+        if !theirs.owns(offset) || offset < from || offset >= to {
+            return Err(format!("offset {offset} is outside its range or class"));
+        }
+        if last.is_some_and(|last| offset <= last) {
+            return Err(format!("offset {offset} is out of order"));
+        }
+        last = Some(offset);
+    }
+    Ok(())
+}
+
+/// What the reader hands the replication thread.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// `init` named a cluster of several nodes: start replicating.
+    Start(Cluster),
+    /// A `replicate` message from a peer.
+    Peer(CompactString, Box<Replicate>),
+}
+
+/// The replication thread: idle until `init` names several nodes, then applies peers' messages
+/// as they come and sends its own every period, until the reader is done or stdout is gone.
+pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSender<Vec<u8>>) {
+    let cluster = loop {
+        match inbound.recv() {
+            Ok(Inbound::Start(cluster)) => break cluster,
+            Ok(Inbound::Peer(src, _)) => {
+                crate::diag::note!("ignored a replicate message from {src} before init");
+            }
+            Err(_) => return,
+        }
+    };
+    let mut replicator = Replicator::new(cluster.clone(), Timing::for_nodes(cluster.len()));
+    let period = replicator.timing().period;
+    let epoch = Instant::now();
+    let mut next = epoch + period;
+    loop {
+        match inbound.recv_deadline(next) {
+            Ok(Inbound::Peer(src, message)) => replicator.apply(&src, &message, &shared.store),
+            Ok(Inbound::Start(_)) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                let lines =
+                    replicator.tick(now.duration_since(epoch).as_millis() as u64, &shared.store);
+                if !lines.is_empty() && replies.send(lines.concat()).is_err() {
+                    return;
+                }
+                next += period;
+                if next < now {
+                    next = now + period;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
