@@ -37,7 +37,8 @@
 //! and key, what it sent and what was acknowledged. A key sent but not acknowledged within
 //! `retry` is sent again from the acknowledged promise (the whole unacknowledged range), and
 //! each expiry doubles the peer's `retry` up to a ceiling, so a partitioned peer costs one
-//! message per ceiling, not one per period. Nothing is sent to a peer that is owed nothing.
+//! message per ceiling, not one per period; any message from the peer resets it, so after a
+//! heal what it missed goes at the next tick. Nothing is sent to a peer that is owed nothing.
 //!
 //! Committed offsets ride along: each update carries the sender's committed value for the key,
 //! merged by maximum.
@@ -224,7 +225,9 @@ impl Timing {
             // batch) plus the network's latency both ways, which Maelstrom's `--latency` puts at
             // up to a few hundred milliseconds.
             retry: period * 2 + Duration::from_millis(500),
-            retry_max: Duration::from_secs(4),
+            // Backing off to twice that bounds what an unreachable peer costs (about one message
+            // every two seconds at 5 nodes), while a healed link is found again within it.
+            retry_max: period * 4 + Duration::from_millis(1000),
         }
     }
 }
@@ -336,6 +339,9 @@ impl Replicator {
             return;
         };
         let theirs = self.cluster.class_of(j);
+        // It reaches us again (after a partition heals, say): back to the quick retry, so what
+        // it missed is resent at the next tick instead of after a long backoff.
+        self.peers[j].retry = self.timing.retry.as_millis() as u64;
         for update in &message.updates {
             if let Err(why) = check(update, theirs) {
                 crate::diag::note!(
@@ -359,8 +365,6 @@ impl Replicator {
             link.acked_committed = link.acked_committed.max(ack.committed);
             if link.acked >= link.sent && link.acked_committed >= link.sent_committed {
                 self.peers[j].unacked.remove(ack.key.as_str());
-                // Progress: the peer answers again, so go back to the quick retry.
-                self.peers[j].retry = self.timing.retry.as_millis() as u64;
             }
         }
     }

@@ -10,4 +10,5 @@ mod json_spans;
 mod model;
 mod protocol;
 mod regression;
+mod simulation;
 mod util;

@@ -1,0 +1,625 @@
+//! Deterministic simulation of a cluster: N nodes, each the real parser, RPCs, store and
+//! replication state machine (no threads), on a simulated network with seeded delays,
+//! reordering, loss, duplication and partitions, driven by Maelstrom-shaped clients.
+//!
+//! Every run is checked by the kafka checker's rules, in a form at least as strict:
+//! - one value per (key, offset), and no value at two offsets of a key (`inconsistent-offsets`,
+//!   `duplicate`);
+//! - a process's sends to a key get increasing offsets (`nonmonotonic-send`);
+//! - every poll returns, from the requested offset, consecutive offsets among *all* offsets
+//!   that ever exist for the key, anywhere: no skip at its start or inside it (`poll-skip`,
+//!   `int-poll-skip`, `lost-write`, and the non-monotonic ones);
+//! - after the network heals and ten quiet seconds pass (Maelstrom's recovery sleep), a read of
+//!   every key from 0 on every node returns every acknowledged message (`unseen`);
+//! - offsets stay below nodes × sends to the key, and every node lists the highest commit made
+//!   anywhere.
+//!
+//! A failure names the seed; `SIM_SEED=<seed> SIM_NODES=<n> cargo test --test tests simulation`
+//! replays it alone.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use maelstrom_kafka::cluster::Cluster;
+use maelstrom_kafka::protocol::{Body, Keys, Parser};
+use maelstrom_kafka::replication::{Replicator, Timing};
+use maelstrom_kafka::{Config, Shared, rpc};
+use serde_json::{Value, json};
+
+/// splitmix64: small, seedable, and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+    }
+}
+
+/// How hostile the network is.
+#[derive(Debug, Clone, Copy)]
+struct Network {
+    /// Delays between servers are uniform in `0..=max_delay` ms (so messages reorder).
+    max_delay: u64,
+    loss: f64,
+    duplication: f64,
+    /// Whether a nemesis partitions the servers now and then.
+    partitions: bool,
+}
+
+/// One node: its shared state (store, cluster), its replication state machine and a parser.
+struct SimNode {
+    shared: Shared,
+    replicator: Replicator,
+    parser: Parser,
+    keys: Keys,
+    config: Config,
+}
+
+impl SimNode {
+    /// Runs a client request through the real parser and RPC, and returns the reply body.
+    fn request(&mut self, client: &str, msg_id: u64, body: Value) -> Value {
+        let me = self.shared.node_id().expect("initialised").to_owned();
+        let line = json!({"src": client, "dest": me, "body": body}).to_string();
+        let request = self
+            .parser
+            .parse(line.as_bytes(), true, &mut self.keys)
+            .expect("a valid request");
+        assert_eq!(request.msg_id, msg_id);
+        let mut out = Vec::new();
+        rpc::handle(request, &self.keys, &self.shared, &self.config, &mut out);
+        self.keys.clear();
+        let reply: Value = serde_json::from_slice(&out).expect("one JSON reply line");
+        reply["body"].clone()
+    }
+
+    /// Delivers a peer's line through the real parser to the replication.
+    fn deliver(&mut self, line: &[u8]) {
+        let request = self
+            .parser
+            .parse(line, true, &mut self.keys)
+            .expect("a valid replicate message");
+        let Body::Replicate(message) = request.body else {
+            panic!("not a replicate message: {}", String::from_utf8_lossy(line));
+        };
+        self.replicator
+            .apply(&request.src, &message, &self.shared.store);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Tick(usize),
+    Deliver {
+        from: usize,
+        to: usize,
+        line: Vec<u8>,
+    },
+    Client(usize),
+    Nemesis,
+}
+
+/// A Maelstrom client: synchronous, bound to one node, with a process number that changes when
+/// it crashes.
+struct Client {
+    node: usize,
+    process: u64,
+    msg_id: u64,
+    /// Assigned keys and the next offset to poll from.
+    assigned: BTreeMap<u64, u64>,
+}
+
+/// What the checker needs from the history.
+#[derive(Default)]
+struct History {
+    /// key → offset → value, from every send_ok and poll.
+    values: BTreeMap<u64, BTreeMap<u64, u64>>,
+    /// key → values acknowledged by a send_ok.
+    acked: BTreeMap<u64, BTreeSet<u64>>,
+    /// (process, key) → last offset sent.
+    last_send: BTreeMap<(u64, u64), u64>,
+    /// Every poll: (node, key, from, returned pairs).
+    polls: Vec<(usize, u64, u64, Vec<(u64, u64)>)>,
+    /// key → highest committed offset anywhere.
+    committed: BTreeMap<u64, u64>,
+    errors: Vec<String>,
+}
+
+impl History {
+    fn saw(&mut self, key: u64, offset: u64, value: u64) {
+        let at = self.values.entry(key).or_default();
+        match at.insert(offset, value) {
+            Some(other) if other != value => self.errors.push(format!(
+                "inconsistent offsets: key {key} offset {offset} holds {other} and {value}"
+            )),
+            _ => {}
+        }
+    }
+}
+
+struct Sim {
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    events: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    nodes: Vec<SimNode>,
+    clients: Vec<Client>,
+    network: Network,
+    /// Which side of the current partition each node is on (all 0: healed).
+    side: Vec<u8>,
+    next_process: u64,
+    /// Key pool: (key, sends so far); the newest key is last.
+    pool: Vec<(u64, u64)>,
+    next_key: u64,
+    history: History,
+    /// Whether clients still issue operations.
+    main_phase: bool,
+}
+
+const MAX_WRITES_PER_KEY: u64 = 16;
+const KEY_COUNT: usize = 10;
+
+impl Sim {
+    fn new(seed: u64, n: usize, network: Network) -> Self {
+        let mut rng = Rng(seed);
+        let ids: Vec<_> = (0..n).map(|i| format!("n{i}").into()).collect();
+        let poll_max = if rng.chance(0.5) { 4096 } else { 3 };
+        let nodes = (0..n)
+            .map(|me| {
+                let cluster = Cluster {
+                    ids: ids.clone(),
+                    me,
+                };
+                SimNode {
+                    replicator: Replicator::new(cluster.clone(), Timing::for_nodes(n)),
+                    shared: Shared::with_cluster(cluster),
+                    parser: Parser::default(),
+                    keys: Keys::new(),
+                    config: Config {
+                        poll_max,
+                        ..Config::default()
+                    },
+                }
+            })
+            .collect();
+        let clients = (0..2 * n)
+            .map(|c| Client {
+                node: c % n,
+                process: c as u64,
+                msg_id: 0,
+                assigned: BTreeMap::new(),
+            })
+            .collect();
+        let mut sim = Self {
+            rng,
+            now: 0,
+            seq: 0,
+            events: BinaryHeap::new(),
+            nodes,
+            clients,
+            network,
+            side: vec![0; n],
+            next_process: 2 * n as u64,
+            pool: (0..KEY_COUNT as u64).map(|k| (k, 0)).collect(),
+            next_key: KEY_COUNT as u64,
+            history: History::default(),
+            main_phase: true,
+        };
+        for i in 0..n {
+            let phase = sim.rng.below(sim.period(i));
+            sim.at(phase, Event::Tick(i));
+        }
+        for c in 0..sim.clients.len() {
+            let start = sim.rng.below(10);
+            sim.at(start, Event::Client(c));
+        }
+        if network.partitions {
+            let first = 200 + sim.rng.below(800);
+            sim.at(first, Event::Nemesis);
+        }
+        sim
+    }
+
+    fn period(&self, node: usize) -> u64 {
+        self.nodes[node].replicator.timing().period.as_millis() as u64
+    }
+
+    fn at(&mut self, time: u64, event: Event) {
+        self.seq += 1;
+        self.events.push(Reverse((time, self.seq, event)));
+    }
+
+    /// Runs events until `until` (ms).
+    fn run_until(&mut self, until: u64) {
+        while let Some(Reverse((time, _, _))) = self.events.peek() {
+            if *time > until {
+                break;
+            }
+            let Reverse((time, _, event)) = self.events.pop().expect("peeked");
+            self.now = time;
+            match event {
+                Event::Tick(i) => {
+                    let node = &mut self.nodes[i];
+                    let lines = node.replicator.tick(self.now, &node.shared.store);
+                    for line in lines {
+                        self.send(i, line);
+                    }
+                    let next = self.now + self.period(i);
+                    self.at(next, Event::Tick(i));
+                }
+                Event::Deliver { from, to, line } => {
+                    // Maelstrom drops a partitioned message when the receiver dequeues it.
+                    if self.side[from] == self.side[to] {
+                        self.nodes[to].deliver(&line);
+                    }
+                }
+                Event::Client(c) => {
+                    if self.main_phase {
+                        self.client_op(c);
+                        // About 1000 operations a second over all clients, as at the Fly.io
+                        // command's --rate 1000.
+                        let clients = self.clients.len() as u64;
+                        let gap = 1 + self.rng.below(2 * clients);
+                        self.at(self.now + gap, Event::Client(c));
+                    }
+                }
+                Event::Nemesis => {
+                    if self.main_phase {
+                        self.nemesis();
+                        let next = self.now + 300 + self.rng.below(1200);
+                        self.at(next, Event::Nemesis);
+                    }
+                }
+            }
+        }
+        self.now = until;
+    }
+
+    fn send(&mut self, from: usize, line: Vec<u8>) {
+        let envelope: Value = serde_json::from_slice(&line).expect("a JSON line");
+        let dest = envelope["dest"].as_str().expect("a dest");
+        let to = dest[1..].parse::<usize>().expect("a node id");
+        assert_ne!(from, to, "a node messaged itself");
+        if self.rng.chance(self.network.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.network.duplication) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self.rng.below(self.network.max_delay + 1);
+            self.at(
+                self.now + delay,
+                Event::Deliver {
+                    from,
+                    to,
+                    line: line.clone(),
+                },
+            );
+        }
+    }
+
+    fn nemesis(&mut self) {
+        let n = self.side.len();
+        if self.side.iter().any(|&s| s != 0) || n == 1 {
+            self.side.fill(0);
+            return;
+        }
+        // Isolate one node, or split at random.
+        if self.rng.chance(0.5) {
+            let lone = self.rng.below(n as u64) as usize;
+            self.side[lone] = 1;
+        } else {
+            for s in &mut self.side {
+                *s = self.rng.below(2) as u8;
+            }
+        }
+    }
+
+    /// A key, biased to the newest (half the picks), as Maelstrom's generator does.
+    fn pick_key(&mut self) -> usize {
+        let mut index = self.pool.len() - 1;
+        while index > 0 && self.rng.chance(0.5) {
+            index -= 1;
+        }
+        index
+    }
+
+    fn client_op(&mut self, c: usize) {
+        let roll = self.rng.below(64);
+        if roll == 0 {
+            // Crash: a new process, with nothing assigned.
+            self.clients[c].process = self.next_process;
+            self.next_process += 1;
+            self.clients[c].assigned.clear();
+        } else if roll <= 4 {
+            let slot = self.pick_key();
+            let key = self.pool[slot].0;
+            let mut keys: BTreeSet<u64> = [key].into();
+            if self.rng.chance(0.3) {
+                // Widened with every active key (Maelstrom adds those with unpolled sends).
+                keys.extend(self.pool.iter().map(|&(k, _)| k));
+            }
+            let old = std::mem::take(&mut self.clients[c].assigned);
+            self.clients[c].assigned = keys
+                .into_iter()
+                .map(|k| (k, old.get(&k).copied().unwrap_or(0)))
+                .collect();
+        } else if roll % 2 == 0 {
+            self.send_op(c);
+        } else {
+            let from: BTreeMap<u64, u64> = self.clients[c].assigned.clone();
+            self.poll(c, &from);
+        }
+    }
+
+    fn next_msg_id(&mut self, c: usize) -> u64 {
+        self.clients[c].msg_id += 1;
+        self.clients[c].msg_id
+    }
+
+    fn send_op(&mut self, c: usize) {
+        let slot = self.pick_key();
+        let (key, sent) = self.pool[slot];
+        let value = sent + 1;
+        if value == MAX_WRITES_PER_KEY {
+            self.pool.remove(slot);
+            self.pool.push((self.next_key, 0));
+            self.next_key += 1;
+        } else {
+            self.pool[slot].1 = value;
+        }
+        let msg_id = self.next_msg_id(c);
+        let (node, process) = (self.clients[c].node, self.clients[c].process);
+        let body = json!({"type": "send", "msg_id": msg_id, "key": key.to_string(), "msg": value});
+        let reply = self.nodes[node].request(&format!("c{c}"), msg_id, body);
+        assert_eq!(reply["type"], "send_ok", "send failed: {reply}");
+        let offset = reply["offset"].as_u64().expect("an offset");
+        let h = &mut self.history;
+        h.saw(key, offset, value);
+        h.acked.entry(key).or_default().insert(value);
+        if let Some(&last) = h.last_send.get(&(process, key))
+            && offset <= last
+        {
+            h.errors.push(format!(
+                "nonmonotonic send: process {process} key {key}: {offset} after {last}"
+            ));
+        }
+        h.last_send.insert((process, key), offset);
+    }
+
+    /// Polls `from` on client `c`'s node, records what came back, moves the client on, and
+    /// commits what it read. Returns the pairs per key.
+    fn poll(&mut self, c: usize, from: &BTreeMap<u64, u64>) -> BTreeMap<u64, Vec<(u64, u64)>> {
+        let node = self.clients[c].node;
+        let msg_id = self.next_msg_id(c);
+        let offsets: serde_json::Map<String, Value> = from
+            .iter()
+            .map(|(k, o)| (k.to_string(), json!(o)))
+            .collect();
+        let body = json!({"type": "poll", "msg_id": msg_id, "offsets": offsets});
+        let reply = self.nodes[node].request(&format!("c{c}"), msg_id, body);
+        assert_eq!(reply["type"], "poll_ok", "poll failed: {reply}");
+        let mut result = BTreeMap::new();
+        let mut commits = serde_json::Map::new();
+        for (key, pairs) in reply["msgs"].as_object().expect("msgs") {
+            let key: u64 = key.parse().expect("a key we sent");
+            let pairs: Vec<(u64, u64)> = pairs
+                .as_array()
+                .expect("pairs")
+                .iter()
+                .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+                .collect();
+            let Some(&start) = from.get(&key) else {
+                self.history
+                    .errors
+                    .push(format!("poll returned key {key}, not asked for"));
+                continue;
+            };
+            for &(offset, value) in &pairs {
+                self.history.saw(key, offset, value);
+            }
+            self.history.polls.push((node, key, start, pairs.clone()));
+            if let Some(&(last, _)) = pairs.last() {
+                let next = self.clients[c].assigned.entry(key).or_insert(0);
+                *next = (*next).max(last + 1);
+                commits.insert(key.to_string(), json!(last));
+                let top = self.history.committed.entry(key).or_insert(0);
+                *top = (*top).max(last);
+            }
+            result.insert(key, pairs);
+        }
+        if !commits.is_empty() {
+            let msg_id = self.next_msg_id(c);
+            let body = json!({"type": "commit_offsets", "msg_id": msg_id, "offsets": commits});
+            let reply = self.nodes[node].request(&format!("c{c}"), msg_id, body);
+            assert_eq!(reply["type"], "commit_offsets_ok");
+        }
+        result
+    }
+
+    /// Heals, lets the cluster settle for Maelstrom's recovery sleep, then reads every key from
+    /// 0 on every node, as the final phase does.
+    fn finish(&mut self) {
+        self.main_phase = false;
+        self.side.fill(0);
+        let settle = self.now
+            + std::env::var("SIM_SETTLE_MS").map_or(10_000, |v| v.parse().expect("a number"));
+        self.run_until(settle);
+        let keys: Vec<u64> = self.history.values.keys().copied().collect();
+        for node in 0..self.nodes.len() {
+            let c = node; // client c is bound to node c mod n
+            let mut from: BTreeMap<u64, u64> = keys.iter().map(|&k| (k, 0)).collect();
+            let mut read: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+            // Page until a poll returns nothing more.
+            loop {
+                let got = self.poll(c, &from);
+                if got.values().all(Vec::is_empty) {
+                    break;
+                }
+                for (key, pairs) in got {
+                    if let Some(&(last, _)) = pairs.last() {
+                        from.insert(key, last + 1);
+                    }
+                    read.entry(key).or_default().extend(pairs);
+                }
+            }
+            for (&key, acked) in &self.history.acked {
+                let seen: BTreeSet<u64> = read
+                    .get(&key)
+                    .map(|p| p.iter().map(|&(_, v)| v).collect())
+                    .unwrap_or_default();
+                let missing: Vec<_> = acked.difference(&seen).collect();
+                if !missing.is_empty() {
+                    self.history.errors.push(format!(
+                        "unseen on n{node}: key {key} values {missing:?} never read"
+                    ));
+                }
+            }
+            // Commits converge: every node lists the highest commit made anywhere.
+            let msg_id = self.next_msg_id(c);
+            let list: Vec<String> = self.history.committed.keys().map(u64::to_string).collect();
+            let body = json!({"type": "list_committed_offsets", "msg_id": msg_id, "keys": list});
+            let reply = self.nodes[node].request(&format!("c{c}"), msg_id, body);
+            for (key, top) in &self.history.committed {
+                let listed = reply["offsets"][key.to_string()].as_u64();
+                if listed != Some(*top) {
+                    self.history.errors.push(format!(
+                        "commits on n{node}: key {key} lists {listed:?}, highest commit {top}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The checker's rules over the whole history (see the module docs).
+    fn check(&mut self) -> Vec<String> {
+        let n = self.nodes.len() as u64;
+        let mut errors = std::mem::take(&mut self.history.errors);
+        let h = &self.history;
+        for (key, at) in &h.values {
+            let mut seen = BTreeMap::new();
+            for (offset, value) in at {
+                if let Some(other) = seen.insert(value, offset) {
+                    errors.push(format!(
+                        "duplicate: key {key} value {value} at {other} and {offset}"
+                    ));
+                }
+            }
+            let sends = h.acked.get(key).map_or(0, BTreeSet::len) as u64;
+            if let Some((&top, _)) = at.last_key_value()
+                && top >= n * sends.max(1)
+            {
+                errors.push(format!(
+                    "offset {top} of key {key} is not below {n} nodes × {sends} sends"
+                ));
+            }
+        }
+        for (node, key, from, pairs) in &h.polls {
+            let existing = &h.values[key];
+            let mut expected = existing.range(from..).map(|(&o, _)| o);
+            for &(offset, _) in pairs {
+                match expected.next() {
+                    Some(want) if want == offset => {}
+                    want => {
+                        errors.push(format!(
+                            "poll skip on n{node}: key {key} from {from} returned {pairs:?}, \
+                             but offset {want:?} exists before {offset}"
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// Runs one seeded simulation and returns the checker's complaints.
+fn simulate(seed: u64, n: usize, network: Network, main_ms: u64) -> Vec<String> {
+    let mut sim = Sim::new(seed, n, network);
+    sim.run_until(main_ms);
+    sim.finish();
+    sim.check()
+}
+
+fn hostile(partitions: bool) -> Network {
+    Network {
+        max_delay: 200,
+        loss: 0.1,
+        duplication: 0.1,
+        partitions,
+    }
+}
+
+fn run_seeds(n: usize, seeds: std::ops::Range<u64>, network: Network) {
+    if let Ok(only) = std::env::var("SIM_SEED") {
+        let seed: u64 = only.parse().expect("SIM_SEED is a number");
+        let nodes: usize = std::env::var("SIM_NODES").map_or(n, |v| v.parse().expect("a number"));
+        if nodes != n {
+            return;
+        }
+        let errors = simulate(seed, n, network, 3_000);
+        assert!(errors.is_empty(), "seed {seed}, {n} nodes: {errors:#?}");
+        return;
+    }
+    for seed in seeds {
+        let errors = simulate(seed, n, network, 3_000);
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for error in &errors {
+            *kinds
+                .entry(error.split(':').next().unwrap_or(""))
+                .or_default() += 1;
+        }
+        assert!(
+            errors.is_empty(),
+            "seed {seed}, {n} nodes, {network:?} (replay: SIM_SEED={seed} SIM_NODES={n}): \
+             {kinds:?}, first: {:#?}",
+            &errors[..errors.len().min(5)]
+        );
+    }
+}
+
+#[test]
+fn one_node_is_a_plain_log() {
+    run_seeds(1, 0..10, hostile(false));
+}
+
+#[test]
+fn two_nodes_on_a_lossy_reordering_network() {
+    run_seeds(2, 0..40, hostile(false));
+}
+
+#[test]
+fn three_nodes_with_partitions() {
+    run_seeds(3, 100..140, hostile(true));
+}
+
+#[test]
+fn five_nodes_with_partitions() {
+    run_seeds(5, 200..225, hostile(true));
+}
+
+#[test]
+fn two_nodes_with_partitions_and_a_quiet_network() {
+    let network = Network {
+        max_delay: 0,
+        loss: 0.0,
+        duplication: 0.0,
+        partitions: true,
+    };
+    run_seeds(2, 300..320, network);
+}
