@@ -628,3 +628,177 @@ pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSe
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Body, Keys, Parser};
+
+    /// Two nodes, driven by hand: their stores, replicators and a parser for the lines.
+    struct Pair {
+        nodes: Vec<(Shared, Replicator)>,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let ids: Vec<CompactString> = vec!["n0".into(), "n1".into()];
+            let nodes = (0..2)
+                .map(|me| {
+                    let cluster = Cluster {
+                        ids: ids.clone(),
+                        me,
+                    };
+                    (
+                        Shared::with_cluster(cluster.clone()),
+                        Replicator::new(cluster, Timing::for_nodes(2)),
+                    )
+                })
+                .collect();
+            Self { nodes }
+        }
+
+        fn store(&self, node: usize) -> &Logs {
+            &self.nodes[node].0.store
+        }
+
+        /// The node's batch at `now`, if it sends one (two nodes: one peer, one line at most).
+        fn tick(&mut self, node: usize, now: u64) -> Option<Vec<u8>> {
+            let (shared, replicator) = &mut self.nodes[node];
+            let mut lines = replicator.tick(now, &shared.store);
+            assert!(lines.len() <= 1);
+            lines.pop()
+        }
+
+        fn deliver(&mut self, node: usize, line: &[u8]) {
+            let mut keys = Keys::new();
+            let request = Parser::default()
+                .parse(line, true, &mut keys)
+                .expect("a replicate line");
+            let Body::Replicate(message) = request.body else {
+                panic!("not a replicate line");
+            };
+            let (shared, replicator) = &mut self.nodes[node];
+            replicator.apply(&request.src, &message, &shared.store);
+        }
+
+        /// What a poll of `key` from 0 returns on `node`.
+        fn visible(&self, node: usize, key: &str) -> Vec<(u64, String)> {
+            let mut seen = Vec::new();
+            self.store(node)
+                .poll(key, 0, usize::MAX, |o, m| seen.push((o, m.to_string())));
+            seen
+        }
+    }
+
+    fn text(line: &[u8]) -> &str {
+        std::str::from_utf8(line).unwrap()
+    }
+
+    #[test]
+    fn a_node_shows_a_peers_offsets_only_below_its_promise() {
+        let mut pair = Pair::new();
+        assert_eq!(pair.store(0).append("k", "10".into()), Ok(0));
+        assert_eq!(pair.store(1).append("k", "11".into()), Ok(1));
+        assert_eq!(pair.store(0).append("k", "20".into()), Ok(2));
+        // n0 holds 0 and 2, but offset 1 is n1's, not known yet: only 0 shows.
+        assert_eq!(pair.visible(0, "k"), [(0, "10".into())]);
+        // n1 shows nothing: offset 0 may exist.
+        assert_eq!(pair.visible(1, "k"), []);
+        let batch = pair.tick(0, 100).expect("n0 has news");
+        pair.deliver(1, &batch);
+        // n1 now has 0 and 2 and its own 1, and n0 promised nothing below 4.
+        let all = vec![(0, "10".into()), (1, "11".into()), (2, "20".into())];
+        assert_eq!(pair.visible(1, "k"), all);
+        // n1 keeps up with n0's round (2, so its next offset is 5): offset 3 is a hole.
+        assert_eq!(pair.store(1).append("k", "21".into()), Ok(5));
+        let batch = pair.tick(1, 100).expect("n1 has news and owes an ack");
+        pair.deliver(0, &batch);
+        assert_eq!(pair.visible(0, "k").len(), 4);
+    }
+
+    #[test]
+    fn a_lost_batch_is_resent_after_the_retry_and_not_before() {
+        let mut pair = Pair::new();
+        let retry = pair.nodes[0].1.timing().retry.as_millis() as u64;
+        pair.store(0).append("k", "1".into()).unwrap();
+        pair.store(0).append("k", "2".into()).unwrap();
+        let lost = pair.tick(0, 0).expect("news");
+        assert!(
+            text(&lost).contains(r#"["k",0,4,0,[[0,"1"],[2,"2"]]]"#),
+            "{}",
+            text(&lost)
+        );
+        // Nothing new and not yet expired: nothing to say.
+        assert_eq!(pair.tick(0, retry - 1), None);
+        let again = pair.tick(0, retry).expect("expired: resend");
+        assert_eq!(text(&again), text(&lost));
+        pair.deliver(1, &again);
+        assert_eq!(pair.visible(1, "k").len(), 2);
+        let ack = pair.tick(1, retry).expect("n1 owes an ack");
+        assert!(
+            text(&ack).contains(r#""acks":[["k",4,0]]"#),
+            "{}",
+            text(&ack)
+        );
+        pair.deliver(0, &ack);
+        // n1's promise moved too (it skipped to n0's round), so n0 acknowledges that; then both
+        // are quiet for good.
+        let ack = pair.tick(0, retry + 1).expect("n0 owes an ack");
+        assert!(
+            text(&ack).contains(r#""updates":[],"acks":[["k",5,0]]"#),
+            "{}",
+            text(&ack)
+        );
+        pair.deliver(1, &ack);
+        assert_eq!(pair.tick(0, 100 * retry), None);
+        assert_eq!(pair.tick(1, 100 * retry), None);
+    }
+
+    #[test]
+    fn duplicated_and_reordered_batches_change_nothing() {
+        let mut pair = Pair::new();
+        pair.store(0).append("k", "1".into()).unwrap();
+        let first = pair.tick(0, 0).unwrap();
+        pair.store(0).append("k", "2".into()).unwrap();
+        pair.store(0).commit("k", 2);
+        let second = pair.tick(0, 10).unwrap();
+        // The second range overtakes the first: its message is stored, but n0's promise is not
+        // joined, so n1 shows nothing past what it knows.
+        pair.deliver(1, &second);
+        assert_eq!(pair.visible(1, "k"), []);
+        pair.deliver(1, &first);
+        pair.deliver(1, &first);
+        pair.deliver(1, &second);
+        assert_eq!(
+            pair.visible(1, "k"),
+            [(0, "1".into()), (2, "2".into())],
+            "both, once each"
+        );
+        assert_eq!(pair.store(1).committed("k"), Some(2));
+    }
+
+    #[test]
+    fn a_peers_bad_update_changes_nothing() {
+        let mut pair = Pair::new();
+        // Offsets of n1's class (odd) from n0, a range out of order, a message out of range.
+        for updates in [
+            r#"[["k",1,3,0,[[1,"7"]]]]"#,
+            r#"[["k",4,2,0,[]]]"#,
+            r#"[["k",0,2,0,[[2,"7"]]]]"#,
+        ] {
+            let line = format!(
+                r#"{{"src":"n0","dest":"n1","body":{{"type":"replicate","updates":{updates}}}}}"#
+            );
+            pair.deliver(1, line.as_bytes());
+        }
+        assert_eq!(pair.store(1).reserved_offsets("k"), 0);
+        assert_eq!(pair.visible(1, "k"), []);
+        // A message where a peer had promised none is refused, and the hole stays.
+        pair.store(0).append("k", "1".into()).unwrap();
+        let batch = pair.tick(0, 0).unwrap();
+        pair.deliver(1, &batch);
+        let late = r#"{"src":"n0","dest":"n1","body":{"type":"replicate","updates":[["k",0,2,0,[[0,"9"]]]]}}"#;
+        pair.deliver(1, late.as_bytes());
+        assert_eq!(pair.visible(1, "k"), [(0, "1".into())]);
+    }
+}
