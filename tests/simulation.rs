@@ -43,7 +43,7 @@ impl Rng {
     }
 
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 }
 
@@ -120,6 +120,9 @@ struct Client {
     assigned: BTreeMap<u64, u64>,
 }
 
+/// One poll of one key: (node, key, requested offset, returned pairs).
+type Poll = (usize, u64, u64, Vec<(u64, u64)>);
+
 /// What the checker needs from the history.
 #[derive(Default)]
 struct History {
@@ -130,7 +133,7 @@ struct History {
     /// (process, key) → last offset sent.
     last_send: BTreeMap<(u64, u64), u64>,
     /// Every poll: (node, key, from, returned pairs).
-    polls: Vec<(usize, u64, u64, Vec<(u64, u64)>)>,
+    polls: Vec<Poll>,
     /// key → highest committed offset anywhere.
     committed: BTreeMap<u64, u64>,
     errors: Vec<String>,
@@ -358,7 +361,7 @@ impl Sim {
                 .into_iter()
                 .map(|k| (k, old.get(&k).copied().unwrap_or(0)))
                 .collect();
-        } else if roll % 2 == 0 {
+        } else if roll.is_multiple_of(2) {
             self.send_op(c);
         } else {
             let from: BTreeMap<u64, u64> = self.clients[c].assigned.clone();
