@@ -12,7 +12,11 @@
 //! * [`network`]: the simulated network: latency, delivery by deadline, partitions, stats.
 //! * [`error`]: the workload's errors and their exit codes.
 //! * [`generator`]: what to do next (keys, values, assigns) and the rate schedule.
-//! * [`runner`]: the scheduler: clients as state machines, timeouts, phases.
+//! * [`runner`]: the scheduler: the event loop, timeouts, phases, routing.
+//! * [`client`]: one worker's client as a state machine, with Maelstrom's client quirks.
+//! * [`nemesis`]: `--nemesis partition`: the schedule and Jepsen's partition shapes.
+//! * [`lag`]: the kafka checker's `worst-realtime-lag`.
+//! * [`cpu`]: CPU time from `/proc`.
 //! * [`history`]: the recorded operations, interned keys and values, `history.jsonl`.
 //! * [`checker`]: the anomalies, Jepsen's kafka checker re-done.
 //! * [`report`]: stats, latency, throughput, `results.json`, the console summary.
@@ -22,6 +26,8 @@
 
 pub mod checker;
 pub mod cli;
+pub mod client;
+pub mod cpu;
 pub mod edn;
 pub mod error;
 pub mod generator;

@@ -194,6 +194,18 @@ impl Network {
         }
     }
 
+    /// Whether client messages need more than counting (journal or logging); when not,
+    /// [`Network::count_client`] is all a client message costs.
+    pub fn wants_client_detail(&self) -> bool {
+        self.log_send || self.log_recv || self.journaling()
+    }
+
+    /// Counts a client message (its send and its receipt) with no detail.
+    pub fn count_client(&mut self) {
+        self.stats.clients.sends += 1;
+        self.stats.clients.recvs += 1;
+    }
+
     /// Counts (and journals) a client message, which the runner delivers itself at once:
     /// a send and its receipt. `body` is only called while the journal records.
     pub fn note_client(
@@ -204,9 +216,8 @@ impl Network {
         dest: &str,
         body: impl FnOnce() -> String,
     ) {
-        self.stats.clients.sends += 1;
-        self.stats.clients.recvs += 1;
-        if self.log_send || self.log_recv || self.journaling() {
+        self.count_client();
+        if self.wants_client_detail() {
             let body = body();
             if self.log_send {
                 eprintln!("kafka-workload: send {id} {src} -> {dest} {body}");

@@ -11,15 +11,16 @@
 //! client that is no longer on the network (it timed out and was replaced) is an "Invalid
 //! dest" and kills the sending node's stdout, exactly Maelstrom's behaviour.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::cli::Config;
+use crate::client::{self, FinalState, Pending, Worker};
 use crate::generator::{GenOp, Generator, Stagger};
-use crate::history::{History, KeyId, MsgId, OpType, OpValue, PollResult};
+use crate::history::{History, KeyId, OpType, OpValue, Pairs, PollResult};
 use crate::lamport::MsgEvent;
 use crate::nemesis::{self, Nemesis};
 use crate::network::{Message, NetStats, Network};
@@ -83,69 +84,6 @@ pub struct Outcome {
 }
 
 #[derive(Debug)]
-enum Pending {
-    Idle,
-    Send {
-        key: KeyId,
-        msg: MsgId,
-        msg_id: u64,
-    },
-    Poll {
-        msg_id: u64,
-    },
-    /// The poll succeeded; its `commit_offsets` is outstanding.
-    Commit {
-        msg_id: u64,
-        msgs: PollResult,
-    },
-    Assign {
-        keys: Box<[KeyId]>,
-        msg_id: u64,
-    },
-}
-
-impl Pending {
-    fn msg_id(&self) -> Option<u64> {
-        match self {
-            Pending::Idle => None,
-            Pending::Send { msg_id, .. }
-            | Pending::Poll { msg_id }
-            | Pending::Commit { msg_id, .. }
-            | Pending::Assign { msg_id, .. } => Some(*msg_id),
-        }
-    }
-}
-
-#[derive(Debug)]
-enum FinalState {
-    NotStarted,
-    /// Polling until every key reached its target offset.
-    Polling {
-        targets: HashMap<KeyId, i64>,
-        stagger: Stagger,
-    },
-    Done,
-}
-
-/// One Jepsen worker thread and its current client.
-#[derive(Debug)]
-struct Worker {
-    node: usize,
-    process: u64,
-    client: u64,
-    client_name: String,
-    next_msg_id: u64,
-    /// Assigned keys and the next offset to poll from.
-    offsets: BTreeMap<KeyId, i64>,
-    pending: Pending,
-    /// Bumped at every request and completion, to recognise stale timeouts.
-    seq: u64,
-    /// When the outstanding request times out.
-    deadline: u64,
-    fin: FinalState,
-}
-
-#[derive(Debug)]
 struct NodeSlot {
     node: Node,
     /// Bytes queued for stdin during this scheduler iteration.
@@ -195,7 +133,7 @@ struct Runner<'a> {
 /// Runs the whole test against `cfg.opts.bin`, writing node logs under `run_dir`.
 pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
     let origin = Instant::now();
-    let runner_cpu_start = crate::report::cpu_seconds(None);
+    let runner_cpu_start = crate::cpu::cpu_seconds(None);
     let names = Names::with_services(
         cfg.node_ids.clone(),
         services::NAMES.iter().map(|s| s.to_string()).collect(),
@@ -283,9 +221,9 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
     let node_cpu = r
         .nodes
         .iter()
-        .map(|n| crate::report::cpu_seconds(Some(n.node.pid())))
+        .map(|n| crate::cpu::cpu_seconds(Some(n.node.pid())))
         .collect();
-    let runner_cpu = crate::report::cpu_seconds(None)
+    let runner_cpu = crate::cpu::cpu_seconds(None)
         .zip(runner_cpu_start)
         .map(|(b, a)| b - a);
     let mut exits = Vec::new();
@@ -391,18 +329,8 @@ impl Runner<'_> {
         for thread in 0..self.cfg.concurrency {
             let c = self.new_client();
             self.clients.insert(c, thread);
-            self.workers.push(Worker {
-                node: thread % self.nodes.len(),
-                process: thread as u64,
-                client: c,
-                client_name: format!("c{c}"),
-                next_msg_id: 0,
-                offsets: BTreeMap::new(),
-                pending: Pending::Idle,
-                seq: 0,
-                deadline: 0,
-                fin: FinalState::NotStarted,
-            });
+            self.workers
+                .push(Worker::new(thread, thread % self.nodes.len(), c));
             self.free.push(thread);
         }
         let opts = &self.cfg.opts;
@@ -723,11 +651,15 @@ impl Runner<'_> {
                 let live = self.clients.get(&c).copied();
                 let init = self.init_clients.get(&c).copied();
                 if live.is_some() || init.is_some() {
-                    let now = self.now();
                     let id = self.net.next_id();
-                    let (src, client) = (&self.nodes[node].node.name, format!("c{c}"));
-                    self.net
-                        .note_client(now, id, src, &client, || body.unwrap_or_default());
+                    if self.net.wants_client_detail() {
+                        let now = self.now();
+                        let (src, client) = (&self.nodes[node].node.name, format!("c{c}"));
+                        self.net
+                            .note_client(now, id, src, &client, || body.unwrap_or_default());
+                    } else {
+                        self.net.count_client();
+                    }
                 }
                 if let Some(w) = live {
                     match reply {
@@ -779,9 +711,7 @@ impl Runner<'_> {
         body: impl for<'e> FnOnce(Encoder<'e>, &History) -> Encoder<'e>,
     ) -> u64 {
         let worker = &mut self.workers[w];
-        worker.next_msg_id += 1;
-        worker.seq += 1;
-        let msg_id = worker.next_msg_id;
+        let msg_id = worker.next_request();
         let id = self.net.next_id();
         let slot = &mut self.nodes[worker.node];
         let from = slot.out.len();
@@ -913,14 +843,8 @@ impl Runner<'_> {
 
     fn replace_client(&mut self, w: usize) {
         let c = self.new_client();
-        let concurrency = self.cfg.concurrency as u64;
-        let worker = &mut self.workers[w];
-        self.clients.remove(&worker.client);
-        worker.client = c;
-        worker.client_name = format!("c{c}");
-        worker.process += concurrency;
-        worker.next_msg_id = 0;
-        worker.offsets.clear();
+        self.clients.remove(&self.workers[w].client);
+        self.workers[w].replace(c, self.cfg.concurrency as u64);
         self.clients.insert(c, w);
     }
 
@@ -941,32 +865,9 @@ impl Runner<'_> {
     /// else (timeout, indefinite error, malformed reply) leaves it indeterminate. `assign`
     /// is idempotent in Maelstrom, so it always just fails.
     fn fail_pending(&mut self, w: usize, now: u64, error: String, definite: bool) {
-        let pending = std::mem::replace(&mut self.workers[w].pending, Pending::Idle);
-        let (value, is_assign) = match pending {
-            Pending::Idle => return,
-            Pending::Send { key, msg, .. } => (
-                OpValue::Send {
-                    key,
-                    offset: None,
-                    msg,
-                },
-                false,
-            ),
-            Pending::Poll { .. } | Pending::Commit { .. } => (OpValue::Poll(None), false),
-            Pending::Assign { keys, .. } => (
-                OpValue::Assign {
-                    keys,
-                    seek_to_beginning: false,
-                },
-                true,
-            ),
-        };
-        let kind = if definite || is_assign {
-            OpType::Fail
-        } else {
-            OpType::Info
-        };
-        self.complete(w, now, kind, value, Some(error.into()));
+        if let Some((kind, value)) = self.workers[w].give_up(definite) {
+            self.complete(w, now, kind, value, Some(error.into()));
+        }
     }
 
     fn complete(
@@ -1015,14 +916,7 @@ impl Runner<'_> {
             (Pending::Poll { .. }, Reply::PollOk { msgs }) => self.poll_ok(w, now, msgs),
             (Pending::Commit { msgs, .. }, Reply::CommitOffsetsOk) => self.poll_done(w, now, msgs),
             (Pending::Assign { keys, .. }, Reply::ListCommittedOffsetsOk { .. }) => {
-                // Maelstrom's client looks committed offsets up in the whole reply body
-                // rather than in `offsets`, so it never finds them: new keys start at 0.
-                let worker = &mut self.workers[w];
-                let offsets = keys
-                    .iter()
-                    .map(|k| (*k, worker.offsets.get(k).copied().unwrap_or(0)))
-                    .collect();
-                worker.offsets = offsets;
+                self.workers[w].assigned(&keys);
                 self.complete(
                     w,
                     now,
@@ -1035,18 +929,7 @@ impl Runner<'_> {
                 );
             }
             (pending, reply) => {
-                let (error, definite) = match reply {
-                    Reply::Error { code, body } => {
-                        (format!("error {body}"), protocol::is_definite(code))
-                    }
-                    Reply::Malformed { reason, body } => {
-                        (format!("malformed-rpc-response: {reason}: {body}"), false)
-                    }
-                    other => (
-                        format!("malformed-rpc-response: unexpected reply {other:?}"),
-                        false,
-                    ),
-                };
+                let (error, definite) = client::reply_error(reply);
                 self.workers[w].pending = pending;
                 self.fail_pending(w, now, error, definite);
             }
@@ -1055,24 +938,18 @@ impl Runner<'_> {
 
     /// A `poll_ok`: advance the client's offsets, then commit what it read, if anything.
     fn poll_ok(&mut self, w: usize, now: u64, msgs: protocol::RawPolled) {
-        let mut result = Vec::with_capacity(msgs.len());
-        let mut commit: Vec<(KeyId, i64)> = Vec::new();
-        for (k, pairs) in msgs {
-            let key = self.h.tables.key(&k);
-            let pairs: Box<[(i64, MsgId)]> = pairs
-                .iter()
-                .map(|(o, m)| (*o, self.h.tables.msg(m)))
-                .collect();
-            let max = pairs.iter().map(|p| p.0).max();
-            // Offsets advance now, even if the commit below fails: the commit trap (`docs/protocol.md` §5.1).
-            let next = self.workers[w].offsets.entry(key).or_insert(0);
-            *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
-            if let Some(max) = max {
-                commit.push((key, max.max(0)));
-            }
-            result.push((key, pairs));
-        }
-        let msgs: PollResult = result.into();
+        let msgs: PollResult = msgs
+            .into_iter()
+            .map(|(k, pairs)| {
+                let key = self.h.tables.key(&k);
+                let pairs: Pairs = pairs
+                    .iter()
+                    .map(|(o, m)| (*o, self.h.tables.msg(m)))
+                    .collect();
+                (key, pairs)
+            })
+            .collect();
+        let commit = self.workers[w].advance(&msgs);
         if commit.is_empty() {
             self.poll_done(w, now, msgs);
             return;
@@ -1090,17 +967,8 @@ impl Runner<'_> {
         for (k, pairs) in msgs.iter() {
             let max = pairs.iter().map(|p| p.0).max().unwrap_or(-1);
             self.generator.polled_ok(*k, max);
-            if let FinalState::Polling { targets, .. } = &mut self.workers[w].fin
-                && targets.get(k).is_some_and(|t| *t <= max)
-            {
-                targets.remove(k);
-            }
         }
-        if let FinalState::Polling { targets, .. } = &self.workers[w].fin
-            && targets.is_empty()
-        {
-            self.workers[w].fin = FinalState::Done;
-        }
+        self.workers[w].final_progress(&msgs);
         self.complete(w, now, OpType::Ok, OpValue::Poll(Some(msgs)), None);
     }
 

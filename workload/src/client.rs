@@ -1,0 +1,311 @@
+//! One Jepsen worker and its current Maelstrom client, as a state machine with Maelstrom's
+//! quirks (see `docs/protocol.md` §3 and §5.1): one request outstanding at a time;
+//! a client that ends an op indeterminately is replaced (new process, new `c<N>`, msg ids
+//! from 1 again, offsets forgotten); a poll advances the read offsets before its commit is
+//! even sent; an `assign` never learns committed offsets (Maelstrom's client looks for
+//! them in the wrong place), so newly assigned keys start at 0; `assign` is idempotent, so
+//! it fails rather than going indeterminate.
+//!
+//! The runner owns the I/O, the history and the timing; this module only decides.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::generator::Stagger;
+use crate::history::{KeyId, MsgId, OpType, OpValue, Pairs, PollResult};
+use crate::protocol::{self, Reply};
+
+/// The request a client waits on.
+#[derive(Debug)]
+pub enum Pending {
+    Idle,
+    Send {
+        key: KeyId,
+        msg: MsgId,
+        msg_id: u64,
+    },
+    Poll {
+        msg_id: u64,
+    },
+    /// The poll succeeded; its `commit_offsets` is outstanding.
+    Commit {
+        msg_id: u64,
+        msgs: PollResult,
+    },
+    Assign {
+        keys: Box<[KeyId]>,
+        msg_id: u64,
+    },
+}
+
+impl Pending {
+    pub fn msg_id(&self) -> Option<u64> {
+        match self {
+            Pending::Idle => None,
+            Pending::Send { msg_id, .. }
+            | Pending::Poll { msg_id }
+            | Pending::Commit { msg_id, .. }
+            | Pending::Assign { msg_id, .. } => Some(*msg_id),
+        }
+    }
+}
+
+/// Where a worker is in the final phase.
+#[derive(Debug)]
+pub enum FinalState {
+    NotStarted,
+    /// Polling until every key reached its target offset.
+    Polling {
+        targets: HashMap<KeyId, i64>,
+        stagger: Stagger,
+    },
+    Done,
+}
+
+/// One Jepsen worker thread and its current client.
+#[derive(Debug)]
+pub struct Worker {
+    pub node: usize,
+    pub process: u64,
+    pub client: u64,
+    pub client_name: String,
+    pub next_msg_id: u64,
+    /// Assigned keys and the next offset to poll from.
+    pub offsets: BTreeMap<KeyId, i64>,
+    pub pending: Pending,
+    /// Bumped at every request and completion, to recognise stale timeouts.
+    pub seq: u64,
+    /// When the outstanding request times out.
+    pub deadline: u64,
+    pub fin: FinalState,
+}
+
+impl Worker {
+    /// Worker `thread`, talking to `node` through client `c<client>`.
+    pub fn new(thread: usize, node: usize, client: u64) -> Worker {
+        Worker {
+            node,
+            process: thread as u64,
+            client,
+            client_name: format!("c{client}"),
+            next_msg_id: 0,
+            offsets: BTreeMap::new(),
+            pending: Pending::Idle,
+            seq: 0,
+            deadline: 0,
+            fin: FinalState::NotStarted,
+        }
+    }
+
+    /// The next request's msg_id: 1, 2, 3… per client.
+    pub fn next_request(&mut self) -> u64 {
+        self.next_msg_id += 1;
+        self.seq += 1;
+        self.next_msg_id
+    }
+
+    /// A new client for this worker, as Jepsen opens after a crash or an indeterminate op:
+    /// the process number moves on by the concurrency, and the new client knows nothing.
+    pub fn replace(&mut self, client: u64, concurrency: u64) {
+        self.client = client;
+        self.client_name = format!("c{client}");
+        self.process += concurrency;
+        self.next_msg_id = 0;
+        self.offsets.clear();
+    }
+
+    /// Ends the pending op without a usable reply: the completion type and value. A
+    /// definite error fails it; a timeout, an indefinite error or a malformed reply leaves
+    /// it indeterminate, except `assign`, which is idempotent and so always fails.
+    pub fn give_up(&mut self, definite: bool) -> Option<(OpType, OpValue)> {
+        let (value, is_assign) = match std::mem::replace(&mut self.pending, Pending::Idle) {
+            Pending::Idle => return None,
+            Pending::Send { key, msg, .. } => (
+                OpValue::Send {
+                    key,
+                    offset: None,
+                    msg,
+                },
+                false,
+            ),
+            Pending::Poll { .. } | Pending::Commit { .. } => (OpValue::Poll(None), false),
+            Pending::Assign { keys, .. } => (
+                OpValue::Assign {
+                    keys,
+                    seek_to_beginning: false,
+                },
+                true,
+            ),
+        };
+        let kind = if definite || is_assign {
+            OpType::Fail
+        } else {
+            OpType::Info
+        };
+        Some((kind, value))
+    }
+
+    /// A poll's result moves the read offsets on at once, before the commit is sent and
+    /// whether or not it succeeds (the commit trap, `docs/protocol.md` §5.1). Returns the
+    /// offsets to commit: the
+    /// highest read per key that returned anything.
+    pub fn advance(&mut self, polled: &[(KeyId, Pairs)]) -> Vec<(KeyId, i64)> {
+        let mut commit = Vec::new();
+        for (key, pairs) in polled {
+            let max = pairs.iter().map(|p| p.0).max();
+            let next = self.offsets.entry(*key).or_insert(0);
+            *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
+            if let Some(max) = max {
+                commit.push((*key, max.max(0)));
+            }
+        }
+        commit
+    }
+
+    /// An `assign` answered: the client reads from the assigned keys only, keeping its
+    /// position in keys it had, starting new ones at 0 whatever was committed.
+    pub fn assigned(&mut self, keys: &[KeyId]) {
+        self.offsets = keys
+            .iter()
+            .map(|k| (*k, self.offsets.get(k).copied().unwrap_or(0)))
+            .collect();
+    }
+
+    /// Final phase: a poll reached these offsets; the worker is done once every key it
+    /// must see has been read up to its target.
+    pub fn final_progress(&mut self, polled: &[(KeyId, Pairs)]) {
+        let FinalState::Polling { targets, .. } = &mut self.fin else {
+            return;
+        };
+        for (k, pairs) in polled {
+            let max = pairs.iter().map(|p| p.0).max().unwrap_or(-1);
+            if targets.get(k).is_some_and(|t| *t <= max) {
+                targets.remove(k);
+            }
+        }
+        if targets.is_empty() {
+            self.fin = FinalState::Done;
+        }
+    }
+}
+
+/// A reply that does not answer the pending request as it should: the error recorded,
+/// and whether it is definite (the op then fails rather than going indeterminate).
+pub fn reply_error(reply: Reply) -> (String, bool) {
+    match reply {
+        Reply::Error { code, body } => (format!("error {body}"), protocol::is_definite(code)),
+        Reply::Malformed { reason, body } => {
+            (format!("malformed-rpc-response: {reason}: {body}"), false)
+        }
+        other => (
+            format!("malformed-rpc-response: unexpected reply {other:?}"),
+            false,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(i64, u32)]) -> Pairs {
+        p.iter().map(|(o, m)| (*o, MsgId(*m))).collect()
+    }
+
+    #[test]
+    fn a_poll_advances_offsets_before_its_commit_and_commits_the_highest_read() {
+        let mut w = Worker::new(0, 0, 1);
+        let (a, b, c) = (KeyId(0), KeyId(1), KeyId(2));
+        w.assigned(&[a, b, c]);
+        let commit = w.advance(&[(a, pairs(&[(0, 1), (3, 2)])), (b, pairs(&[]))]);
+        assert_eq!(commit, vec![(a, 3)]);
+        assert_eq!(
+            w.offsets[&a], 4,
+            "next poll starts after the highest offset read"
+        );
+        assert_eq!(w.offsets[&b], 0, "an empty key stays put");
+        // A lower offset read later never moves the position back.
+        w.advance(&[(a, pairs(&[(1, 1)]))]);
+        assert_eq!(w.offsets[&a], 4);
+    }
+
+    #[test]
+    fn assign_keeps_known_positions_and_starts_new_keys_at_zero() {
+        let mut w = Worker::new(0, 0, 1);
+        let (a, b) = (KeyId(0), KeyId(1));
+        w.assigned(&[a]);
+        w.advance(&[(a, pairs(&[(5, 1)]))]);
+        w.assigned(&[a, b]);
+        assert_eq!(w.offsets.get(&a), Some(&6));
+        assert_eq!(w.offsets.get(&b), Some(&0));
+        w.assigned(&[b]);
+        assert!(!w.offsets.contains_key(&a), "unassigned keys are dropped");
+    }
+
+    #[test]
+    fn a_replaced_client_starts_over_with_a_new_process() {
+        let mut w = Worker::new(3, 0, 4);
+        w.assigned(&[KeyId(0)]);
+        assert_eq!((w.next_request(), w.next_request()), (1, 2));
+        w.replace(9, 8);
+        assert_eq!((w.process, w.client_name.as_str()), (11, "c9"));
+        assert!(w.offsets.is_empty());
+        assert_eq!(w.next_request(), 1);
+    }
+
+    #[test]
+    fn giving_up_fails_definite_errors_and_assigns_and_leaves_the_rest_indeterminate() {
+        let mut w = Worker::new(0, 0, 1);
+        assert_eq!(w.give_up(false), None);
+        let send = || Pending::Send {
+            key: KeyId(0),
+            msg: MsgId(1),
+            msg_id: 1,
+        };
+        w.pending = send();
+        assert!(matches!(w.give_up(false), Some((OpType::Info, _))));
+        assert!(matches!(w.pending, Pending::Idle));
+        w.pending = send();
+        assert!(matches!(w.give_up(true), Some((OpType::Fail, _))));
+        w.pending = Pending::Commit {
+            msg_id: 2,
+            msgs: Box::new([]),
+        };
+        // A poll whose commit timed out is an indeterminate poll with no data.
+        assert_eq!(w.give_up(false), Some((OpType::Info, OpValue::Poll(None))));
+        w.pending = Pending::Assign {
+            keys: Box::new([KeyId(0)]),
+            msg_id: 3,
+        };
+        assert!(matches!(w.give_up(false), Some((OpType::Fail, _))));
+    }
+
+    #[test]
+    fn final_polling_ends_when_every_target_is_reached() {
+        let mut w = Worker::new(0, 0, 1);
+        let (a, b) = (KeyId(0), KeyId(1));
+        w.fin = FinalState::Polling {
+            targets: [(a, 2), (b, 0)].into_iter().collect(),
+            stagger: Stagger::new(1.0),
+        };
+        w.final_progress(&[(a, pairs(&[(0, 1), (1, 2)])), (b, pairs(&[(0, 3)]))]);
+        assert!(matches!(w.fin, FinalState::Polling { .. }));
+        w.final_progress(&[(a, pairs(&[(2, 4)]))]);
+        assert!(matches!(w.fin, FinalState::Done));
+    }
+
+    #[test]
+    fn reply_errors_know_definite_codes() {
+        let e = |code| Reply::Error {
+            code,
+            body: "{}".into(),
+        };
+        assert!(
+            reply_error(e(Some(11))).1,
+            "temporarily-unavailable is definite"
+        );
+        assert!(!reply_error(e(Some(13))).1, "crash is indefinite");
+        assert!(!reply_error(e(None)).1);
+        let (text, definite) = reply_error(Reply::InitOk);
+        assert!(text.starts_with("malformed-rpc-response") && !definite);
+    }
+}
