@@ -146,8 +146,7 @@ impl Worker {
 
     /// A poll's result moves the read offsets on at once, before the commit is sent and
     /// whether or not it succeeds (the commit trap, `docs/protocol.md` §5.1). Returns the
-    /// offsets to commit: the
-    /// highest read per key that returned anything.
+    /// offsets to commit: the highest read per key that returned anything.
     pub fn advance(&mut self, polled: &[(KeyId, Pairs)]) -> Vec<(KeyId, i64)> {
         let mut commit = Vec::new();
         for (key, pairs) in polled {
