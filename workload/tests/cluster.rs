@@ -113,6 +113,26 @@ fn lin_kv_cas_is_valid_on_2_nodes() {
         net["servers"]["msg-count"].as_u64() > net["clients"]["msg-count"].as_u64(),
         "{net}"
     );
+    // results.edn in Maelstrom's layout, with the same verdict and counts.
+    let edn = std::fs::read_to_string(run.dir.join("results.edn")).unwrap();
+    assert!(
+        edn.starts_with("{:perf {:latency-graph {:valid? true},"),
+        "{edn}"
+    );
+    assert!(edn.ends_with(" :valid? true}\n"), "{edn}");
+    let sends = format!(":send-count {},", net["all"]["send-count"]);
+    assert!(edn.contains(&sends), "{sends} not in\n{edn}");
+    // The Lamport diagram has a column for the service and arrows to and from it.
+    let svg = std::fs::read_to_string(run.dir.join("messages.svg")).unwrap();
+    assert!(svg.contains(">lin-kv</text>"), "no lin-kv column");
+    assert!(
+        svg.contains("<title>n0 → lin-kv {"),
+        "no arrow from n0 to lin-kv"
+    );
+    assert!(
+        svg.contains("<title>lin-kv → n1 {"),
+        "no arrow from lin-kv to n1"
+    );
 }
 
 #[test]
