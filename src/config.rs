@@ -13,6 +13,17 @@ pub struct Config {
     /// Maelstrom's logs hold `--max-writes-per-key` messages (16 by default), so the default
     /// never pages a Maelstrom run, while bounding the reply to a poll from 0 on a long log.
     pub poll_max: usize,
+    /// Bytes of pairs after which a poll reply stops taking more. `MAELSTROM_KAFKA_POLL_BYTES`;
+    /// default 256 KiB.
+    ///
+    /// On top of `poll_max`: a poll of every key from offset 0 on a long run (Maelstrom's final
+    /// phase) would otherwise be answered in one reply of tens of megabytes, which takes longer
+    /// than the client's 5 s timeout to travel and be read. The reply always holds at least one
+    /// pair when there is one, so it may pass the bound by one message. Which keys a bounded
+    /// reply serves rotates from poll to poll (see `rpc.rs`), so that clients polling the same
+    /// keys read different ones and together cover them all. A Fly.io-sized run (a few hundred
+    /// keys of at most 16 messages) never reaches the default.
+    pub poll_bytes: usize,
     /// Most requests the reader hands to a worker at once. `MAELSTROM_KAFKA_BATCH`; default 256.
     ///
     /// The reader never waits to fill a batch: it sends what it has whenever no complete line
@@ -30,6 +41,14 @@ pub struct Config {
     /// took the node to 386 MB at 16 MiB and 1.3 GB at 64 MiB (BENCHMARKS.md), so the default
     /// keeps a line under 512 MiB. The parse buffers of a line over 1 MiB are freed after it.
     pub max_line: usize,
+    /// Milliseconds after which a reply to a client is dropped instead of sent, counted from
+    /// when the reader read the request. `MAELSTROM_KAFKA_REPLY_DEADLINE_MS`; default 4500.
+    ///
+    /// Maelstrom's client gives up after 5 s and is replaced; a reply to a replaced client is an
+    /// "Invalid dest", which stops Maelstrom reading the node's stdout for good. So a reply that
+    /// late is worse than none. Each drop is counted and noted on stderr. Replies to other nodes
+    /// and `init_ok` (whose deadline is 10 s) are exempt.
+    pub reply_deadline_ms: usize,
 }
 
 impl Default for Config {
@@ -39,11 +58,18 @@ impl Default for Config {
             poll_max: 4096,
             batch: 256,
             max_line: 16 << 20,
+            poll_bytes: 256 << 10,
+            reply_deadline_ms: 4500,
         }
     }
 }
 
 impl Config {
+    /// [`Config::reply_deadline_ms`] as a duration.
+    pub fn reply_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.reply_deadline_ms as u64)
+    }
+
     /// The defaults, overridden by whichever `MAELSTROM_KAFKA_*` variables are set.
     /// An unusable value is reported on stderr and the default kept.
     pub fn from_env() -> Self {
@@ -53,6 +79,11 @@ impl Config {
             ("MAELSTROM_KAFKA_POLL_MAX", &mut config.poll_max),
             ("MAELSTROM_KAFKA_BATCH", &mut config.batch),
             ("MAELSTROM_KAFKA_MAX_LINE", &mut config.max_line),
+            ("MAELSTROM_KAFKA_POLL_BYTES", &mut config.poll_bytes),
+            (
+                "MAELSTROM_KAFKA_REPLY_DEADLINE_MS",
+                &mut config.reply_deadline_ms,
+            ),
         ] {
             let Ok(value) = std::env::var(name) else {
                 continue;

@@ -11,6 +11,7 @@
 //! In reading order; each module has one job.
 //!
 //! - [`config`]: run-time settings, from the environment.
+//! - `budget`: the bound on bytes of replies between the workers and the writer.
 //! - `node`: wiring; spawns the threads and owns the shutdown order ([`run`]).
 //! - [`shared`]: the state every thread sees: the node id (set by the reader alone) and the store.
 //! - `reader`: the reader thread, the only code that reads stdin.
@@ -31,6 +32,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants that hold these together.
 
+mod budget;
 pub mod cluster;
 pub mod config;
 mod diag;

@@ -17,6 +17,7 @@ use std::thread;
 
 use crossbeam_channel::bounded;
 
+use crate::budget::ByteBudget;
 use crate::config::Config;
 use crate::shared::Shared;
 use crate::{doorbell, reader, replication, worker, writer};
@@ -31,6 +32,12 @@ const CHANNEL_BATCHES: usize = 64;
 /// period, so this is never near full unless that thread is stuck.
 const PEER_MESSAGES: usize = 1024;
 
+/// Most bytes of replies in flight between the workers and the writer (see `budget.rs`). Steady
+/// traffic keeps a few MiB there (buffers are handed over at 64 KiB); the bound is what holds
+/// when replies are huge and stdout is slow: one 16 MB message polled 200 times with stdout read
+/// slowly peaked at 1.1 GB without it (issue 9).
+const REPLY_BYTES_IN_FLIGHT: usize = 32 << 20;
+
 /// Runs the node: reads requests from `input` until it ends, and writes replies to `output`.
 ///
 /// Returns when every reply is written and flushed. An error from `output` (such as a broken
@@ -42,6 +49,7 @@ where
 {
     let (shared, id_setter) = Shared::new();
     let shared = Arc::new(shared);
+    let budget = Arc::new(ByteBudget::new(REPLY_BYTES_IN_FLIGHT));
     let config = Arc::new(Config {
         workers: config.workers.max(1),
         batch: config.batch.max(1),
@@ -85,17 +93,27 @@ where
                 empty_buffers: empty_buffers_rx.clone(),
             };
             let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
+            let budget = Arc::clone(&budget);
             spawn(format!("worker-{i}"), move || {
-                worker::run(&lanes, &shared, &config)
+                worker::run(&lanes, &budget, &shared, &config)
             })
         })
         .collect::<io::Result<Vec<_>>>()?;
     // The workers and the replication thread hold the only reply senders now, so the writer ends
     // when the last of them does (the replication thread ends with the reader).
     drop((work_rx, reply_tx, empty_batches_tx, empty_buffers_rx));
-    let writer = spawn("writer".into(), move || {
-        writer::run(&reply_rx, &empty_buffers_tx, output)
-    })?;
+    let writer = {
+        let deadline = config.reply_deadline();
+        let shared = Arc::clone(&shared);
+        spawn("writer".into(), move || {
+            let lanes = writer::Lanes {
+                replies: &reply_rx,
+                empty_buffers: &empty_buffers_tx,
+                budget: &budget,
+            };
+            writer::run(&lanes, &shared, deadline, output)
+        })?
+    };
 
     join(writer)?;
     for worker in workers {

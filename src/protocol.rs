@@ -49,6 +49,9 @@ pub type Keys = Vec<(CompactString, u64)>;
 pub struct Batch {
     pub requests: Vec<Request>,
     pub keys: Keys,
+    /// When the reader read the first of `requests` from its input: the reply deadline counts
+    /// from here (`Config::reply_deadline_ms`).
+    pub read_at: Option<std::time::Instant>,
 }
 
 /// A request that deserves a reply: who asked, which message, and what.

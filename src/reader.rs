@@ -3,6 +3,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::mem;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -73,6 +74,10 @@ pub(crate) fn run(
                 config.max_line
             ),
         }
+        if batch.read_at.is_none() && !batch.requests.is_empty() {
+            // The batch's first request: the line was read with the last read from the input.
+            batch.read_at = Some(lines.read_at);
+        }
         // Hand over a full batch, or whatever we have once no complete line is buffered: the
         // next read may block, and a request must not wait for company that may never come.
         let queued = batch.requests.len();
@@ -141,6 +146,8 @@ pub(crate) const SHRINK_ABOVE: usize = 1 << 20;
 /// there whole (the common case), and gathering it in `long` only when it spans reads.
 struct Lines<R> {
     input: BufReader<R>,
+    /// When the last read from `input` returned: the line just returned was read then.
+    read_at: Instant,
     long: Vec<u8>,
     max: usize,
     /// Bytes of the line lent out last time, consumed at the next call.
@@ -151,6 +158,7 @@ impl<R: Read> Lines<R> {
     fn new(input: R, max: usize) -> Self {
         Self {
             input: BufReader::with_capacity(64 * 1024, input),
+            read_at: Instant::now(),
             long: Vec::new(),
             max,
             lent: 0,
@@ -168,8 +176,15 @@ impl<R: Read> Lines<R> {
         self.long.clear();
         let mut total = 0;
         loop {
+            // One clock reading per read from the input, not per line.
+            let reads = self.input.buffer().is_empty();
             let available = match self.input.fill_buf() {
-                Ok(bytes) => bytes,
+                Ok(bytes) => {
+                    if reads {
+                        self.read_at = Instant::now();
+                    }
+                    bytes
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };

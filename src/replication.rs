@@ -76,6 +76,7 @@ use crate::json::{write_str, write_u64};
 use crate::log::{CAPACITY, Class, Log};
 use crate::shared::Shared;
 use crate::store::{Logs, Msg};
+use crate::writer::Replies;
 
 /// The body `type` of replication messages.
 pub const TYPE: &str = "replicate";
@@ -594,7 +595,7 @@ pub(crate) enum Inbound {
 
 /// The replication thread: idle until `init` names several nodes, then applies peers' messages
 /// as they come and sends its own every period, until the reader is done or stdout is gone.
-pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSender<Vec<u8>>) {
+pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSender<Replies>) {
     let cluster = loop {
         match inbound.recv() {
             Ok(Inbound::Start(cluster)) => break cluster,
@@ -616,7 +617,12 @@ pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSe
                 let now = Instant::now();
                 let lines =
                     replicator.tick(now.duration_since(epoch).as_millis() as u64, &shared.store);
-                if !lines.is_empty() && replies.send(lines.concat()).is_err() {
+                // Messages to peers: no reply deadline applies, and no byte budget is taken.
+                let lines = Replies {
+                    bytes: lines.concat(),
+                    ..Replies::default()
+                };
+                if !lines.bytes.is_empty() && replies.send(lines).is_err() {
                     return;
                 }
                 next += period;

@@ -1,6 +1,10 @@
 //! The RPCs: one arm per request type, each run against the store, its reply line written
 //! straight into the caller's byte buffer (a worker's, see `worker.rs`).
 
+use std::sync::atomic::Ordering;
+
+use compact_str::CompactString;
+
 use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::json::{write_str, write_u64};
@@ -43,32 +47,7 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
         Body::Poll { offsets } => {
             reply.kind("poll_ok");
             out.extend_from_slice(b",\"msgs\":{");
-            let mut first_key = true;
-            for (key, from) in &keys[offsets] {
-                let mut opened = false;
-                let returned = store.poll(key, *from, config.poll_max, |offset, msg| {
-                    // The key's entry opens with its first pair, so keys with none are left out.
-                    // On several nodes offsets are sparse: the first pair may lie past `from`.
-                    if !opened {
-                        opened = true;
-                        if !first_key {
-                            out.push(b',');
-                        }
-                        write_str(out, key);
-                        out.extend_from_slice(b":[[");
-                    } else {
-                        out.extend_from_slice(b",[");
-                    }
-                    write_u64(out, offset);
-                    out.push(b',');
-                    out.extend_from_slice(msg.as_bytes());
-                    out.push(b']');
-                });
-                if returned > 0 {
-                    out.push(b']');
-                    first_key = false;
-                }
-            }
+            poll(&keys[offsets], shared, config, out);
             out.push(b'}');
         }
         Body::CommitOffsets { offsets } => {
@@ -99,6 +78,77 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
         Body::Replicate(_) => reply.error(ErrorCode::NotSupported, "not a request"),
     }
     out.extend_from_slice(b"}}\n");
+}
+
+/// Writes the members of a `poll_ok`'s `msgs`: for each requested key with anything to return,
+/// its pairs from the requested offset, ascending and contiguous, at most `poll_max` of them.
+///
+/// The whole stops taking pairs once it holds `poll_bytes` bytes (after at least one pair), so a
+/// key it reaches may get a shorter prefix, and later keys none. Those are the node's choice, and
+/// it rotates them: a reply that stops early starts where the last such reply stopped (the
+/// shared poll cursor counts the keys such replies visited), so clients polling the same keys at
+/// the same time read different ones, and together cover all of them in fewer polls than one
+/// client alone; the checker needs each message read by some client, not by each. A reply that
+/// holds everything leaves the cursor alone (no shared write on the common path).
+fn poll(requested: &[(CompactString, u64)], shared: &Shared, config: &Config, out: &mut Vec<u8>) {
+    let count = requested.len();
+    if count == 0 {
+        return;
+    }
+    // Relaxed: the cursor only spreads replies over the keys; any value it holds is correct.
+    let start = (shared.poll_cursor.load(Ordering::Relaxed) % count as u64) as usize;
+    let begin = out.len();
+    let mut first_key = true;
+    let mut visited = 0;
+    let mut cut = false;
+    for (key, from) in requested[start..].iter().chain(&requested[..start]) {
+        if out.len() - begin >= config.poll_bytes {
+            break;
+        }
+        visited += 1;
+        let mut written = 0;
+        shared
+            .store
+            .poll(key, *from, config.poll_max, |offset, msg| {
+                // Past the bound the rest of this key is skipped: what was written is a prefix.
+                if written > 0 && out.len() - begin >= config.poll_bytes {
+                    cut = true;
+                    return;
+                }
+                // The key's entry opens with its first pair, so keys with none are left out.
+                if written == 0 {
+                    if !first_key {
+                        out.push(b',');
+                    }
+                    write_str(out, key);
+                    out.extend_from_slice(b":[[");
+                } else {
+                    out.extend_from_slice(b",[");
+                }
+                write_u64(out, offset);
+                out.push(b',');
+                out.extend_from_slice(msg.as_bytes());
+                out.push(b']');
+                written += 1;
+            });
+        if written > 0 {
+            out.push(b']');
+            first_key = false;
+        }
+    }
+    if visited < count || cut {
+        // The next such reply starts with the key this one cut short, if any: its next poller
+        // reads on past the cut (its prefix comes again, but no one has read the rest yet).
+        let advance = if cut && visited > 1 {
+            visited - 1
+        } else {
+            visited
+        };
+        // Relaxed: as above.
+        shared
+            .poll_cursor
+            .fetch_add(advance as u64, Ordering::Relaxed);
+    }
 }
 
 /// The start of a reply line, up to where the body's `type` goes.

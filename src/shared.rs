@@ -7,6 +7,7 @@
 //! (every node's id, from the same `init`) and the store's offset class are set with it.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use compact_str::CompactString;
 
@@ -22,6 +23,11 @@ pub struct Shared {
     cluster: OnceLock<Cluster>,
     /// Every key's log and committed offset.
     pub store: Logs,
+    /// Where the next poll reply that cannot hold every key starts, as a count of keys visited
+    /// by earlier polls (see `rpc.rs`).
+    pub(crate) poll_cursor: AtomicU64,
+    /// Replies dropped for passing the reply deadline.
+    dropped_replies: AtomicU64,
 }
 
 impl Shared {
@@ -31,6 +37,8 @@ impl Shared {
             node_id: OnceLock::new(),
             cluster: OnceLock::new(),
             store: Logs::new(),
+            poll_cursor: AtomicU64::new(0),
+            dropped_replies: AtomicU64::new(0),
         };
         (shared, IdSetter { _only_here: () })
     }
@@ -58,6 +66,29 @@ impl Shared {
     /// Our node id, once `init` has arrived.
     pub fn node_id(&self) -> Option<&str> {
         self.node_id.get().map(|id| &**id)
+    }
+
+    /// How many replies were dropped for passing the reply deadline.
+    pub fn dropped_replies(&self) -> u64 {
+        // Relaxed: a statistic; nothing is read on the strength of it.
+        self.dropped_replies.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` replies dropped for passing the deadline, `late` after their requests were
+    /// read, and says so on stderr: each of the first hundred drops, then every thousandth, so
+    /// a stalled stdout cannot flood the log.
+    pub(crate) fn dropped(&self, n: u64, late: std::time::Duration, what: impl FnOnce() -> String) {
+        // Relaxed: a statistic, as in `dropped_replies`.
+        let before = self.dropped_replies.fetch_add(n, Ordering::Relaxed);
+        let total = before + n;
+        if before < 100 || before / 1000 != total / 1000 {
+            crate::diag::note!(
+                "dropped {}, {:.1} s after the request was read: past the reply deadline \
+                 (MAELSTROM_KAFKA_REPLY_DEADLINE_MS), the client has given up; {total} dropped so far",
+                what(),
+                late.as_secs_f64()
+            );
+        }
     }
 }
 

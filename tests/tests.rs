@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod bad_input;
+mod bounds;
 mod concurrency;
 mod end_to_end;
 mod json_spans;

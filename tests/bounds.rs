@@ -1,0 +1,249 @@
+//! The node's bounds: poll replies bounded in bytes and rotated over the keys, and memory that
+//! stays bounded when replies are huge and stdout is slow (issue 9).
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use compact_str::CompactString;
+use maelstrom_kafka::protocol::{Body, Keys, Request};
+use maelstrom_kafka::{Config, Shared, rpc};
+use serde_json::{Value, json};
+
+use crate::util::{check_reply, init, msg};
+
+const KEYS: usize = 100;
+const PER_KEY: u64 = 16;
+
+/// A node with `KEYS` keys of `PER_KEY` messages each.
+fn filled() -> Shared {
+    let shared = Shared::with_node_id("n0");
+    for k in 0..KEYS {
+        for m in 0..PER_KEY {
+            shared
+                .store
+                .append(&k.to_string(), (k as u64 * 100 + m).to_string().into())
+                .unwrap();
+        }
+    }
+    shared
+}
+
+/// A config whose poll replies stop after about ten full keys.
+fn bounded() -> Config {
+    Config {
+        poll_bytes: 10 * 180,
+        ..Config::default()
+    }
+}
+
+/// A client polling every key, as Maelstrom's final phase does: from offset 0, then from past
+/// whatever it has read.
+struct Poller {
+    name: &'static str,
+    next: Vec<u64>,
+    msg_id: u64,
+}
+
+impl Poller {
+    fn new(name: &'static str) -> Self {
+        Poller {
+            name,
+            next: vec![0; KEYS],
+            msg_id: 0,
+        }
+    }
+
+    /// One poll of every key; returns the reply's `msgs` and the reply's length in bytes.
+    fn poll(
+        &mut self,
+        shared: &Shared,
+        config: &Config,
+    ) -> (serde_json::Map<String, Value>, usize) {
+        self.msg_id += 1;
+        let keys: Keys = (0..KEYS)
+            .map(|k| (CompactString::from(k.to_string()), self.next[k]))
+            .collect();
+        let request = Request {
+            src: self.name.into(),
+            msg_id: self.msg_id,
+            body: Body::Poll { offsets: 0..KEYS },
+        };
+        let mut out = Vec::new();
+        rpc::handle(request, &keys, shared, config, &mut out);
+        let reply = check_reply(std::str::from_utf8(&out).unwrap().trim_end());
+        let msgs = reply["body"]["msgs"].as_object().unwrap().clone();
+        for (key, pairs) in &msgs {
+            let k: usize = key.parse().unwrap();
+            let pairs = pairs.as_array().unwrap();
+            // A contiguous prefix from the requested offset, of the right messages.
+            for (i, pair) in pairs.iter().enumerate() {
+                let offset = self.next[k] + i as u64;
+                assert_eq!(pair[0], json!(offset), "key {key}: {pairs:?}");
+                assert_eq!(
+                    pair[1],
+                    json!(k as u64 * 100 + offset),
+                    "key {key}: {pairs:?}"
+                );
+            }
+            assert!(!pairs.is_empty(), "a key with nothing is left out");
+            self.next[k] += pairs.len() as u64;
+        }
+        (msgs, out.len())
+    }
+}
+
+#[test]
+fn a_bounded_poll_reply_holds_a_contiguous_prefix_of_each_key_it_includes() {
+    let shared = filled();
+    let config = bounded();
+    let mut poller = Poller::new("c1");
+    let (msgs, len) = poller.poll(&shared, &config);
+    // Bounded: a little over the bound at most (one pair and the envelope), and far from all.
+    assert!(len < config.poll_bytes + 200, "{len} bytes");
+    assert!(msgs.len() < KEYS / 2, "{} keys", msgs.len());
+    // And the client reaches every message by polling on.
+    let mut polls = 1;
+    while poller.next.iter().any(|n| *n < PER_KEY) {
+        poller.poll(&shared, &config);
+        polls += 1;
+        assert!(polls < 100, "no progress: {:?}", poller.next);
+    }
+    // Unbounded, one poll returns everything.
+    let mut whole = Poller::new("c2");
+    let (msgs, _) = whole.poll(&shared, &Config::default());
+    assert_eq!(msgs.len(), KEYS);
+}
+
+/// Polls, by `pollers` clients in turn, until every message was read by one of them.
+fn rounds_to_cover(pollers: usize) -> usize {
+    let shared = filled();
+    let config = bounded();
+    let mut clients: Vec<Poller> = ["c1", "c2", "c3"][..pollers]
+        .iter()
+        .map(|n| Poller::new(n))
+        .collect();
+    let mut read = vec![0u64; KEYS];
+    for round in 1..100 {
+        for client in &mut clients {
+            client.poll(&shared, &config);
+            for (k, next) in client.next.iter().enumerate() {
+                read[k] = read[k].max(*next);
+            }
+        }
+        if read.iter().all(|r| *r == PER_KEY) {
+            return round;
+        }
+    }
+    panic!("the log was never covered: {read:?}");
+}
+
+#[test]
+fn pollers_of_the_same_keys_are_served_different_keys() {
+    let alone = rounds_to_cover(1);
+    let two = rounds_to_cover(2);
+    let three = rounds_to_cover(3);
+    // Each poller reads about a tenth of the log per poll: with the same keys served to every
+    // poller, more pollers would take as many rounds as one.
+    eprintln!("rounds to cover the log: one poller {alone}, two {two}, three {three}");
+    assert!(alone >= 8, "{alone}");
+    assert!(
+        two <= alone.div_ceil(2) + 1,
+        "two pollers: {two} rounds, one: {alone}"
+    );
+    assert!(
+        three <= alone.div_ceil(3) + 1,
+        "three pollers: {three} rounds, one: {alone}"
+    );
+}
+
+/// Peak resident memory of a running process, from /proc, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+// See: issue 9. Replies in flight to the writer were bounded in number, not bytes: one 16 MB
+// message polled 200 times while stdout was read slowly took the node to 1.1 GB.
+#[test]
+fn huge_replies_to_a_slow_reader_keep_memory_bounded() {
+    const MSG: usize = 16_000_000;
+    const POLLS: u64 = 200;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maelstrom-kafka"))
+        // The reader below is slow on purpose; no reply may be dropped for it.
+        .env("MAELSTROM_KAFKA_REPLY_DEADLINE_MS", "3600000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let big = "x".repeat(MSG);
+    let writer = thread::spawn(move || {
+        writeln!(stdin, "{}", init()).unwrap();
+        writeln!(
+            stdin,
+            r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg_id":2,"key":"k","msg":"{big}"}}}}"#
+        )
+        .unwrap();
+        for id in 3..3 + POLLS {
+            let poll = msg(
+                "c1",
+                json!({"type": "poll", "msg_id": id, "offsets": {"k": 0}}),
+            );
+            writeln!(stdin, "{poll}").unwrap();
+        }
+        stdin
+    });
+    // The exact output: init_ok, send_ok, then every poll_ok.
+    let head = |id: u64| {
+        format!(
+            r#"{{"src":"n0","dest":"c1","body":{{"type":"poll_ok","in_reply_to":{id},"msgs":{{"k":[[0,""#
+        )
+    };
+    let tail = "\"]]}}}\n";
+    let expected: usize = r#"{"src":"n0","dest":"c1","body":{"type":"init_ok","in_reply_to":1}}"#
+        .len()
+        + 1
+        + r#"{"src":"n0","dest":"c1","body":{"type":"send_ok","in_reply_to":2,"offset":0}}"#.len()
+        + 1
+        + (3..3 + POLLS)
+            .map(|id| head(id).len() + MSG + tail.len())
+            .sum::<usize>();
+    // Slow: nothing is read for a while, so the node fills whatever it queues.
+    thread::sleep(Duration::from_secs(2));
+    let mut buf = vec![0; 1 << 20];
+    let mut total = 0;
+    let mut last = Vec::new();
+    while total < expected {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "stdout ended after {total} of {expected} bytes");
+        total += n;
+        last.extend_from_slice(&buf[..n]);
+        last.drain(..last.len().saturating_sub(64));
+    }
+    let peak = peak_rss(child.id());
+    let stdin = writer.join().unwrap();
+    drop(stdin);
+    assert_eq!(
+        stdout.read(&mut buf).unwrap(),
+        0,
+        "nothing after the last reply"
+    );
+    assert!(child.wait().unwrap().success());
+    assert_eq!(total, expected);
+    assert!(
+        last.ends_with(tail.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&last)
+    );
+    eprintln!("node peak RSS: {:.1} MiB", peak as f64 / (1 << 20) as f64);
+    assert!(peak < 256 << 20, "peak RSS {peak} bytes");
+}
