@@ -63,3 +63,110 @@ fn a_reserved_but_unstored_offset_hides_everything_after_it() {
         "a reader repairs the lagging watermark"
     );
 }
+
+mod classes {
+    //! Several nodes: one log seen from node `i` of `n`, under any sequence of its own appends,
+    //! raises (a peer's offset seen), a peer's messages and a peer's promised holes, against a
+    //! model that is a plain map of set slots.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use crate::log::{Class, Log};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A local send.
+        Append,
+        /// A peer's offset seen: our next offset must pass it.
+        Raise(u64),
+        /// A peer's message: peer index (never ours) and its round.
+        Insert(u64, u64),
+        /// A peer's promise: every unset offset of its class below `round·n + peer` is a hole.
+        Promise(u64, u64),
+    }
+
+    fn op(n: u64) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Append),
+            1 => (0..40 * n).prop_map(Op::Raise),
+            2 => (0..n, 0..40u64).prop_map(|(j, r)| Op::Insert(j, r)),
+            1 => (0..n, 0..40u64).prop_map(|(j, r)| Op::Promise(j, r)),
+        ]
+    }
+
+    fn case() -> impl Strategy<Value = (u64, u64, Vec<Op>)> {
+        (1..5u64).prop_flat_map(|n| (Just(n), 0..n, prop::collection::vec(op(n), 0..80)))
+    }
+
+    proptest! {
+        #[test]
+        fn visible_prefix_is_every_set_slot_below_the_first_unset_one((n, i, ops) in case()) {
+            let class = Class { n, i };
+            let log = Log::new();
+            // offset → Some(value) for a message, None for a hole.
+            let mut model: BTreeMap<u64, Option<u64>> = BTreeMap::new();
+            let mut round = 0;
+            let mut value = 0;
+            for op in ops {
+                value += 1;
+                match op {
+                    Op::Append => {
+                        let offset = log.append_in(class, value).unwrap();
+                        prop_assert_eq!(offset, round * n + i, "offsets of our class, in order");
+                        prop_assert!(model.insert(offset, Some(value)).is_none(), "fresh slot");
+                        round += 1;
+                    }
+                    Op::Raise(seen) => {
+                        let target = class.round_above(seen);
+                        prop_assert!(target * n + i > seen);
+                        let skipped = log.raise(class, seen);
+                        prop_assert_eq!(skipped, target > round);
+                        while round < target {
+                            prop_assert!(model.insert(round * n + i, None).is_none());
+                            round += 1;
+                        }
+                    }
+                    Op::Insert(j, r) if j != i => {
+                        let offset = r * n + j;
+                        let expected = match model.get(&offset) {
+                            None => {
+                                model.insert(offset, Some(value));
+                                Ok(())
+                            }
+                            Some(_) => Err(crate::log::Occupied),
+                        };
+                        prop_assert_eq!(log.insert(offset, value), expected);
+                    }
+                    Op::Promise(j, r) if j != i => {
+                        let to = r * n + j;
+                        log.fill_holes(j, to, n);
+                        for offset in (j..to).step_by(n as usize) {
+                            model.entry(offset).or_insert(None);
+                        }
+                    }
+                    Op::Insert(..) | Op::Promise(..) => {}
+                }
+                // What a poll sees: every message below the first unset slot, holes left out.
+                let mut expected = Vec::new();
+                let mut offset = 0;
+                while let Some(slot) = model.get(&offset) {
+                    if let Some(v) = slot {
+                        expected.push((offset, *v));
+                    }
+                    offset += 1;
+                }
+                let mut seen = Vec::new();
+                log.read_from(0, usize::MAX, |o, v| seen.push((o, *v)));
+                prop_assert_eq!(&seen, &expected);
+                // Our promise: the first unset slot of our class.
+                let mut promise = i;
+                while model.contains_key(&promise) {
+                    promise += n;
+                }
+                prop_assert_eq!(log.first_unset(i, n), promise);
+            }
+        }
+    }
+}

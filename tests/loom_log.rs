@@ -65,7 +65,7 @@ mod log;
 use loom::sync::Arc;
 use loom::thread;
 
-use log::{FIRST_LEN, Log};
+use log::{Class, FIRST_LEN, Log};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -150,4 +150,57 @@ fn loom_two_appenders_racing_into_a_new_segment() {
     // Offsets FIRST_LEN - 1 and FIRST_LEN straddle segments 0 and 1, so the appenders may race to
     // create the segment directory and segment 1.
     two_appenders_and_a_reader(FIRST_LEN - 1);
+}
+
+/// Several nodes: a local append races the replication's `raise` (a peer's offset seen), with a
+/// reader beside them. Node 0 of 2; the peer's offsets 1 and 3 are stored and promised first, so
+/// only our own slots decide what is visible.
+#[test]
+fn loom_an_append_racing_a_raise() {
+    model(|| {
+        let class = Class { n: 2, i: 0 };
+        let log = Arc::new(Log::new());
+        log.insert(1, 101).unwrap();
+        log.insert(3, 103).unwrap();
+        log.fill_holes(5, 7, 2);
+        let appender = {
+            let log = Arc::clone(&log);
+            thread::spawn(move || log.append_in(class, 7).unwrap())
+        };
+        let raiser = {
+            let log = Arc::clone(&log);
+            // Offset 3 seen: our next offset must be 4 or more, so rounds below 2 are skipped.
+            thread::spawn(move || log.raise(class, 3))
+        };
+        let reader = {
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                assert_watermark_sound(&log, 0);
+                let mut seen = Vec::new();
+                log.read_from(0, usize::MAX, |offset, value| seen.push((offset, *value)));
+                seen
+            })
+        };
+        let offset = appender.join().unwrap();
+        raiser.join().unwrap();
+        // The append got round 0 (then the raise skipped round 1) or round 2 (after the raise
+        // skipped rounds 0 and 1): either way a fresh offset of our class, past 3 if it came
+        // after the raise.
+        assert!(offset == 0 || offset == 4, "offset {offset}");
+        let expected: Vec<(u64, u64)> = [(offset, 7), (1, 101), (3, 103)]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let seen = reader.join().unwrap();
+        assert_eq!(seen[..], expected[..seen.len()], "a prefix, holes left out");
+        let mut after = Vec::new();
+        log.read_from(0, usize::MAX, |offset, value| after.push((offset, *value)));
+        assert_eq!(after, expected, "every message, each once");
+        // Our promise: past every round handed out or skipped (round 2 is skipped by nobody
+        // when the append took round 0).
+        let promise = if offset == 0 { 4 } else { 6 };
+        assert_eq!(log.first_unset(0, 2), promise);
+        assert_watermark_sound(&log, 0);
+    });
 }
