@@ -1,5 +1,6 @@
-//! A node for Maelstrom's `kafka` workload (Fly.io Gossip Glomers challenge 5a): a single-node,
-//! Kafka-style set of append-only logs, served by a multithreaded pipeline.
+//! A node for Maelstrom's `kafka` workload (Fly.io Gossip Glomers challenges 5a, 5b and 5c): a
+//! Kafka-style set of append-only logs, served by a multithreaded pipeline, on one node or
+//! replicated over several (see [`replication`]).
 //!
 //! Only the per-key logs are lock-free (see [`log`] for the one place where an append may wait).
 //! The key map is lock-sharded (a `DashMap`, an `RwLock` per shard), idle workers and the writer
