@@ -142,11 +142,16 @@ fn loom_a_sleeping_receiver_is_woken_by_a_send() {
     model(|| {
         let (tx, rx) = doorbell::channel::<u32>(4);
         let receiver = thread::spawn(move || rx.recv());
-        tx.send(7).unwrap();
-        // The sender stays alive until the receiver has its message: dropping it would ring
-        // every sleeper and hide a lost wake-up.
+        // The sender is a thread of its own: with the main thread sending, loom explored so few
+        // interleavings that removing a fence went unnoticed here. The sender stays alive until
+        // the receiver has its message, since dropping it would ring every sleeper and hide a
+        // lost wake-up.
+        let sender = thread::spawn(move || {
+            tx.send(7).unwrap();
+            tx
+        });
         assert_eq!(receiver.join().unwrap(), Some(7));
-        drop(tx);
+        drop(sender.join().unwrap());
     });
 }
 
