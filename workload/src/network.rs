@@ -1,16 +1,30 @@
 //! The simulated network between nodes, and between nodes and services: latency drawn per
-//! message, delivery by deadline, partitions checked at delivery, Maelstrom's envelope ids
-//! and the message statistics of Maelstrom's journal.
+//! message, Maelstrom's delivery discipline, partitions, envelope ids and the message
+//! statistics of Maelstrom's journal.
 //!
-//! Messages to or from clients never enter the queue: Maelstrom gives them zero latency
-//! and never partitions them, so the runner writes them straight through and only
-//! [`Network::note_client`] counts them. Everything else (node to node, node to service,
-//! service to node) is [`Network::send`]'d with a deadline and handed back by
-//! [`Network::pop_due`] once due, in deadline order (ties in send order, so a constant
-//! latency keeps each destination FIFO, as Maelstrom's per-node priority queues do).
+//! Maelstrom gives each destination a priority queue ordered by deadline and one thread
+//! that takes the queue's head as soon as there is one, drops it if the receiver is
+//! partitioned from its sender at that moment, else sleeps until its deadline and delivers
+//! it, then takes the next. So per destination:
 //!
-//! Maelstrom checks partitions when a message is taken off the receiver's queue; here that
-//! is at its deadline, so a partition that starts while a message is in flight drops it.
+//! * messages leave in deadline order among those queued when the previous one was
+//!   delivered (ties in send order, so a constant latency keeps each destination FIFO);
+//! * a message taken waits for its deadline, and whatever arrives meanwhile waits behind
+//!   it, even with an earlier deadline (under random latencies, a long draw holds up the
+//!   messages after it);
+//! * the partition check happens when a message is taken: at once if the destination was
+//!   idle, else when the message before it is delivered. A partition that starts after a
+//!   message was taken does not stop it.
+//!
+//! [`Network`] plays exactly that, one inbox per destination, with no threads: the runner
+//! asks [`Network::next_deadline`] when the next delivery is due and collects it with
+//! [`Network::pop_due`].
+//!
+//! Client requests share their node's inbox with zero latency (Maelstrom adds no latency to
+//! clients and never partitions them), so a request can wait behind a peer message the node's
+//! inbox has taken. When the inbox is idle, which is always the case without server traffic,
+//! the runner writes the request straight through ([`Network::is_idle`]). Replies to clients
+//! are delivered at once: each client's own inbox only ever holds its one reply.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -95,15 +109,27 @@ impl NetStats {
 /// traffic aside); the journal keeps a few more so the diagram can tell that more happened.
 pub const JOURNAL_LIMIT: usize = lamport::EVENT_LIMIT + 1_000;
 
-/// A server message in flight.
+/// What a message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A node's or a service's body, as JSON text, forwarded as the sender wrote it.
+    Body(Box<str>),
+    /// A client request, already encoded as the line the node reads.
+    Line(Vec<u8>),
+}
+
+/// A message in flight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: u64,
+    /// The sender's address; [`CLIENT`] for a client request.
     pub src: Addr,
     pub dest: Addr,
-    /// The body as JSON text, forwarded as the sender wrote it.
-    pub body: Box<str>,
+    pub payload: Payload,
 }
+
+/// The source address of client requests: never a node, so never partitioned.
+pub const CLIENT: Addr = usize::MAX;
 
 #[derive(Debug, PartialEq, Eq)]
 struct InFlight {
@@ -131,7 +157,12 @@ pub struct Network {
     nodes: usize,
     latency: Latency,
     rng: fastrand::Rng,
-    queue: BinaryHeap<Reverse<InFlight>>,
+    /// Per destination: messages not yet taken, by deadline.
+    inboxes: Vec<BinaryHeap<Reverse<InFlight>>>,
+    /// Per destination: whether a taken message waits for its delivery time.
+    busy: Vec<bool>,
+    /// Taken messages, by delivery time (at most one per destination).
+    taken: BinaryHeap<Reverse<InFlight>>,
     /// `cut[dest * nodes + src]`: dest drops messages from src.
     cut: Vec<bool>,
     next_id: u64,
@@ -144,12 +175,15 @@ pub struct Network {
 impl Network {
     /// `names` are the nodes then the services; the first `nodes` of them can be partitioned.
     pub fn new(names: Vec<String>, nodes: usize, latency: Latency, seed: u64) -> Network {
+        let addresses = names.len();
         Network {
             names,
             nodes,
+            inboxes: (0..addresses).map(|_| BinaryHeap::new()).collect(),
+            busy: vec![false; addresses],
+            taken: BinaryHeap::new(),
             latency,
             rng: fastrand::Rng::with_seed(seed),
-            queue: BinaryHeap::new(),
             cut: vec![false; nodes * nodes],
             next_id: 0,
             stats: NetStats::default(),
@@ -245,52 +279,88 @@ impl Network {
             self.record(now, EventKind::Send, id, &s, &d, &body);
         }
         let deadline = now + self.latency.draw(&mut self.rng);
-        self.queue.push(Reverse(InFlight {
-            deadline,
-            msg: Message {
-                id,
-                src,
-                dest,
-                body,
-            },
-        }));
+        let msg = Message {
+            id,
+            src,
+            dest,
+            payload: Payload::Body(body),
+        };
+        self.inboxes[dest].push(Reverse(InFlight { deadline, msg }));
+        self.take(dest, now);
         id
     }
 
-    /// When the next message is due, if any is in flight.
-    pub fn next_deadline(&self) -> Option<u64> {
-        self.queue.peek().map(|Reverse(m)| m.deadline)
+    /// Whether `dest` would take a message at once: nothing waits in its inbox. A client
+    /// request to an idle node can be written straight through.
+    pub fn is_idle(&self, dest: Addr) -> bool {
+        !self.busy[dest] && self.inboxes[dest].is_empty()
     }
 
-    pub fn in_flight(&self) -> usize {
-        self.queue.len()
+    /// Queues a client request (envelope id `id`, already counted with
+    /// [`Network::note_client`]) behind what `dest`'s inbox holds; its deadline is now.
+    pub fn queue_client_line(&mut self, now: u64, id: u64, dest: Addr, line: Vec<u8>) {
+        let msg = Message {
+            id,
+            src: CLIENT,
+            dest,
+            payload: Payload::Line(line),
+        };
+        self.inboxes[dest].push(Reverse(InFlight { deadline: now, msg }));
+        self.take(dest, now);
     }
 
-    /// The next message due by `now` that its receiver accepts; partitioned ones due by
-    /// then are dropped on the way, as Maelstrom drops them at its receiver.
-    pub fn pop_due(&mut self, now: u64) -> Option<Message> {
-        loop {
-            if self.next_deadline()? > now {
-                return None;
-            }
-            let Reverse(InFlight { deadline, msg }) = self.queue.pop()?;
-            if self.is_cut(msg.src, msg.dest) {
+    /// `dest`'s inbox thread, at time `at`: if it is free, it takes the earliest message,
+    /// dropping those its receiver is partitioned from, and waits for that one's deadline.
+    fn take(&mut self, dest: Addr, at: u64) {
+        if self.busy[dest] {
+            return;
+        }
+        while let Some(Reverse(InFlight { deadline, msg })) = self.inboxes[dest].pop() {
+            if self.is_cut(msg.src, dest) {
                 self.stats.partitioned += 1;
                 continue;
             }
+            self.busy[dest] = true;
+            self.taken.push(Reverse(InFlight {
+                deadline: deadline.max(at),
+                msg,
+            }));
+            return;
+        }
+    }
+
+    /// When the next delivery is due, if any message is in flight.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.taken.peek().map(|Reverse(m)| m.deadline)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.taken.len() + self.inboxes.iter().map(BinaryHeap::len).sum::<usize>()
+    }
+
+    /// The next message delivered by `now`. Its destination then takes its next one, as of
+    /// the delivery time.
+    pub fn pop_due(&mut self, now: u64) -> Option<Message> {
+        if self.next_deadline()? > now {
+            return None;
+        }
+        let Reverse(InFlight { deadline, msg }) = self.taken.pop()?;
+        self.busy[msg.dest] = false;
+        self.take(msg.dest, deadline);
+        if let Payload::Body(body) = &msg.payload {
             self.stats.servers.recvs += 1;
             if self.log_recv {
                 eprintln!(
-                    "kafka-workload: recv {} {} -> {} {}",
-                    msg.id, self.names[msg.src], self.names[msg.dest], msg.body
+                    "kafka-workload: recv {} {} -> {} {body}",
+                    msg.id, self.names[msg.src], self.names[msg.dest]
                 );
             }
             if self.journaling() {
                 let (s, d) = (self.names[msg.src].clone(), self.names[msg.dest].clone());
-                self.record(deadline, EventKind::Recv, msg.id, &s, &d, &msg.body);
+                self.record(deadline, EventKind::Recv, msg.id, &s, &d, body);
             }
-            return Some(msg);
         }
+        Some(msg)
     }
 
     /// Does `dest` drop what `src` sends? Only nodes are ever cut off.
@@ -433,22 +503,56 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_drops_at_delivery_and_spares_services() {
+    fn a_partition_drops_what_is_taken_after_it_and_spares_services() {
         let mut n = net(Latency::new(10, Dist::Constant));
-        let before = n.send(0, 0, 1, "0".into());
-        // Cut n0 off after the message left: it is dropped when due.
+        // n1's inbox takes `first` at once; `second` waits behind it.
+        let first = n.send(0, 0, 1, "0".into());
+        let second = n.send(1, 0, 1, "0".into());
         n.partition(&Grudge(vec![vec![1, 2], vec![0], vec![0]]));
-        let to_kv = n.send(0, 0, 3, "0".into());
-        let from_kv = n.send(0, 3, 0, "0".into());
-        let across = n.send(0, 2, 0, "0".into());
-        let within = n.send(0, 1, 2, "0".into());
-        let got: Vec<u64> = drain(&mut n, 10 * MS).iter().map(|m| m.0).collect();
-        assert_eq!(got, vec![to_kv, from_kv, within]);
-        assert!(!got.contains(&before) && !got.contains(&across));
+        let to_kv = n.send(2, 0, 3, "0".into());
+        let from_kv = n.send(2, 3, 0, "0".into());
+        let across = n.send(2, 2, 0, "0".into());
+        let within = n.send(2, 1, 2, "0".into());
+        let got: Vec<u64> = drain(&mut n, 20 * MS).iter().map(|m| m.0).collect();
+        // `first` was taken before the partition: it gets through, as in Maelstrom.
+        assert_eq!(got, vec![first, to_kv, from_kv, within]);
+        assert!(!got.contains(&second) && !got.contains(&across));
         assert_eq!(n.stats.partitioned, 2);
         n.heal();
-        let again = n.send(10 * MS, 0, 1, "0".into());
-        assert_eq!(drain(&mut n, 20 * MS), vec![(again, 0, 1)]);
+        let again = n.send(20 * MS, 0, 1, "0".into());
+        assert_eq!(drain(&mut n, 30 * MS), vec![(again, 0, 1)]);
+    }
+
+    #[test]
+    fn a_taken_message_holds_up_its_inbox() {
+        let mut n = net(Latency::new(100, Dist::Uniform));
+        // Draw until a long latency is taken, then send one that would be due sooner.
+        let mut t = 0;
+        let long = loop {
+            let id = n.send(t, 0, 1, "0".into());
+            if n.next_deadline().unwrap() >= t + 150 * MS {
+                break id;
+            }
+            drain(&mut n, u64::MAX);
+            t += 1;
+        };
+        let due = n.next_deadline().unwrap();
+        let short = loop {
+            let id = n.send(t + 1, 2, 1, "0".into());
+            if n.inboxes[1].peek().unwrap().0.deadline < due {
+                break id;
+            }
+            n.inboxes[1].clear();
+        };
+        // A client request queued behind them has the earliest deadline (its send time):
+        // it leaves first once the taken message is delivered.
+        assert!(!n.is_idle(1));
+        let id = n.next_id();
+        n.queue_client_line(t + 2, id, 1, b"x\n".to_vec());
+        assert_eq!(drain(&mut n, due - 1), vec![]);
+        let order: Vec<u64> = drain(&mut n, due).iter().map(|m| m.0).collect();
+        assert_eq!(order, vec![long, id, short]);
+        assert!(n.is_idle(1));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::generator::{GenOp, Generator, Stagger};
 use crate::history::{History, KeyId, OpType, OpValue, Pairs, PollResult};
 use crate::lamport::MsgEvent;
 use crate::nemesis::{self, Nemesis};
-use crate::network::{Message, NetStats, Network};
+use crate::network::{Addr, NetStats, Network, Payload};
 use crate::node::{Event, Exit, Node};
 use crate::progress::Progress;
 use crate::protocol::{self, Dest, Encoder, Inbound, Names, Reply};
@@ -508,31 +508,28 @@ impl Runner<'_> {
         let now = self.now();
         let nodes = self.nodes.len();
         while let Some(msg) = self.net.pop_due(now) {
-            if msg.dest < nodes {
-                let (src, dest) = (self.net.name(msg.src), self.net.name(msg.dest));
-                crate::network::envelope(
-                    &mut self.nodes[msg.dest].out,
-                    msg.id,
-                    src,
-                    dest,
-                    &msg.body,
-                );
-            } else {
-                self.serve(now, msg);
+            match &msg.payload {
+                Payload::Line(line) => self.nodes[msg.dest].out.extend_from_slice(line),
+                Payload::Body(body) if msg.dest < nodes => {
+                    let (src, dest) = (self.net.name(msg.src), self.net.name(msg.dest));
+                    let out = &mut self.nodes[msg.dest].out;
+                    crate::network::envelope(out, msg.id, src, dest, body);
+                }
+                Payload::Body(body) => self.serve(now, msg.src, msg.dest, body),
             }
         }
     }
 
     /// A request to a service; its reply travels back over the network. A request the
     /// service does not understand gets no reply, as in Maelstrom.
-    fn serve(&mut self, now: u64, msg: Message) {
-        let Ok(body) = serde_json::from_str::<serde_json::Value>(&msg.body) else {
+    fn serve(&mut self, now: u64, src: Addr, service: Addr, body: &str) {
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(body) else {
             return;
         };
-        let (service, node) = (self.net.name(msg.dest), self.net.name(msg.src));
-        if let Some(reply) = self.services.handle(service, node, &body) {
+        let (name, node) = (self.net.name(service), self.net.name(src));
+        if let Some(reply) = self.services.handle(name, node, &body) {
             self.net
-                .send(now, msg.dest, msg.src, reply.to_string().into_boxed_str());
+                .send(now, service, src, reply.to_string().into_boxed_str());
         }
     }
 
@@ -731,6 +728,11 @@ impl Runner<'_> {
             .note_client(now, id, &worker.client_name, &slot.node.name, || {
                 body_text(line)
             });
+        // Behind a peer message the node's inbox has taken, the request waits its turn.
+        if !self.net.is_idle(worker.node) {
+            let line = slot.out.split_off(from);
+            self.net.queue_client_line(now, id, worker.node, line);
+        }
         msg_id
     }
 
