@@ -190,3 +190,51 @@ fn a_truncated_last_line_is_skipped_and_everything_before_it_answered() {
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert_eq!(check_reply(&lines[1])["body"]["offset"], 0);
 }
+
+#[test]
+fn a_peers_bad_replicate_messages_get_no_reply_and_change_nothing() {
+    let init = json!({"src": "c0", "dest": "n0", "body": {"type": "init", "msg_id": 1, "node_id": "n0", "node_ids": ["n0", "n1"]}});
+    let replicate = |src: &str, body: Value| {
+        let mut body = body;
+        body["type"] = "replicate".into();
+        json!({"src": src, "dest": "n0", "body": body}).to_string()
+    };
+    let bad = [
+        replicate("n1", json!({"updates": 5})),
+        replicate("n1", json!({"updates": [["ok", 1, 3, 0]]})),
+        replicate("n1", json!({"updates": [["ok", "1", 3, 0, []]]})),
+        replicate("n1", json!({"updates": [["ok", 1, 3, 0, [[1, 7]]]]})),
+        replicate("n1", json!({"acks": [["ok", 1]]})),
+        // Offsets of n0's own class, from n1; a range backwards; a message outside its range.
+        replicate("n1", json!({"updates": [["ok", 0, 2, 0, [[0, "7"]]]]})),
+        replicate("n1", json!({"updates": [["ok", 5, 3, 0, []]]})),
+        replicate("n1", json!({"updates": [["ok", 1, 3, 0, [[5, "7"]]]]})),
+        // Not a peer: a node outside the cluster, a client, ourselves.
+        replicate("n7", json!({"updates": [["ok", 1, 3, 0, [[1, "7"]]]]})),
+        replicate("c3", json!({"updates": [["ok", 1, 3, 0, [[1, "7"]]]]})),
+        replicate("n0", json!({"updates": [["ok", 0, 2, 0, [[0, "7"]]]]})),
+    ];
+    let mut input = init.to_string() + "\n";
+    for line in &bad {
+        input += line;
+        input.push('\n');
+    }
+    input += r#"{"src":"c9","dest":"n0","body":{"type":"send","msg_id":9001,"key":"ok","msg":42}}
+{"src":"c9","dest":"n0","body":{"type":"poll","msg_id":9002,"offsets":{"ok":0}}}
+"#;
+    let lines = run_text(input, config(2));
+    // The replication thread may have sent n1 its batch before the input ended; anything else is
+    // a reply, and only the three requests get one.
+    let replies: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|v| v["dest"] != "n1")
+        .collect();
+    assert_eq!(replies.len(), 3, "{lines:#?}");
+    assert_eq!(replies[1]["body"]["offset"], 0, "n0's first offset");
+    assert_eq!(
+        replies[2]["body"]["msgs"],
+        json!({"ok": [[0, 42]]}),
+        "nothing from the bad updates shows"
+    );
+}
