@@ -4,8 +4,9 @@
 //!
 //! Only the per-key logs are lock-free (see [`log`] for the one place where an append may wait).
 //! The key map is lock-sharded (a `DashMap`, an `RwLock` per shard), idle workers and the writer
-//! sleep on a `Mutex` and `Condvar` (`doorbell`), and the bounded channels block a sender when
-//! they are full.
+//! sleep on a `Mutex` and `Condvar` (`doorbell`), the bytes of replies in flight to the writer
+//! are counted under a `Mutex` (`budget`), and the bounded channels block a sender when they are
+//! full.
 //!
 //! # Layout
 //!
