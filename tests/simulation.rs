@@ -11,8 +11,9 @@
 //!   `int-poll-skip`, `lost-write`, and the non-monotonic ones);
 //! - after the network heals and ten quiet seconds pass (Maelstrom's recovery sleep), a read of
 //!   every key from 0 on every node returns every acknowledged message (`unseen`);
-//! - offsets stay below nodes × sends to the key, and every node lists the highest commit made
-//!   anywhere.
+//! - offsets stay below nodes × sends to the key; every node lists the highest commit made
+//!   anywhere (10 s after those reads' own commits); and then the cluster falls silent: five
+//!   seconds without a single message.
 //!
 //! A failure names the seed; `SIM_SEED=<seed> SIM_NODES=<n> cargo test --test tests simulation`
 //! replays it alone.
@@ -168,6 +169,8 @@ struct Sim {
     history: History,
     /// Whether clients still issue operations.
     main_phase: bool,
+    /// Messages the nodes have sent each other.
+    sent: u64,
 }
 
 const MAX_WRITES_PER_KEY: u64 = 16;
@@ -218,6 +221,7 @@ impl Sim {
             next_key: KEY_COUNT as u64,
             history: History::default(),
             main_phase: true,
+            sent: 0,
         };
         for i in 0..n {
             let phase = sim.rng.below(sim.period(i));
@@ -294,6 +298,7 @@ impl Sim {
         let dest = envelope["dest"].as_str().expect("a dest");
         let to = dest[1..].parse::<usize>().expect("a node id");
         assert_ne!(from, to, "a node messaged itself");
+        self.sent += 1;
         if self.rng.chance(self.network.loss) {
             return;
         }
@@ -492,7 +497,13 @@ impl Sim {
                     ));
                 }
             }
-            // Commits converge: every node lists the highest commit made anywhere.
+        }
+        // Allow 10 s for the final reads' commits to spread and a lossy network's last retries
+        // (which back off to a few seconds).
+        self.run_until(self.now + 10_000);
+        // Commits converge: every node lists the highest commit made anywhere.
+        for node in 0..self.nodes.len() {
+            let c = node;
             let msg_id = self.next_msg_id(c);
             let list: Vec<String> = self.history.committed.keys().map(u64::to_string).collect();
             let body = json!({"type": "list_committed_offsets", "msg_id": msg_id, "keys": list});
@@ -505,6 +516,16 @@ impl Sim {
                     ));
                 }
             }
+        }
+        // Then silence: every resend has been acknowledged, and with nothing new no node sends
+        // anything.
+        let sent = self.sent;
+        self.run_until(self.now + 5_000);
+        if self.sent != sent {
+            self.history.errors.push(format!(
+                "not quiet: {} messages in 5 s, 10 s after the final reads",
+                self.sent - sent
+            ));
         }
     }
 
