@@ -360,17 +360,19 @@ fn summarize(
         j["cpu"]["node-seconds"]
     );
     let a = &j["availability"];
-    let _ = writeln!(
-        s,
-        "availability: {} of invocations ok{}, worst realtime lag: {} s",
-        a["ok-fraction"],
-        if a["expected"].is_null() {
-            String::new()
-        } else {
-            format!(" (expected {})", a["expected"])
-        },
-        j["workload"]["worst-realtime-lag"]["lag"]
-    );
+    if out.setup_error.is_none() {
+        let _ = writeln!(
+            s,
+            "availability: {} of invocations ok{}, worst realtime lag: {} s",
+            a["ok-fraction"],
+            if a["expected"].is_null() {
+                String::new()
+            } else {
+                format!(" (expected {})", a["expected"])
+            },
+            j["workload"]["worst-realtime-lag"]["lag"]
+        );
+    }
     if cfg.partitions || cfg.latency.mean_ms > 0 {
         let n = &j["network"];
         let _ = writeln!(

@@ -8,5 +8,6 @@ mod util;
 mod cli;
 mod cluster;
 mod faults;
+mod network;
 mod real_node;
 mod robustness;
