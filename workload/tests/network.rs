@@ -51,7 +51,9 @@ fn latency_delays_forwarded_requests_and_partitions_are_recorded_and_healed() {
     let last = nemesis.last().unwrap();
     assert_eq!(last["f"], "stop-partition");
     assert_eq!(last["value"], "network-healed");
-    let main_end = run.results["timeline-seconds"]["main-end"].as_f64().unwrap();
+    let main_end = run.results["timeline-seconds"]["main-end"]
+        .as_f64()
+        .unwrap();
     assert!(last["time"].as_f64().unwrap() / 1e9 <= main_end + 1e-3);
     let svg = std::fs::read_to_string(run.dir.join("latency.svg")).unwrap();
     assert!(svg.contains("<title>partition "), "no partition shaded");
@@ -67,7 +69,13 @@ fn a_zero_recovery_sleep_is_reported_as_zero() {
         .args(["test", "-w", "kafka", "--bin"])
         .arg(Path::new(env!("CARGO_BIN_EXE_fixture-node")))
         .args(["--node-count", "1", "--time-limit", "0.5", "--rate", "100"])
-        .args(["--recovery-sleep", "0", "--final-time-limit", "1", "--store"])
+        .args([
+            "--recovery-sleep",
+            "0",
+            "--final-time-limit",
+            "1",
+            "--store",
+        ])
         .arg(&store.0)
         .output()
         .unwrap();
