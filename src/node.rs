@@ -38,6 +38,11 @@ const PEER_MESSAGES: usize = 1024;
 /// slowly peaked at 1.1 GB without it (issue 9).
 const REPLY_BYTES_IN_FLIGHT: usize = 32 << 20;
 
+/// Most bytes of request lines queued for the workers. A parsed request takes about three times
+/// its line (a poll's keys are 32 bytes each in `Keys`), and Maelstrom's final phase sends polls of
+/// every key, megabytes each: 64 of them queued took the node to 600 MB.
+const REQUEST_BYTES_IN_FLIGHT: usize = 32 << 20;
+
 /// Runs the node: reads requests from `input` until it ends, and writes replies to `output`.
 ///
 /// Returns when every reply is written and flushed. An error from `output` (such as a broken
@@ -50,6 +55,7 @@ where
     let (shared, id_setter) = Shared::new();
     let shared = Arc::new(shared);
     let budget = Arc::new(ByteBudget::new(REPLY_BYTES_IN_FLIGHT));
+    let work_budget = Arc::new(ByteBudget::new(REQUEST_BYTES_IN_FLIGHT));
     let config = Arc::new(Config {
         workers: config.workers.max(1),
         batch: config.batch.max(1),
@@ -75,9 +81,11 @@ where
     };
     let reader = {
         let (shared, config) = (Arc::clone(&shared), Arc::clone(&config));
+        let work_budget = Arc::clone(&work_budget);
         spawn("reader".into(), move || {
             let lanes = reader::Lanes {
                 work: work_tx,
+                work_budget,
                 empty_batches: empty_batches_rx,
                 peers: peers_tx,
             };
@@ -88,6 +96,7 @@ where
         .map(|i| {
             let lanes = worker::Lanes {
                 work: work_rx.clone(),
+                work_budget: Arc::clone(&work_budget),
                 empty_batches: empty_batches_tx.clone(),
                 replies: reply_tx.clone(),
                 empty_buffers: empty_buffers_rx.clone(),

@@ -3,10 +3,12 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::budget::ByteBudget;
 use crate::config::Config;
 use crate::doorbell::BellSender;
 use crate::protocol::{Batch, Body, Keys, Parser, Request};
@@ -18,6 +20,10 @@ use crate::shared::{IdSetter, Shared};
 pub(crate) struct Lanes {
     /// Batches of requests, to the workers.
     pub(crate) work: BellSender<Batch>,
+    /// Bounds the bytes of requests queued for the workers: a batch's line bytes are taken
+    /// before it is sent, so a flood of huge requests (a final-phase poll names every key) waits
+    /// here, in the pipe, rather than in memory.
+    pub(crate) work_budget: Arc<ByteBudget>,
     /// Batches the workers have emptied, back to be filled again.
     pub(crate) empty_batches: Receiver<Batch>,
     /// Peers' replication messages, and the start signal, to the replication thread.
@@ -36,9 +42,11 @@ pub(crate) fn run(
 ) -> io::Result<()> {
     let Lanes {
         work,
+        work_budget,
         empty_batches,
         peers,
     } = lanes;
+    let send = |batch: Batch| work_budget.take(batch.line_bytes) && work.send(batch).is_ok();
     let fresh = || empty_batches.try_recv().unwrap_or_default();
     let mut lines = Lines::new(input, config.max_line);
     let mut parser = Parser::default();
@@ -46,6 +54,7 @@ pub(crate) fn run(
     while let Some(line) = lines.next()? {
         match line {
             Ok(line) => {
+                let line_bytes = line.len();
                 let keys = &mut batch.keys;
                 match parse_line(&mut parser, line, shared, id_setter, keys) {
                     Some(Request {
@@ -64,6 +73,7 @@ pub(crate) fn run(
                             let _ = peers.send(Inbound::Start(cluster.clone()));
                         }
                         batch.requests.push(request);
+                        batch.line_bytes += line_bytes;
                     }
                     None => {}
                 }
@@ -82,12 +92,12 @@ pub(crate) fn run(
         // next read may block, and a request must not wait for company that may never come.
         let queued = batch.requests.len();
         let ready = queued >= config.batch || (queued > 0 && !lines.has_buffered_line());
-        if ready && work.send(mem::replace(&mut batch, fresh())).is_err() {
+        if ready && !send(mem::replace(&mut batch, fresh())) {
             return Ok(());
         }
     }
     if !batch.requests.is_empty() {
-        let _ = work.send(batch);
+        send(batch);
     }
     Ok(())
 }

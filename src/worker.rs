@@ -6,6 +6,7 @@
 //! state a worker allocates nothing for replies.
 
 use std::mem;
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -22,6 +23,8 @@ use crate::writer::Replies;
 pub(crate) struct Lanes {
     /// Batches of requests, from the reader.
     pub(crate) work: BellReceiver<Batch>,
+    /// The bytes the reader took for each batch, given back as soon as a worker has it.
+    pub(crate) work_budget: Arc<ByteBudget>,
     /// Emptied batches, back to the reader for reuse.
     pub(crate) empty_batches: Sender<Batch>,
     /// Buffers of reply lines, to the writer.
@@ -29,6 +32,9 @@ pub(crate) struct Lanes {
     /// Reply buffers the writer has written out and cleared, back for reuse.
     pub(crate) empty_buffers: Receiver<Replies>,
 }
+
+/// Largest key list (in keys, 32 bytes each) worth keeping in a recycled batch.
+const RECYCLE_KEYS: usize = 8192;
 
 /// Reply bytes after which a worker hands its buffer to the writer without finishing the batch.
 const HANDOFF_BYTES: usize = 64 * 1024;
@@ -49,6 +55,9 @@ pub(crate) fn run(lanes: &Lanes, budget: &ByteBudget, shared: &Shared, config: &
         replies
     };
     while let Some(mut batch) = lanes.work.recv() {
+        lanes
+            .work_budget
+            .give_back(mem::take(&mut batch.line_bytes));
         let read_at = batch.read_at.take();
         // One clock reading per batch: its requests came out of one or two reads of stdin.
         let late = read_at
@@ -82,8 +91,12 @@ pub(crate) fn run(lanes: &Lanes, budget: &ByteBudget, shared: &Shared, config: &
             }
         }
         batch.keys.clear();
-        // A full pool just means this batch is freed instead; nothing waits on it.
-        let _ = lanes.empty_batches.try_send(batch);
+        // A full pool just means this batch is freed instead; nothing waits on it. A batch that
+        // held a poll of every key (Maelstrom's final phase) is freed too: kept in the pool, 64 of
+        // them held 600 MB of key lists.
+        if batch.keys.capacity() <= RECYCLE_KEYS {
+            let _ = lanes.empty_batches.try_send(batch);
+        }
         if !hand_over(lanes, budget, out) {
             // stdout is closed: no reply can be delivered any more.
             return;
@@ -114,6 +127,7 @@ mod tests {
         let (_empty_buffers_tx, empty_buffers) = crossbeam_channel::bounded(4);
         let lanes = Lanes {
             work,
+            work_budget: Arc::new(ByteBudget::new(1 << 20)),
             empty_batches,
             replies,
             empty_buffers,
@@ -141,6 +155,7 @@ mod tests {
             requests: vec![request("c0", init), send("c1"), send("n1")],
             keys: Keys::new(),
             read_at: Instant::now().checked_sub(Duration::from_secs(10)),
+            line_bytes: 0,
         };
         work_tx.send(batch).unwrap();
         drop(work_tx);
