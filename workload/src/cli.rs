@@ -347,13 +347,19 @@ pub fn parse_nemesis(s: &str) -> Result<bool, Error> {
     Ok(partition)
 }
 
-/// `total` or a number in [0, 1].
+/// `total` or a number in [0, 1]; Maelstrom reads the number as EDN, so a ratio like `9/10`
+/// works too.
 pub fn parse_availability(s: &str) -> Result<Availability, Error> {
     if s == "total" {
         return Ok(Availability::Total);
     }
-    match s.trim().parse::<f64>() {
-        Ok(a) if (0.0..=1.0).contains(&a) => Ok(Availability::AtLeast(a)),
+    let number = |t: &str| t.trim().parse::<f64>().ok();
+    let a = match s.split_once('/') {
+        Some((n, d)) => number(n).zip(number(d)).map(|(n, d)| n / d),
+        None => number(s),
+    };
+    match a {
+        Some(a) if (0.0..=1.0).contains(&a) => Ok(Availability::AtLeast(a)),
         _ => Err(Error::args(format!(
             "--availability {s:?}: must be either 'total' or a number between 0 and 1"
         ))),
@@ -501,6 +507,9 @@ mod tests {
         assert!(cfg.opts.args.is_empty());
         let cfg = parse(&["test", "--bin", "x", "--availability", "total"]).unwrap();
         assert_eq!(cfg.availability, Some(Availability::Total));
+        let cfg = parse(&["test", "--bin", "x", "--availability", "9/10"]).unwrap();
+        assert_eq!(cfg.availability, Some(Availability::AtLeast(0.9)));
+        assert!(parse(&["test", "--bin", "x", "--availability", "3/2"]).is_err());
     }
 
     #[test]
