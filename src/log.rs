@@ -189,6 +189,12 @@ impl<T> Log<T> {
     ///
     /// **Locking behaviour:** as [`Log::append`].
     pub fn raise_to(&self, class: Class, target: u64) -> bool {
+        !self.skip_to(class, target).is_empty()
+    }
+
+    /// As [`Log::raise_to`], returning the rounds skipped (each now a hole, and handed to no
+    /// append).
+    pub(crate) fn skip_to(&self, class: Class, target: u64) -> std::ops::Range<u64> {
         let target = target.min(CAPACITY);
         // Relaxed: as in `append_in`. The fetch_max makes the rounds `previous..target` ours
         // alone (no fetch_add can return them any more, and a concurrent fetch_max that also
@@ -197,7 +203,7 @@ impl<T> Log<T> {
         // slot's own Release.
         let previous = self.reserved.fetch_max(target, Ordering::Relaxed);
         if previous >= target {
-            return false;
+            return target..target;
         }
         for round in previous..target {
             let Some(offset) = class.offset(round) else {
@@ -208,7 +214,7 @@ impl<T> Log<T> {
             debug_assert!(marked.is_ok(), "skipped offset {offset} was already set");
         }
         self.advance();
-        true
+        previous..target
     }
 
     /// Stores `value` at `offset`, which a peer handed out. Storing the same value again is
