@@ -17,24 +17,27 @@ fn run_mode(mode: &str, nodes: &str, extra: &[&str]) -> Run {
     run(cluster_bin(), &args, &["--mode", mode])
 }
 
+/// Exit 0 and valid, no fault of a node, and the run did what a kafka run does: sends, polls
+/// and assigns were answered ok, and some poll read a message back. (How many depends on the
+/// machine's speed, so only that there were some is asserted.)
 fn assert_valid(run: &Run) {
-    assert_valid_with_at_least(run, 20);
-}
-
-/// Valid, with more than `ok` ok sends and polls.
-fn assert_valid_with_at_least(run: &Run, ok: u64) {
     assert_eq!(run.code, Some(0), "{}", run.explain());
     let r = &run.results;
     assert_eq!(r["valid"], true, "{}", run.explain());
     assert_eq!(r["workload"]["valid"], true);
     assert!(run.node_faults().is_empty(), "{}", run.explain());
-    for f in ["send", "poll"] {
+    for f in ["send", "poll", "assign"] {
         assert!(
-            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > ok,
-            "{f}: {}",
+            r["stats"]["by-f"][f]["ok-count"].as_u64().unwrap_or(0) > 0,
+            "no ok {f}: {}",
             run.explain()
         );
     }
+    assert!(
+        run.polled_messages() > 0,
+        "no poll read a message: {}",
+        run.explain()
+    );
 }
 
 /// Exit 1, Maelstrom's verdict line, and one of `anomalies` named in the results and the
@@ -96,8 +99,9 @@ fn owner_forwarding_is_valid_under_partitions() {
             "3",
         ],
     );
-    // Clients wait out unreachable owners (up to 4 s a request), so few ops complete.
-    assert_valid_with_at_least(&run, 5);
+    // Clients wait out unreachable owners (up to 4 s a request), so few ops complete; some
+    // still must.
+    assert_valid(&run);
     // The partitions did cut messages.
     let cut = &run.results["network"]["partitioned-messages"];
     assert!(cut.as_u64().unwrap_or(0) > 0, "{}", run.explain());

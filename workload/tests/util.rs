@@ -72,6 +72,25 @@ impl Run {
             .unwrap_or_default()
     }
 
+    /// How many messages the ok polls of `history.jsonl` read, counted once per poll that
+    /// returned them. A poll's value is `[["poll", {key: [[offset, msg], …]}]]`.
+    pub(crate) fn polled_messages(&self) -> usize {
+        let history = std::fs::read_to_string(self.dir.join("history.jsonl")).unwrap_or_default();
+        history
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|op| op["type"] == "ok" && op["f"] == "poll")
+            .filter_map(|op| {
+                let keys = op["value"][0][1].as_object()?;
+                Some(
+                    keys.values()
+                        .map(|m| m.as_array().map_or(0, Vec::len))
+                        .sum::<usize>(),
+                )
+            })
+            .sum()
+    }
+
     /// A readable dump for assertion messages.
     pub(crate) fn explain(&self) -> String {
         format!(
