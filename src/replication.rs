@@ -45,10 +45,11 @@
 //!
 //! # Threads
 //!
-//! The reader hands `replicate` messages to the replication thread ([`run`]), which applies them
-//! to the store and, every `period`, runs [`Replicator::tick`] and hands the messages to the
-//! writer like any reply. All the bookkeeping above lives in that one thread; the store is shared
-//! with the workers through the same lock-free logs as before. No worker ever waits on a peer.
+//! The reader hands `replicate` messages to the replication thread (`replication::run`, private
+//! to the crate), which applies them to the store and, every `period`, runs [`Replicator::tick`]
+//! and hands the messages to the writer like any reply. All the bookkeeping above lives in that
+//! one thread; the store is shared with the workers through the same lock-free logs as before.
+//! No worker ever waits on a peer.
 //!
 //! # Wire format
 //!
@@ -277,8 +278,8 @@ struct Peer {
 
 /// The replication's state machine: apply what peers send, and every period say what is new.
 ///
-/// It owns no thread and reads no clock: [`run`] drives it on the replication thread, and the
-/// simulation test drives it on a simulated clock.
+/// It owns no thread and reads no clock: `replication::run` drives it on the replication thread,
+/// and the simulation test drives it on a simulated clock.
 #[derive(Debug)]
 pub struct Replicator {
     cluster: Cluster,

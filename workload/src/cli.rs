@@ -98,7 +98,7 @@ pub struct TestOpts {
     /// Seed for the operation generator, latencies and the nemesis (default: from the clock).
     #[arg(long, help_heading = OURS)]
     pub seed: Option<u64>,
-    /// Root of the store: runs go to <store>/kafka/<timestamp>/, <store>/latest links there.
+    /// Root of the store: runs go to STORE/kafka/TIMESTAMP/, and STORE/latest links there.
     #[arg(long, default_value = "store", help_heading = OURS)]
     pub store: PathBuf,
     /// Chance that an op becomes an `assign`: 1/64 as Maelstrom 0.2.4+, 1/8 as 0.2.3.

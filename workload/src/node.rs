@@ -238,7 +238,7 @@ impl Node {
     /// joins its threads.
     ///
     /// A pipe normally closes with the process. If a process the node started still holds
-    /// one, its thread would block forever; after [`PIPE_GRACE`] it is left behind instead
+    /// one, its thread would block forever; after `PIPE_GRACE` it is left behind instead
     /// (it ends with the runner) and the pipe is named in [`Exit::held_open`].
     pub fn teardown(mut self) -> Exit {
         let crashed = self.exited();
