@@ -582,7 +582,23 @@ fn check(update: &Update, theirs: Class) -> Result<(), String> {
         }
         last = Some(offset);
     }
+    // Polls write a message's text out as stored, so text that is not one JSON value on one
+    // line would put a broken line on stdout, which Maelstrom never reads past.
+    for (offset, text) in &update.msgs {
+        if !one_json_value(text) {
+            return Err(format!(
+                "the message at offset {offset} is not one JSON value"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Whether `text` is what the node stores for a client's `msg`: one JSON value, as the same
+/// parser reads it, with no line break (a carriage return between tokens is stored as a space).
+fn one_json_value(text: &str) -> bool {
+    !text.bytes().any(|b| b == b'\n' || b == b'\r')
+        && simd_json::to_tape(&mut text.as_bytes().to_vec()).is_ok()
 }
 
 /// What the reader hands the replication thread.

@@ -238,3 +238,57 @@ fn a_peers_bad_replicate_messages_get_no_reply_and_change_nothing() {
         "nothing from the bad updates shows"
     );
 }
+
+#[test]
+fn a_peers_message_that_is_not_one_json_value_on_one_line_is_refused_so_stdout_stays_json() {
+    use maelstrom_kafka::cluster::Cluster;
+    use maelstrom_kafka::protocol::{Body, Keys, Parser};
+    use maelstrom_kafka::replication::{Replicator, Timing};
+    use maelstrom_kafka::{Shared, rpc};
+
+    let cluster = Cluster {
+        ids: vec!["n0".into(), "n1".into()],
+        me: 0,
+    };
+    let shared = Shared::with_cluster(cluster.clone());
+    let mut replicator = Replicator::new(cluster, Timing::for_nodes(2));
+    let (mut parser, mut keys) = (Parser::default(), Keys::new());
+    // Poll texts are written out as they were stored, so each of these would break stdout: not
+    // JSON, two values, nothing, and a newline between tokens (valid JSON, but two lines).
+    let texts = [
+        ("a", "nope"),
+        ("b", "7 8"),
+        ("c", ""),
+        ("d", "[1,\n2]"),
+        ("ok", "5"),
+    ];
+    for (key, text) in texts {
+        let update = json!({"src": "n1", "dest": "n0", "body": {"type": "replicate",
+            "updates": [[key, 1, 3, 0, [[1, text]]]]}});
+        let request = parser
+            .parse(update.to_string().as_bytes(), true, &mut keys)
+            .expect("a well-formed replicate message");
+        let Body::Replicate(message) = request.body else {
+            panic!("not a replicate message");
+        };
+        replicator.apply(&request.src, &message, &shared.store);
+    }
+    let poll = json!({"src": "c1", "dest": "n0", "body": {"type": "poll", "msg_id": 1,
+        "offsets": {"a": 0, "b": 0, "c": 0, "d": 0, "ok": 0}}});
+    let request = parser
+        .parse(poll.to_string().as_bytes(), true, &mut keys)
+        .expect("a poll");
+    let mut out = Vec::new();
+    rpc::handle(request, &keys, &shared, &Config::default(), &mut out);
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert_eq!(text.matches('\n').count(), 1, "one line: {text:?}");
+    let reply = check_reply(text.trim_end());
+    let msgs = &reply["body"]["msgs"];
+    assert_eq!(msgs["ok"], json!([[1, 5]]), "a good message shows: {text}");
+    for key in ["a", "b", "c", "d"] {
+        assert!(
+            msgs.get(key).is_none_or(|pairs| pairs == &json!([])),
+            "nothing from the bad text of key {key}: {text}"
+        );
+    }
+}
