@@ -12,7 +12,8 @@
 //! - after the network heals and ten quiet seconds pass (Maelstrom's recovery sleep), a read of
 //!   every key from 0 on every node returns every acknowledged message (`unseen`);
 //! - offsets stay below nodes × sends to the key; every node lists the highest commit made
-//!   anywhere (10 s after those reads' own commits); and then the cluster falls silent: five
+//!   anywhere (after the recovery sleep, before the final reads commit every key's last offset
+//!   everywhere, and again 10 s after those commits); and then the cluster falls silent: five
 //!   seconds without a single message.
 //!
 //! A failure names the seed; `SIM_SEED=<seed> SIM_NODES=<n> cargo test --test tests simulation`
@@ -467,6 +468,10 @@ impl Sim {
         let settle = self.now
             + std::env::var("SIM_SETTLE_MS").map_or(10_000, |v| v.parse().expect("a number"));
         self.run_until(settle);
+        // The main phase's commits have spread. Checked before the final reads too, because those
+        // commit every key's last offset on every node, which is the highest commit anywhere:
+        // after them, every node would list it whether commits spread or not.
+        self.commits_converged("before the final reads");
         let keys: Vec<u64> = self.history.values.keys().copied().collect();
         for node in 0..self.nodes.len() {
             let c = node; // client c is bound to node c mod n
@@ -501,7 +506,21 @@ impl Sim {
         // Allow 10 s for the final reads' commits to spread and a lossy network's last retries
         // (which back off to a few seconds).
         self.run_until(self.now + 10_000);
-        // Commits converge: every node lists the highest commit made anywhere.
+        self.commits_converged("after the final reads");
+        // Then silence: every resend has been acknowledged, and with nothing new no node sends
+        // anything.
+        let sent = self.sent;
+        self.run_until(self.now + 5_000);
+        if self.sent != sent {
+            self.history.errors.push(format!(
+                "not quiet: {} messages in 5 s, 10 s after the final reads",
+                self.sent - sent
+            ));
+        }
+    }
+
+    /// Commits converge: every node lists the highest commit made anywhere.
+    fn commits_converged(&mut self, when: &str) {
         for node in 0..self.nodes.len() {
             let c = node;
             let msg_id = self.next_msg_id(c);
@@ -512,20 +531,10 @@ impl Sim {
                 let listed = reply["offsets"][key.to_string()].as_u64();
                 if listed != Some(*top) {
                     self.history.errors.push(format!(
-                        "commits on n{node}: key {key} lists {listed:?}, highest commit {top}"
+                        "commits on n{node} {when}: key {key} lists {listed:?}, highest commit {top}"
                     ));
                 }
             }
-        }
-        // Then silence: every resend has been acknowledged, and with nothing new no node sends
-        // anything.
-        let sent = self.sent;
-        self.run_until(self.now + 5_000);
-        if self.sent != sent {
-            self.history.errors.push(format!(
-                "not quiet: {} messages in 5 s, 10 s after the final reads",
-                self.sent - sent
-            ));
         }
     }
 
