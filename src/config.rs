@@ -43,7 +43,7 @@ pub struct Config {
     /// worst: simd-json's tape (24 bytes per value) and structural index (4 bytes per
     /// structural character), three copies of the line (gathered, padded for simd-json, its
     /// string buffer) and the stored `msg`. The worst shape, an array of one-digit numbers,
-    /// took the node to 386 MB at 16 MiB and 1.3 GB at 64 MiB (BENCHMARKS.md), so the default
+    /// took the node to 373 MiB at 16 MiB and 1.27 GiB at 64 MiB (BENCHMARKS.md), so the default
     /// keeps a line under 512 MiB. The parse buffers of a line over 1 MiB are freed after it.
     pub max_line: usize,
     /// Milliseconds after which a reply to a client is dropped instead of sent, counted from
