@@ -250,4 +250,24 @@ mod tests {
         logs.commit("k", u64::MAX);
         assert_eq!(logs.committed("k"), Some(MAX_OFFSET));
     }
+
+    #[test]
+    fn the_promise_stops_at_an_append_still_in_flight() {
+        // Node 0 of 2: offsets 0, 2, 4, …
+        let logs = Logs::new();
+        logs.set_class(Class { n: 2, i: 0 });
+        logs.append("k", msg("a")).unwrap();
+        let topic = logs.get("k").unwrap();
+        // A worker has reserved round 1 (offset 2) and not stored it yet; a later one has stored
+        // round 2 (offset 4).
+        topic.log.reserved.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(topic.log.append_in(logs.class(), msg("c")), Ok(4));
+        // Promising past offset 2 would let a peer mark it a hole before its message arrives.
+        assert_eq!(logs.take_changes(&topic, 0).0, 2);
+        let (seg, idx) = crate::log::locate(2);
+        topic.log.segment_or_create(seg)[idx]
+            .set(Some(msg("b")))
+            .unwrap();
+        assert_eq!(logs.take_changes(&topic, 2).0, 6);
+    }
 }
