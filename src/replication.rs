@@ -394,7 +394,10 @@ impl Replicator {
         let state = self.key_state(&update.key);
         state.committed = state.committed.max(update.committed);
         let link = &mut state.links[j];
-        if update.to > link.known && link.pending.len() < PENDING_MAX {
+        // A range that joins at once is always taken, however many wait: it is what the sender
+        // resends, from what we acknowledged, to get past ranges waiting here.
+        let joins = update.from <= link.known;
+        if update.to > link.known && (joins || link.pending.len() < PENDING_MAX) {
             link.pending.push((update.from, update.to));
         }
         // Join every range that now starts at or below what we know; each one's messages were
@@ -823,5 +826,41 @@ mod tests {
         let late = r#"{"src":"n0","dest":"n1","body":{"type":"replicate","updates":[["k",0,2,0,[[0,"9"]]]]}}"#;
         pair.deliver(1, late.as_bytes());
         assert_eq!(pair.visible(1, "k"), [(0, "1".into())]);
+    }
+
+    #[test]
+    fn a_resend_joins_even_when_the_ranges_waiting_behind_a_lost_one_fill_pending() {
+        let mut pair = Pair::new();
+        let period = pair.nodes[0].1.timing().period.as_millis() as u64;
+        let retry = pair.nodes[0].1.timing().retry.as_millis() as u64;
+        pair.store(0).append("k", "0".into()).unwrap();
+        let _lost = pair.tick(0, 0).expect("news");
+        // A key that keeps changing: every later range arrives, waiting behind the lost one,
+        // more of them than `pending` holds.
+        let sends = PENDING_MAX as u64 + 6;
+        for s in 1..=sends {
+            pair.store(0).append("k", s.to_string().into()).unwrap();
+            let batch = pair.tick(0, s * period).expect("news");
+            pair.deliver(1, &batch);
+        }
+        assert_eq!(pair.visible(1, "k"), [], "offset 0 is still missing");
+        // n1 sends past n0's last offset, so n0 skips rounds: holes that only a joined range
+        // tells n1 about.
+        let top = 2 * sends;
+        assert_eq!(pair.store(1).append("k", "1000".into()), Ok(top + 1));
+        assert_eq!(pair.store(1).append("k", "1001".into()), Ok(top + 3));
+        let batch = pair.tick(1, (sends + 1) * period).expect("news");
+        pair.deliver(0, &batch);
+        let batch = pair
+            .tick(0, (sends + 1) * period)
+            .expect("n0 skipped rounds");
+        pair.deliver(1, &batch);
+        // Once the key is quiet, the unacknowledged range goes again from the start, and joins.
+        let resend = pair
+            .tick(0, (sends + 1) * period + retry)
+            .expect("expired: resend");
+        pair.deliver(1, &resend);
+        let seen = pair.visible(1, "k");
+        assert_eq!(seen.len() as u64, sends + 3, "{seen:?}");
     }
 }
