@@ -244,7 +244,8 @@ struct Link {
     acked: u64,
     sent_committed: u64,
     acked_committed: u64,
-    /// When we last sent this key to it (milliseconds on the replicator's clock).
+    /// When we sent it the oldest range of this key it has not acknowledged (milliseconds on
+    /// the replicator's clock): the retry counts from there.
     sent_at: u64,
 
     // Its class, towards us.
@@ -542,9 +543,13 @@ impl Replicator {
                     });
             }
             out.extend_from_slice(b"]]");
+            // The retry counts from the oldest range not acknowledged: a key with news every
+            // period would otherwise never be resent while it stays busy.
+            if link.acked >= link.sent && link.acked_committed >= link.sent_committed {
+                link.sent_at = now;
+            }
             link.sent = promise;
             link.sent_committed = committed;
-            link.sent_at = now;
         }
         out.extend_from_slice(b"],\"acks\":[");
         for (n, key) in owed.iter().enumerate() {
@@ -836,12 +841,15 @@ mod tests {
         pair.store(0).append("k", "0".into()).unwrap();
         let _lost = pair.tick(0, 0).expect("news");
         // A key that keeps changing: every later range arrives, waiting behind the lost one,
-        // more of them than `pending` holds.
+        // more of them than `pending` holds; the resends from offset 0 are lost too.
+        let resent = |batch: &[u8]| text(batch).contains(r#"["k",0,"#);
         let sends = PENDING_MAX as u64 + 6;
         for s in 1..=sends {
             pair.store(0).append("k", s.to_string().into()).unwrap();
             let batch = pair.tick(0, s * period).expect("news");
-            pair.deliver(1, &batch);
+            if !resent(&batch) {
+                pair.deliver(1, &batch);
+            }
         }
         assert_eq!(pair.visible(1, "k"), [], "offset 0 is still missing");
         // n1 sends past n0's last offset, so n0 skips rounds: holes that only a joined range
@@ -854,13 +862,40 @@ mod tests {
         let batch = pair
             .tick(0, (sends + 1) * period)
             .expect("n0 skipped rounds");
-        pair.deliver(1, &batch);
+        if !resent(&batch) {
+            pair.deliver(1, &batch);
+        }
         // Once the key is quiet, the unacknowledged range goes again from the start, and joins.
         let resend = pair
-            .tick(0, (sends + 1) * period + retry)
+            .tick(0, (sends + 1) * period + 10 * retry)
             .expect("expired: resend");
+        assert!(resent(&resend), "{}", text(&resend));
         pair.deliver(1, &resend);
         let seen = pair.visible(1, "k");
         assert_eq!(seen.len() as u64, sends + 3, "{seen:?}");
+    }
+
+    #[test]
+    fn a_lost_range_of_a_key_that_keeps_changing_is_resent_within_the_retry() {
+        let mut pair = Pair::new();
+        let period = pair.nodes[0].1.timing().period.as_millis() as u64;
+        let retry = pair.nodes[0].1.timing().retry.as_millis() as u64;
+        pair.store(0).append("k", "0".into()).unwrap();
+        let _lost = pair.tick(0, 0).expect("news");
+        // Every later range arrives and is acknowledged, and there is news every period.
+        let mut now = 0;
+        while now < retry + period {
+            now += period;
+            pair.store(0).append("k", now.to_string().into()).unwrap();
+            let batch = pair.tick(0, now).expect("news");
+            pair.deliver(1, &batch);
+            let ack = pair.tick(1, now).expect("n1 owes an ack");
+            pair.deliver(0, &ack);
+        }
+        assert_eq!(
+            pair.visible(1, "k").first(),
+            Some(&(0, "0".into())),
+            "the lost range went again, though the key never went quiet"
+        );
     }
 }
