@@ -3,8 +3,9 @@
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 use maelstrom_kafka::protocol::{Body, Keys, Request};
@@ -169,15 +170,89 @@ fn peak_rss(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// One thread's scheduling state: its state letter and its voluntary and involuntary context
+/// switches.
+type ThreadState = (char, u64, u64);
+
+/// A thread's [`ThreadState`], from its `/proc/<pid>/task/<tid>/status`.
+fn thread_state(status: &str) -> ThreadState {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+    };
+    let state = field("State:").chars().next().unwrap();
+    (
+        state,
+        field("voluntary_ctxt_switches:").parse().unwrap(),
+        field("nonvoluntary_ctxt_switches:").parse().unwrap(),
+    )
+}
+
+/// The scheduling state of every thread of process `pid`, and of our own thread `own` (a path
+/// under /proc/self/task), by thread; `None` if one of them is gone.
+fn threads(pid: u32, own: &str) -> Option<Vec<(String, ThreadState)>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut tasks = std::fs::read_dir(&dir)
+        .ok()?
+        .map(|entry| {
+            Some(format!(
+                "{dir}/{}",
+                entry.ok()?.file_name().to_string_lossy()
+            ))
+        })
+        .collect::<Option<Vec<String>>>()?;
+    tasks.push(own.to_owned());
+    tasks.sort();
+    tasks
+        .into_iter()
+        .map(|task| {
+            let status = std::fs::read_to_string(format!("{task}/status")).ok()?;
+            Some((task, thread_state(&status)))
+        })
+        .collect()
+}
+
+/// Whether the node is stuck for good behind a full stdin: every one of its threads, and the
+/// test's thread `writer` that feeds its stdin, asleep in two snapshots with no context switch
+/// between them (a thread that ran in between would have switched at least once), so at one
+/// instant all of them slept. The writer asleep in its write means stdin's pipe was full: the
+/// node's reader was not waiting for input but for room in the work queue, the workers (with
+/// work queued) for room on the reply side, and the writer for stdout. Nothing more can move
+/// until stdout is read: whatever the node queues is queued.
+fn stuck(pid: u32, writer: &str) -> bool {
+    let Some(before) = threads(pid, writer) else {
+        return false;
+    };
+    // Not a wait for anything to happen: only the gap between two snapshots, which any length
+    // would do for; a short pause keeps the polling off the node's cores.
+    thread::sleep(Duration::from_millis(10));
+    threads(pid, writer)
+        .is_some_and(|after| before == after && after.iter().all(|(_, (state, ..))| *state == 'S'))
+}
+
 // See: issue 9. Replies in flight to the writer were bounded in number, not bytes: one 16 MB
 // message polled 200 times while stdout was read slowly took the node to 1.1 GB.
 #[test]
 fn huge_replies_to_a_slow_reader_keep_memory_bounded() {
     const MSG: usize = 16_000_000;
-    const POLLS: u64 = 200;
+    /// The node must push back long before this many polls (its queues hold about 70: 64 in the
+    /// work channel, one with each worker, the writer and the reader); a node that does not
+    /// fails here.
+    const MAX_POLLS: u64 = 200;
+    /// Each poll is padded with white space past the reader's 64 KiB buffer, so each is its own
+    /// batch, and the node's queues, not stdin's pipe, hold most of what it has been sent.
+    const PAD: usize = 100_000;
+    /// Only for a broken node that never settles: not part of what the test checks.
+    const GUARD: Duration = Duration::from_secs(120);
     let mut child = Command::new(env!("CARGO_BIN_EXE_maelstrom-kafka"))
         // The reader below is slow on purpose; no reply may be dropped for it.
         .env("MAELSTROM_KAFKA_REPLY_DEADLINE_MS", "3600000")
+        // Each worker holds one finished reply while it waits for room: a fixed count keeps the
+        // peak the same on any machine.
+        .env("MAELSTROM_KAFKA_WORKERS", "2")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -186,22 +261,64 @@ fn huge_replies_to_a_slow_reader_keep_memory_bounded() {
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let big = "x".repeat(MSG);
-    let writer = thread::spawn(move || {
-        writeln!(stdin, "{}", init()).unwrap();
-        writeln!(
-            stdin,
-            r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg_id":2,"key":"k","msg":"{big}"}}}}"#
-        )
-        .unwrap();
-        for id in 3..3 + POLLS {
-            let poll = msg(
-                "c1",
-                json!({"type": "poll", "msg_id": id, "offsets": {"k": 0}}),
+    // Polls started by the writer, and whether to stop, under one lock, so that the count read
+    // when stopping is the count written.
+    let polls = Arc::new(Mutex::new((0u64, false)));
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let writer = {
+        let polls = Arc::clone(&polls);
+        thread::spawn(move || {
+            let own = std::fs::read_link("/proc/thread-self").unwrap();
+            tid_tx.send(format!("/proc/{}", own.display())).unwrap();
+            writeln!(stdin, "{}", init()).unwrap();
+            writeln!(
+                stdin,
+                r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg_id":2,"key":"k","msg":"{big}"}}}}"#
+            )
+            .unwrap();
+            let pad = " ".repeat(PAD);
+            loop {
+                let id = {
+                    let mut polls = polls.lock().unwrap();
+                    if polls.1 || polls.0 == MAX_POLLS {
+                        break;
+                    }
+                    polls.0 += 1;
+                    2 + polls.0
+                };
+                let poll = msg(
+                    "c1",
+                    json!({"type": "poll", "msg_id": id, "offsets": {"k": 0}}),
+                )
+                .to_string();
+                // The pad goes before the envelope's closing brace.
+                writeln!(stdin, "{}{pad}}}", &poll[..poll.len() - 1]).unwrap();
+            }
+            stdin
+        })
+    };
+    let own = tid_rx.recv().unwrap();
+    // Nothing is read until the node can take no more input: it has then queued all it will.
+    let guard = Instant::now() + GUARD;
+    while !stuck(child.id(), &own) {
+        if writer.is_finished() {
+            // The writer stops only at MAX_POLLS, or panics if stdin broke (the node died).
+            if let Err(panic) = writer.join() {
+                std::panic::resume_unwind(panic);
+            }
+            panic!(
+                "the node took {MAX_POLLS} polls of a 16 MB message with nothing read and did \
+                 not push back"
             );
-            writeln!(stdin, "{poll}").unwrap();
         }
-        stdin
-    });
+        assert!(Instant::now() < guard, "the node never settled");
+    }
+    let sent = {
+        let mut polls = polls.lock().unwrap();
+        polls.1 = true;
+        polls.0
+    };
+    eprintln!("the node pushed back after {sent} polls");
     // The exact output: init_ok, send_ok, then every poll_ok.
     let head = |id: u64| {
         format!(
@@ -214,11 +331,9 @@ fn huge_replies_to_a_slow_reader_keep_memory_bounded() {
         + 1
         + r#"{"src":"n0","dest":"c1","body":{"type":"send_ok","in_reply_to":2,"offset":0}}"#.len()
         + 1
-        + (3..3 + POLLS)
+        + (3..3 + sent)
             .map(|id| head(id).len() + MSG + tail.len())
             .sum::<usize>();
-    // Slow: nothing is read for a while, so the node fills whatever it queues.
-    thread::sleep(Duration::from_secs(2));
     let mut buf = vec![0; 1 << 20];
     let mut total = 0;
     let mut last = Vec::new();
@@ -229,6 +344,7 @@ fn huge_replies_to_a_slow_reader_keep_memory_bounded() {
         last.extend_from_slice(&buf[..n]);
         last.drain(..last.len().saturating_sub(64));
     }
+    // Taken while stdin is still open, so the node is still running.
     let peak = peak_rss(child.id());
     let stdin = writer.join().unwrap();
     drop(stdin);
