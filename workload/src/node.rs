@@ -803,9 +803,14 @@ mod tests {
             let shared = Arc::clone(&shared);
             thread::spawn(move || read_loop(0, Once(Some(line), end_rx), &names(), &tx, &shared))
         };
-        // Long enough for the reader to have read the line and be waiting to hand it over
-        // (if it has not, the horizon is simply earlier still, and the test proves nothing).
-        thread::sleep(Duration::from_millis(50));
+        // Until the reader has read the line and waits to hand it over: a sender waiting on the
+        // rendezvous channel makes a receive ready. `ready` may return spuriously, `try_ready`
+        // does not (it looks without receiving).
+        let mut waiting = crossbeam_channel::Select::new();
+        waiting.recv(&rx);
+        while waiting.try_ready().is_err() {
+            waiting.ready();
+        }
         let horizon = shared.handed_over_before();
         let batch = rx.recv().unwrap();
         let Some(Event::Line { read_at, .. }) = batch.first() else {
