@@ -196,7 +196,7 @@ impl<'h> Checker<'h> {
                 let pairs: Vec<Value> = r
                     .iter()
                     .filter(|(rk, _)| *rk == k)
-                    .flat_map(|(_, ps)| ps.iter().map(|(o, m)| json!([o, self.msg(*m)])))
+                    .flat_map(|(_, ps)| ps.iter().map(|(o, m)| json!([o, self.msg(m)])))
                     .collect();
                 json!({"key": self.key(k), "msgs": pairs})
             }
@@ -254,7 +254,7 @@ impl<'h> Checker<'h> {
             // Every poll counts, whatever its outcome: pollers must never see unsafe data.
             for (k, pairs) in reads_of(op) {
                 for (o, v) in pairs.iter() {
-                    add(*k, *o, *v);
+                    add(*k, o, v);
                 }
             }
         }
@@ -288,8 +288,8 @@ impl<'h> Checker<'h> {
             }
             for (k, pairs) in reads_of(op) {
                 for (_, v) in pairs.iter() {
-                    if self.fail_writes.contains(&(*k, *v)) {
-                        let (k, v) = (*k, *v);
+                    if self.fail_writes.contains(&(*k, v)) {
+                        let k = *k;
                         self.report("G1a", |c| {
                             json!({"key": c.key(k), "value": c.msg(v),
                                    "writer": c.writer_of.get(&(k, v)).map(|w| c.op(w, None)),
@@ -489,8 +489,7 @@ impl<'h> Checker<'h> {
         for op in self.ops.clone() {
             for (k, pairs) in reads_of(op) {
                 let k = *k;
-                for w in pairs.windows(2) {
-                    let (v1, v2) = (w[0].1, w[1].1);
+                for ((_, v1), (_, v2)) in pairs.iter().zip(pairs.iter().skip(1)) {
                     match self.delta(k, Some(v1), Some(v2)) {
                         (d, Some((i1, i2))) if d > 1 => self.report("int-poll-skip", |c| {
                             json!({"key": c.key(k), "delta": d, "values": [c.msg(v1), c.msg(v2)],
@@ -577,8 +576,8 @@ impl<'h> Checker<'h> {
         for op in &self.ops {
             for (k, pairs) in reads_of(op) {
                 for (_, v) in pairs.iter() {
-                    if !self.writer_of.contains_key(&(*k, *v)) && seen.insert((*k, *v)) {
-                        found.push((*k, *v, op));
+                    if !self.writer_of.contains_key(&(*k, v)) && seen.insert((*k, v)) {
+                        found.push((*k, v, op));
                     }
                 }
             }

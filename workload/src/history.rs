@@ -2,7 +2,7 @@
 //!
 //! Keys and message values are interned to small integers. Final-phase polls name every key
 //! from offset 0, so at high rates a history holds tens of millions of `[offset, msg]`
-//! pairs; 16 bytes a pair keeps that in memory comfortably.
+//! pairs, kept at 4 bytes a pair when their offsets are consecutive (see [`Pairs`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -157,7 +157,100 @@ impl F {
 pub type PollResult = Box<[(KeyId, Pairs)]>;
 
 /// One key's `[offset, msg]` pairs, in the order the node returned them.
-pub type Pairs = Box<[(i64, MsgId)]>;
+///
+/// A poll returns a contiguous run per key, and a final-phase poll returns every key from
+/// offset 0, so a high-rate history holds tens of millions of pairs, nearly all in runs of
+/// consecutive offsets: those keep the first offset and the values alone, 4 bytes a pair
+/// instead of 16. Anything else (gaps, repeats, disorder: what the checker looks for) keeps
+/// each pair as returned. Either way `iter` yields exactly the pairs the node sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pairs {
+    /// Offsets `first`, `first + 1`, ... in order.
+    Run {
+        first: i64,
+        msgs: Box<[MsgId]>,
+    },
+    Explicit(Box<[(i64, MsgId)]>),
+}
+
+impl Pairs {
+    pub fn iter(&self) -> impl Iterator<Item = (i64, MsgId)> + Clone + '_ {
+        let (run, explicit) = match self {
+            Pairs::Run { first, msgs } => (Some((*first, msgs)), None),
+            Pairs::Explicit(ps) => (None, Some(ps)),
+        };
+        // `first + i` cannot overflow: `from_iter` builds a run only when it does not.
+        let run = run.into_iter().flat_map(|(first, msgs)| {
+            msgs.iter()
+                .enumerate()
+                .map(move |(i, m)| (first + i as i64, *m))
+        });
+        run.chain(explicit.into_iter().flat_map(|ps| ps.iter().copied()))
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Pairs::Run { msgs, .. } => msgs.len(),
+            Pairs::Explicit(ps) => ps.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn first(&self) -> Option<(i64, MsgId)> {
+        self.iter().next()
+    }
+
+    pub fn last(&self) -> Option<(i64, MsgId)> {
+        match self {
+            Pairs::Run { first, msgs } => {
+                let n = msgs.len().checked_sub(1)?;
+                Some((first + n as i64, msgs[n]))
+            }
+            Pairs::Explicit(ps) => ps.last().copied(),
+        }
+    }
+}
+
+impl FromIterator<(i64, MsgId)> for Pairs {
+    /// A run while the offsets go up by one; the first pair that breaks it turns what was
+    /// gathered so far into explicit pairs.
+    fn from_iter<I: IntoIterator<Item = (i64, MsgId)>>(pairs: I) -> Pairs {
+        let mut pairs = pairs.into_iter();
+        let Some((first, m)) = pairs.next() else {
+            return Pairs::Run {
+                first: 0,
+                msgs: Box::default(),
+            };
+        };
+        let mut msgs = vec![m];
+        let mut next = first.checked_add(1);
+        for (o, m) in pairs.by_ref() {
+            if next == Some(o) {
+                msgs.push(m);
+                next = o.checked_add(1);
+                continue;
+            }
+            let mut explicit: Vec<(i64, MsgId)> = Vec::with_capacity(msgs.len() + 1);
+            explicit.extend(msgs.iter().enumerate().map(|(i, m)| (first + i as i64, *m)));
+            explicit.push((o, m));
+            explicit.extend(pairs);
+            return Pairs::Explicit(explicit.into());
+        }
+        Pairs::Run {
+            first,
+            msgs: msgs.into(),
+        }
+    }
+}
+
+impl From<Vec<(i64, MsgId)>> for Pairs {
+    fn from(pairs: Vec<(i64, MsgId)>) -> Pairs {
+        pairs.into_iter().collect()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpValue {
@@ -296,7 +389,7 @@ impl History {
                             if j > 0 {
                                 line.push(',');
                             }
-                            let _ = write!(line, "[{o},{}]", t.msg_json(*m));
+                            let _ = write!(line, "[{o},{}]", t.msg_json(m));
                         }
                         line.push(']');
                     }
@@ -365,6 +458,31 @@ mod tests {
         assert_eq!(t.msg_json(neg), "-4");
         assert_eq!(t.key("7"), t.key("7"));
         assert_ne!(t.key("7"), t.key("8"));
+    }
+
+    #[test]
+    fn pairs_yield_exactly_what_was_stored_and_keep_only_consecutive_runs_compact() {
+        let m = MsgId;
+        let cases: Vec<Vec<(i64, MsgId)>> = vec![
+            vec![],
+            vec![(5, m(1))],
+            vec![(0, m(1)), (1, m(2)), (2, m(3))],
+            vec![(0, m(1)), (1, m(2)), (3, m(3)), (4, m(4))],
+            vec![(0, m(1)), (0, m(2))],
+            vec![(1, m(1)), (0, m(2))],
+            vec![(-1, m(1)), (0, m(2))],
+            vec![(i64::MAX - 1, m(1)), (i64::MAX, m(2))],
+            vec![(i64::MAX, m(1)), (i64::MIN, m(2))],
+        ];
+        for c in cases {
+            let p: Pairs = c.clone().into();
+            assert_eq!(p.iter().collect::<Vec<_>>(), c);
+            assert_eq!(p.len(), c.len());
+            assert_eq!(p.first(), c.first().copied());
+            assert_eq!(p.last(), c.last().copied());
+            let consecutive = c.windows(2).all(|w| w[0].0.checked_add(1) == Some(w[1].0));
+            assert_eq!(matches!(p, Pairs::Run { .. }), consecutive, "{c:?}");
+        }
     }
 
     #[test]
