@@ -34,7 +34,7 @@ pub struct Config {
     /// The reader never waits to fill a batch: it sends what it has whenever no complete line
     /// is buffered, so a lone request is never held back. Under a flood, larger batches mean
     /// fewer hand-offs, and fewer times a worker finds the queue empty and spins before it
-    /// sleeps; 256 used about a fifth less CPU than 64 on a 1M-request replay (BENCHMARKS.md).
+    /// sleeps; 256 used about a sixth less CPU than 64 on a 1M-request replay (BENCHMARKS.md).
     pub batch: usize,
     /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB. A longer
     /// line is skipped with a note on stderr.
@@ -43,7 +43,7 @@ pub struct Config {
     /// worst: simd-json's tape (24 bytes per value) and structural index (4 bytes per
     /// structural character), three copies of the line (gathered, padded for simd-json, its
     /// string buffer) and the stored `msg`. The worst shape, an array of one-digit numbers,
-    /// took the node to 373 MiB at 16 MiB and 1.27 GiB at 64 MiB (BENCHMARKS.md), so the default
+    /// took the node to 377 MiB at 16 MiB and 1.43 GiB at 64 MiB (BENCHMARKS.md), so the default
     /// keeps a line under 512 MiB. The parse buffers of a line over 1 MiB are freed after it.
     pub max_line: usize,
     /// Milliseconds after which a reply to a client is dropped instead of sent, counted from
