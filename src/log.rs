@@ -269,17 +269,27 @@ impl<T> Log<T> {
     }
 
     /// Calls `f(offset, value)` for the messages (not the holes) at offsets `from..to` that are
-    /// congruent to `from` modulo `step`, ascending; unset slots are skipped too.
+    /// congruent to `from` modulo `step`, ascending; unset slots are skipped too. Stops at the
+    /// first call that returns false, and returns that call's offset.
     ///
     /// **Locking behaviour:** takes no lock.
-    pub fn visit_every(&self, from: u64, to: u64, step: u64, mut f: impl FnMut(u64, &T)) {
+    pub fn visit_every(
+        &self,
+        from: u64,
+        to: u64,
+        step: u64,
+        mut f: impl FnMut(u64, &T) -> bool,
+    ) -> Option<u64> {
         let mut offset = from;
         while offset < to {
-            if let Some(Some(value)) = self.slot(offset).and_then(OnceLock::get) {
-                f(offset, value);
+            if let Some(Some(value)) = self.slot(offset).and_then(OnceLock::get)
+                && !f(offset, value)
+            {
+                return Some(offset);
             }
             offset += step;
         }
+        None
     }
 
     /// Calls `f(offset, value)` for the stored values at offsets `from..`, ascending and without

@@ -43,6 +43,13 @@
 //! Committed offsets ride along: each update carries the sender's committed value for the key,
 //! merged by maximum.
 //!
+//! **Bounds.** A peer cannot make us do unbounded work with one message: an update whose
+//! promise is more than [`JUMP_ROUNDS`] rounds above our own round counter for the key is
+//! refused (the sender cuts its ranges at that many rounds above what we acknowledged, so a
+//! correct peer never is), and an ack above the highest promise we ever sent that peer is
+//! refused. A line stays under [`LINE_MAX`]: a range that does not fit is cut short at a message
+//! of ours (a lower promise, with every message of ours below it) and the rest goes next period.
+//!
 //! # Threads
 //!
 //! The reader hands `replicate` messages to the replication thread (`replication::run`, private
@@ -85,6 +92,20 @@ pub const TYPE: &str = "replicate";
 /// Ranges from one sender for one key that arrived before the ranges below them; more are
 /// dropped (the sender resends everything unacknowledged, so nothing is lost, only delayed).
 const PENDING_MAX: usize = 64;
+
+/// How many rounds above our own round counter for a key a peer's update may reach (its `to`,
+/// and so every offset in it). A correct peer never goes past it: it cuts each range at this
+/// many rounds above what we acknowledged, and our counter is always at or above the round of
+/// what we acknowledged. Without it one lying update near the log's capacity would have us mark
+/// billions of holes and allocate every segment; with it, one update costs at most this many
+/// rounds of slots (at most about 20 MiB at 5 nodes).
+pub const JUMP_ROUNDS: u64 = 1 << 16;
+
+/// The size a `replicate` line is cut to, in bytes: far below the receiver's longest line
+/// (16 MiB by default), so that after a long partition the backlog goes over several periods
+/// instead of as one line the receiver refuses every time. Only a single message larger than
+/// this goes alone in a longer line.
+pub const LINE_MAX: usize = 1 << 20;
 
 /// One `replicate` message, as parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -240,6 +261,8 @@ struct Link {
     // Our class, towards that peer.
     /// The promise we last sent it.
     sent: u64,
+    /// The highest promise we ever sent it (`sent` goes back to `acked` for a resend).
+    sent_max: u64,
     /// The promise it acknowledged.
     acked: u64,
     sent_committed: u64,
@@ -273,6 +296,9 @@ struct Peer {
     unacked: BTreeSet<CompactString>,
     /// Keys it told us about since our last message to it: we owe it an acknowledgement.
     owed: BTreeSet<CompactString>,
+    /// Keys whose news did not all fit in our last message to it (see `LINE_MAX` and
+    /// `JUMP_ROUNDS`): the rest goes in the next.
+    behind: BTreeSet<CompactString>,
     /// Its current retry delay, in milliseconds.
     retry: u64,
 }
@@ -302,6 +328,7 @@ impl Replicator {
                 Peer {
                     unacked: BTreeSet::new(),
                     owed: BTreeSet::new(),
+                    behind: BTreeSet::new(),
                     retry,
                 };
                 cluster.len()
@@ -326,6 +353,7 @@ impl Replicator {
             links: (0..cluster.len())
                 .map(|j| Link {
                     sent: cluster.class().i,
+                    sent_max: cluster.class().i,
                     acked: cluster.class().i,
                     known: j as u64,
                     ..Link::default()
@@ -353,6 +381,21 @@ impl Replicator {
                 );
                 continue;
             }
+            // Checked against our round counter, which is raised past every offset and
+            // promise of any peer we have taken (see `JUMP_ROUNDS`).
+            let ours = store
+                .get(&update.key)
+                .map_or(0, |topic| topic.log.reserved());
+            let round = (update.to - theirs.i) / theirs.n;
+            if round > ours.saturating_add(JUMP_ROUNDS) {
+                crate::diag::note!(
+                    "ignored an update from {src} for key {:?}: its promise {} is more than \
+                     {JUMP_ROUNDS} rounds above ours ({ours})",
+                    update.key,
+                    update.to
+                );
+                continue;
+            }
             self.apply_update(j, theirs, update, store);
         }
         for ack in &message.acks {
@@ -364,6 +407,16 @@ impl Replicator {
                 continue;
             };
             let link = &mut state.links[j];
+            // Taking a promise we never made would stop every resend of the key to that peer.
+            if ack.known > link.sent_max {
+                crate::diag::note!(
+                    "ignored an ack from {src} for key {:?}: {} is above anything sent ({})",
+                    ack.key,
+                    ack.known,
+                    link.sent_max
+                );
+                continue;
+            }
             link.acked = link.acked.max(ack.known);
             link.acked_committed = link.acked_committed.max(ack.committed);
             if link.acked >= link.sent && link.acked_committed >= link.sent_committed {
@@ -455,12 +508,14 @@ impl Replicator {
             if j == self.cluster.me {
                 continue;
             }
+            let behind = std::mem::take(&mut self.peers[j].behind);
             let mut send: BTreeSet<CompactString> = news
                 .iter()
+                .chain(&behind)
                 .filter(|key| {
                     let state = &self.keys[key.as_str()];
                     let link = &state.links[j];
-                    state.promise > link.sent || state.committed > link.sent_committed
+                    self.limit(state, j) > link.sent || state.committed > link.sent_committed
                 })
                 .cloned()
                 .collect();
@@ -486,17 +541,48 @@ impl Replicator {
             }
             let owed = std::mem::take(&mut self.peers[j].owed);
             if send.is_empty() && owed.is_empty() {
+                self.peers[j].behind = behind;
                 continue;
             }
-            let line = self.message(j, &send, &owed, now, store);
-            self.peers[j].unacked.extend(send);
-            lines.push(line);
+            let (line, written) = self.message(j, &send, &owed, now, store);
+            // A key still short of its promise or committed value goes again next period;
+            // one held back by the acknowledged bound is looked at again then too. A key that
+            // expired with nothing left to send (its acknowledgement came meanwhile) is done.
+            for key in send.iter().chain(&behind) {
+                let state = &self.keys[key.as_str()];
+                let link = &state.links[j];
+                if state.promise > link.sent || state.committed > link.sent_committed {
+                    self.peers[j].behind.insert(key.clone());
+                }
+                if link.acked >= link.sent && link.acked_committed >= link.sent_committed {
+                    self.peers[j].unacked.remove(key.as_str());
+                }
+            }
+            self.peers[j].unacked.extend(written.iter().cloned());
+            if !written.is_empty() || !owed.is_empty() {
+                lines.push(line);
+            }
         }
         lines
     }
 
-    /// Writes the message to peer `j` carrying `send` and the acks for `owed`, and records what
-    /// was sent.
+    /// The highest promise we may send peer `j` for a key now: our promise, but at most
+    /// `JUMP_ROUNDS` rounds above what it acknowledged, which it is sure to accept.
+    fn limit(&self, state: &KeyState, j: usize) -> u64 {
+        let acked = state.links[j].acked;
+        let round = (acked - self.class.i) / self.class.n;
+        self.class
+            .offset(round.saturating_add(JUMP_ROUNDS))
+            .map_or(state.promise, |cap| cap.min(state.promise))
+    }
+
+    /// Writes the message to peer `j` carrying `send` and the acks for `owed`, records what was
+    /// sent, and returns the line with the keys it carries an update of.
+    ///
+    /// The line stays under `LINE_MAX` (unless its first message alone is longer): acks that do
+    /// not fit are owed again, a key's range is cut short at the first message that does not fit
+    /// (a lower promise is still a promise, as every message of ours below it goes along), and
+    /// keys that do not fit at all wait for the next period.
     fn message(
         &mut self,
         j: usize,
@@ -504,69 +590,110 @@ impl Replicator {
         owed: &BTreeSet<CompactString>,
         now: u64,
         store: &Logs,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Vec<CompactString>) {
+        let mut acks = Vec::new();
+        for key in owed {
+            if acks.len() > LINE_MAX / 2 {
+                self.peers[j].owed.insert(key.clone());
+                continue;
+            }
+            let state = &self.keys[key.as_str()];
+            if !acks.is_empty() {
+                acks.push(b',');
+            }
+            acks.push(b'[');
+            write_str(&mut acks, key);
+            acks.push(b',');
+            write_u64(&mut acks, state.links[j].known);
+            acks.push(b',');
+            write_u64(&mut acks, state.committed);
+            acks.push(b']');
+        }
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"{\"src\":");
         write_str(&mut out, self.cluster.my_id());
         out.extend_from_slice(b",\"dest\":");
         write_str(&mut out, &self.cluster.ids[j]);
         out.extend_from_slice(b",\"body\":{\"type\":\"replicate\",\"updates\":[");
+        // What follows the updates, and an update's `to` and `committed` with their commas.
+        let tail = b"],\"acks\":[]}}\n".len() + acks.len();
+        const NUMBERS: usize = 2 * 21;
         let step = self.class.n;
-        for (n, key) in send.iter().enumerate() {
-            let state = self.keys.get_mut(key.as_str()).expect("news has state");
-            let (promise, committed) = (state.promise, state.committed);
-            let link = &mut state.links[j];
-            if n > 0 {
+        let mut written = Vec::new();
+        let mut msgs = Vec::new();
+        for key in send {
+            let state = &self.keys[key.as_str()];
+            let link = &state.links[j];
+            // Never below what it was sent: a promise only moves forward.
+            let limit = self.limit(state, j).max(link.sent);
+            let mark = out.len();
+            if !written.is_empty() {
                 out.push(b',');
             }
             out.push(b'[');
             write_str(&mut out, key);
-            for value in [link.sent, promise, committed] {
+            out.push(b',');
+            write_u64(&mut out, link.sent);
+            let fixed = out.len() + NUMBERS + b",[]]".len() + tail;
+            if fixed > LINE_MAX && !written.is_empty() {
+                out.truncate(mark);
+                continue;
+            }
+            msgs.clear();
+            let mut to = limit;
+            if let Some(topic) = store.get(key) {
+                let lone = written.is_empty();
+                let stop = topic
+                    .log
+                    .visit_every(link.sent, limit, step, |offset, msg| {
+                        let before = msgs.len();
+                        if before > 0 {
+                            msgs.push(b',');
+                        }
+                        msgs.push(b'[');
+                        write_u64(&mut msgs, offset);
+                        msgs.push(b',');
+                        write_str(&mut msgs, msg);
+                        msgs.push(b']');
+                        // The first message of a line goes whatever its size, or nothing would.
+                        let fits = fixed + msgs.len() <= LINE_MAX || (lone && before == 0);
+                        if !fits {
+                            msgs.truncate(before);
+                        }
+                        fits
+                    });
+                if let Some(stop) = stop {
+                    to = stop;
+                }
+            }
+            let state = self.keys.get_mut(key.as_str()).expect("news has state");
+            let committed = state.committed;
+            let link = &mut state.links[j];
+            if to == link.sent && committed == link.sent_committed {
+                out.truncate(mark);
+                continue;
+            }
+            for value in [to, committed] {
                 out.push(b',');
                 write_u64(&mut out, value);
             }
             out.extend_from_slice(b",[");
-            let mut first = true;
-            if let Some(topic) = store.get(key) {
-                topic
-                    .log
-                    .visit_every(link.sent, promise, step, |offset, msg| {
-                        if !first {
-                            out.push(b',');
-                        }
-                        first = false;
-                        out.push(b'[');
-                        write_u64(&mut out, offset);
-                        out.push(b',');
-                        write_str(&mut out, msg);
-                        out.push(b']');
-                    });
-            }
+            out.extend_from_slice(&msgs);
             out.extend_from_slice(b"]]");
             // The retry counts from the oldest range not acknowledged: a key with news every
             // period would otherwise never be resent while it stays busy.
             if link.acked >= link.sent && link.acked_committed >= link.sent_committed {
                 link.sent_at = now;
             }
-            link.sent = promise;
+            link.sent = to;
+            link.sent_max = link.sent_max.max(to);
             link.sent_committed = committed;
+            written.push(key.clone());
         }
         out.extend_from_slice(b"],\"acks\":[");
-        for (n, key) in owed.iter().enumerate() {
-            let state = &self.keys[key.as_str()];
-            if n > 0 {
-                out.push(b',');
-            }
-            out.push(b'[');
-            write_str(&mut out, key);
-            out.push(b',');
-            write_u64(&mut out, state.links[j].known);
-            out.push(b',');
-            write_u64(&mut out, state.committed);
-            out.push(b']');
-        }
+        out.extend_from_slice(&acks);
         out.extend_from_slice(b"]}}\n");
-        out
+        (out, written)
     }
 }
 
@@ -873,6 +1000,114 @@ mod tests {
         pair.deliver(1, &resend);
         let seen = pair.visible(1, "k");
         assert_eq!(seen.len() as u64, sends + 3, "{seen:?}");
+    }
+
+    /// Delivers a hand-written `replicate` body from n0 to n1.
+    fn from_n0(pair: &mut Pair, body: &str) {
+        let line = format!(r#"{{"src":"n0","dest":"n1","body":{{"type":"replicate",{body}}}}}"#);
+        pair.deliver(1, line.as_bytes());
+    }
+
+    #[test]
+    fn an_update_far_above_everything_known_of_the_key_is_refused() {
+        let mut pair = Pair::new();
+        // n0's class is the even offsets; one round past the bound, then a message there.
+        let far = 2 * (JUMP_ROUNDS + 1);
+        from_n0(&mut pair, &format!(r#""updates":[["k",0,{far},0,[]]]"#));
+        from_n0(
+            &mut pair,
+            &format!(r#""updates":[["k",{far},{},0,[[{far},"7"]]]]"#, far + 2),
+        );
+        assert_eq!(pair.store(1).reserved_offsets("k"), 0, "no round skipped");
+        assert_eq!(pair.visible(1, "k"), []);
+        // A range within the bound is still taken.
+        let near = 2 * JUMP_ROUNDS;
+        from_n0(
+            &mut pair,
+            &format!(r#""updates":[["k",0,{near},0,[[0,"1"]]]]"#),
+        );
+        assert_eq!(pair.visible(1, "k"), [(0, "1".into())]);
+        assert_eq!(pair.store(1).reserved_offsets("k"), JUMP_ROUNDS);
+    }
+
+    #[test]
+    fn an_ack_above_anything_sent_is_refused_and_the_resend_goes_on() {
+        let mut pair = Pair::new();
+        let retry = pair.nodes[0].1.timing().retry.as_millis() as u64;
+        pair.store(0).append("k", "1".into()).unwrap();
+        let _lost = pair.tick(0, 0).expect("news");
+        let lie =
+            r#"{"src":"n1","dest":"n0","body":{"type":"replicate","acks":[["k",1000000,0]]}}"#;
+        pair.deliver(0, lie.as_bytes());
+        let again = pair.tick(0, retry).expect("still unacknowledged: resend");
+        assert!(
+            text(&again).contains(r#"["k",0,2,0,[[0,"1"]]]"#),
+            "{}",
+            text(&again)
+        );
+    }
+
+    #[test]
+    fn a_long_backlog_goes_in_lines_under_the_cap_and_still_arrives_whole() {
+        let mut pair = Pair::new();
+        let period = pair.nodes[0].1.timing().period.as_millis() as u64;
+        // About three caps' worth of messages, none acknowledged yet.
+        let big = format!("\"{}\"", "x".repeat(998));
+        let count = 3 * LINE_MAX / big.len();
+        for _ in 0..count {
+            pair.store(0).append("k", big.as_str().into()).unwrap();
+        }
+        pair.store(0).append("j", "1".into()).unwrap();
+        let mut now = 0;
+        let mut lines = 0;
+        while pair.visible(1, "k").len() < count || pair.visible(1, "j").is_empty() {
+            assert!(lines < 20, "no convergence after {lines} lines");
+            if let Some(batch) = pair.tick(0, now) {
+                assert!(batch.len() <= LINE_MAX, "a line of {} bytes", batch.len());
+                lines += 1;
+                pair.deliver(1, &batch);
+            }
+            if let Some(ack) = pair.tick(1, now) {
+                pair.deliver(0, &ack);
+            }
+            now += period;
+        }
+        assert!(lines >= 3, "the backlog was cut: {lines} lines");
+        // Once acknowledged, both fall silent.
+        for _ in 0..3 {
+            if let Some(ack) = pair.tick(1, now) {
+                pair.deliver(0, &ack);
+            }
+            if let Some(batch) = pair.tick(0, now) {
+                pair.deliver(1, &batch);
+            }
+            now += period;
+        }
+        assert_eq!(pair.tick(0, now + 100 * period), None);
+    }
+
+    #[test]
+    fn a_promise_far_ahead_of_what_a_peer_acknowledged_goes_in_steps_it_accepts() {
+        let mut pair = Pair::new();
+        let period = pair.nodes[0].1.timing().period.as_millis() as u64;
+        // n0 skipped far ahead (as if a third node had sent that many), then sent one message.
+        let rounds = 3 * JUMP_ROUNDS + 5;
+        pair.store(0)
+            .get_or_create("k")
+            .log
+            .raise_to(Class { n: 2, i: 0 }, rounds);
+        pair.store(0).append("k", "1".into()).unwrap();
+        let mut now = 0;
+        for _ in 0..10 {
+            if let Some(batch) = pair.tick(0, now) {
+                pair.deliver(1, &batch);
+            }
+            if let Some(ack) = pair.tick(1, now) {
+                pair.deliver(0, &ack);
+            }
+            now += period;
+        }
+        assert_eq!(pair.visible(1, "k"), [(2 * rounds, "1".into())]);
     }
 
     #[test]
