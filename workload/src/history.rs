@@ -174,18 +174,14 @@ pub enum Pairs {
 }
 
 impl Pairs {
-    pub fn iter(&self) -> impl Iterator<Item = (i64, MsgId)> + Clone + '_ {
-        let (run, explicit) = match self {
-            Pairs::Run { first, msgs } => (Some((*first, msgs)), None),
-            Pairs::Explicit(ps) => (None, Some(ps)),
-        };
-        // `first + i` cannot overflow: `from_iter` builds a run only when it does not.
-        let run = run.into_iter().flat_map(|(first, msgs)| {
-            msgs.iter()
-                .enumerate()
-                .map(move |(i, m)| (first + i as i64, *m))
-        });
-        run.chain(explicit.into_iter().flat_map(|ps| ps.iter().copied()))
+    pub fn iter(&self) -> PairsIter<'_> {
+        match self {
+            Pairs::Run { first, msgs } => PairsIter::Run {
+                next: *first,
+                msgs: msgs.iter(),
+            },
+            Pairs::Explicit(ps) => PairsIter::Explicit(ps.iter()),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -214,6 +210,44 @@ impl Pairs {
     }
 }
 
+/// The pairs of a [`Pairs`], in order: a plain iterator rather than adapters, because the
+/// checker walks every pair of the history several times.
+#[derive(Debug, Clone)]
+pub enum PairsIter<'a> {
+    Run {
+        next: i64,
+        msgs: std::slice::Iter<'a, MsgId>,
+    },
+    Explicit(std::slice::Iter<'a, (i64, MsgId)>),
+}
+
+impl Iterator for PairsIter<'_> {
+    type Item = (i64, MsgId);
+
+    fn next(&mut self) -> Option<(i64, MsgId)> {
+        match self {
+            PairsIter::Run { next, msgs } => {
+                let m = *msgs.next()?;
+                let o = *next;
+                // Wraps only past the run's last pair (`from_iter` builds no run that
+                // overflows), where the value is never read.
+                *next = o.wrapping_add(1);
+                Some((o, m))
+            }
+            PairsIter::Explicit(ps) => ps.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            PairsIter::Run { msgs, .. } => msgs.size_hint(),
+            PairsIter::Explicit(ps) => ps.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for PairsIter<'_> {}
+
 impl FromIterator<(i64, MsgId)> for Pairs {
     /// A run while the offsets go up by one; the first pair that breaks it turns what was
     /// gathered so far into explicit pairs.
@@ -225,7 +259,8 @@ impl FromIterator<(i64, MsgId)> for Pairs {
                 msgs: Box::default(),
             };
         };
-        let mut msgs = vec![m];
+        let mut msgs = Vec::with_capacity(pairs.size_hint().0.saturating_add(1));
+        msgs.push(m);
         let mut next = first.checked_add(1);
         for (o, m) in pairs.by_ref() {
             if next == Some(o) {
