@@ -150,7 +150,7 @@ impl Worker {
     pub fn advance(&mut self, polled: &[(KeyId, Pairs)]) -> Vec<(KeyId, i64)> {
         let mut commit = Vec::new();
         for (key, pairs) in polled {
-            let max = pairs.iter().map(|p| p.0).max();
+            let max = pairs.max_offset();
             let next = self.offsets.entry(*key).or_insert(0);
             *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
             if let Some(max) = max {
@@ -176,7 +176,7 @@ impl Worker {
             return;
         };
         for (k, pairs) in polled {
-            let max = pairs.iter().map(|p| p.0).max().unwrap_or(-1);
+            let max = pairs.max_offset().unwrap_or(-1);
             if targets.get(k).is_some_and(|t| *t <= max) {
                 targets.remove(k);
             }

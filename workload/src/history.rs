@@ -195,6 +195,14 @@ impl Pairs {
         self.len() == 0
     }
 
+    /// The highest offset, without walking a run (whose last offset is its highest).
+    pub fn max_offset(&self) -> Option<i64> {
+        match self {
+            Pairs::Run { .. } => self.last().map(|p| p.0),
+            Pairs::Explicit(ps) => ps.iter().map(|p| p.0).max(),
+        }
+    }
+
     pub fn first(&self) -> Option<(i64, MsgId)> {
         self.iter().next()
     }
@@ -515,6 +523,7 @@ mod tests {
             assert_eq!(p.len(), c.len());
             assert_eq!(p.first(), c.first().copied());
             assert_eq!(p.last(), c.last().copied());
+            assert_eq!(p.max_offset(), c.iter().map(|p| p.0).max());
             let consecutive = c.windows(2).all(|w| w[0].0.checked_add(1) == Some(w[1].0));
             assert_eq!(matches!(p, Pairs::Run { .. }), consecutive, "{c:?}");
         }

@@ -34,7 +34,7 @@ fn max_offsets(v: &OpValue, out: &mut Vec<(KeyId, i64)>) {
         OpValue::Poll(Some(msgs)) => {
             out.extend(
                 msgs.iter()
-                    .map(|(k, pairs)| (*k, pairs.iter().map(|p| p.0).max().unwrap_or(-1))),
+                    .map(|(k, pairs)| (*k, pairs.max_offset().unwrap_or(-1))),
             );
         }
         _ => {}

@@ -967,7 +967,7 @@ impl Runner<'_> {
 
     fn poll_done(&mut self, w: usize, now: u64, msgs: PollResult) {
         for (k, pairs) in msgs.iter() {
-            let max = pairs.iter().map(|p| p.0).max().unwrap_or(-1);
+            let max = pairs.max_offset().unwrap_or(-1);
             self.generator.polled_ok(*k, max);
         }
         self.workers[w].final_progress(&msgs);
