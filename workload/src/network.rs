@@ -31,6 +31,7 @@ use std::collections::BinaryHeap;
 
 use crate::lamport::{self, EventKind, MsgEvent};
 use crate::nemesis::Grudge;
+use crate::protocol;
 
 /// A place on the network other than a client: a node (`0..nodes`) or a service after them.
 pub type Addr = usize;
@@ -400,25 +401,12 @@ pub fn envelope(out: &mut Vec<u8>, id: u64, src: &str, dest: &str, body: &str) {
     out.extend_from_slice(b"{\"id\":");
     out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
     out.extend_from_slice(b",\"src\":");
-    json_str(out, src);
+    protocol::write_str(out, src);
     out.extend_from_slice(b",\"dest\":");
-    json_str(out, dest);
+    protocol::write_str(out, dest);
     out.extend_from_slice(b",\"body\":");
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b"}\n");
-}
-
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Network names are node ids and service names; serde handles anything odd.
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
 }
 
 #[cfg(test)]

@@ -609,8 +609,9 @@ fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-/// Writes `s` as a JSON string. Keys we generate are digits, so the fast path is a copy.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+/// Writes `s` as a JSON string. Keys we generate are digits and network names are node ids and
+/// service names, so the fast path is a copy; serde escapes anything else.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
