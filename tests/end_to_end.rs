@@ -19,6 +19,18 @@ fn node() -> Command {
     command
 }
 
+/// Everything the node wrote on stderr (call once it has exited or its stdin is closed).
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr is UTF-8");
+    stderr
+}
+
 #[test]
 fn a_few_hundred_mixed_requests_then_eof_exits_cleanly() {
     let mut requests = vec![init()];
@@ -82,13 +94,7 @@ fn a_few_hundred_mixed_requests_then_eof_exits_cleanly() {
         let pairs = last["msgs"][k.to_string()].as_array().unwrap();
         assert_eq!(pairs.len(), 20, "key {k}");
     }
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert_eq!(stderr, "", "nothing to complain about");
 }
 
@@ -166,12 +172,6 @@ fn a_closed_stdout_is_a_clean_exit() {
     };
     drop(stdin);
     assert!(status.success(), "exit status {status}");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = stderr_of(&mut child);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
