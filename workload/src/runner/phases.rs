@@ -1,0 +1,346 @@
+//! The run's phases and the event loop that drives each: init, main, recovery sleep, final
+//! catch-up; the rate limiter and the crash schedule; waiting for events.
+
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+
+use super::{FINAL_POLL_MEAN, MS, Phase, RATE_SLACK, Runner, SEC, body_text, sub_seed};
+use crate::client::{FinalState, Pending, Worker};
+use crate::generator::Stagger;
+use crate::history::{KeyId, OpType, OpValue};
+use crate::nemesis::{self, Nemesis};
+use crate::protocol::Encoder;
+
+impl Runner<'_> {
+    /// Sends each node its `init` and waits up to 10 s for every `init_ok`.
+    pub(super) fn init(&mut self) -> Option<String> {
+        let node_ids = self.cfg.node_ids.clone();
+        for (i, name) in node_ids.iter().enumerate() {
+            let c = self.new_client();
+            self.init_clients.insert(c, i);
+            let id = self.net.next_id();
+            let client = format!("c{c}");
+            let now = self.now();
+            let slot = &mut self.nodes[i];
+            let from = slot.out.len();
+            Encoder::start(&mut slot.out, id, &client, name, "init", 1)
+                .str_field("node_id", name)
+                .strs_field("node_ids", node_ids.iter().map(String::as_str))
+                .finish();
+            let line = &slot.out[from..];
+            self.net
+                .note_client(now, id, &client, name, || body_text(line));
+        }
+        self.flush();
+        // `--init-timeout`: Maelstrom waits 10 s for each node's `init_ok`.
+        let deadline = self.now() + (self.cfg.opts.init_timeout * SEC as f64) as u64;
+        while self.init_done.iter().any(Option::is_none) && !self.all_crashed {
+            let now = self.now();
+            if now >= deadline {
+                break;
+            }
+            self.wait(deadline.min(now + 100 * MS));
+        }
+        // The init clients are closed: a late init_ok is an Invalid dest from here on.
+        self.init_clients.clear();
+        let mut errors = Vec::new();
+        for (i, done) in self.init_done.iter().enumerate() {
+            match done {
+                Some(Ok(())) => {}
+                Some(Err(e)) => errors.push(format!("{}: {e}", node_ids[i])),
+                None if self.nodes[i].eof => errors.push(format!(
+                    "{}: exited (or closed stdout) before answering init",
+                    node_ids[i]
+                )),
+                None => errors.push(format!(
+                    "{}: no init_ok within {} s (--init-timeout)",
+                    node_ids[i], self.cfg.opts.init_timeout
+                )),
+            }
+        }
+        if errors.is_empty() {
+            None
+        } else {
+            Some(format!("init failed: {}", errors.join("; ")))
+        }
+    }
+
+    pub(super) fn main_and_final(&mut self) {
+        for thread in 0..self.cfg.concurrency {
+            let c = self.new_client();
+            self.clients.insert(c, thread);
+            self.workers
+                .push(Worker::new(thread, thread % self.nodes.len(), c));
+            self.free.push(thread);
+        }
+        let opts = &self.cfg.opts;
+        let secs = |s: f64| (s * SEC as f64) as u64;
+        let (time_limit, sleep, final_limit) = (
+            secs(opts.time_limit),
+            secs(opts.recovery_sleep),
+            secs(opts.final_time_limit),
+        );
+        self.timeline.main_start = self.now();
+        let main_end = self.timeline.main_start + time_limit;
+        if self.cfg.partitions {
+            self.nemesis = Some(Nemesis::new(
+                self.nodes.len(),
+                self.cfg.nemesis_interval,
+                self.timeline.main_start,
+                sub_seed(self.cfg.seed, 3),
+            ));
+        }
+        self.progress
+            .phase("main", self.timeline.main_start, main_end);
+        self.pump(Phase::Main, main_end);
+        self.timeline.main_end = self.now();
+        // Jepsen's final nemesis generator: heal, whatever the state, before the sleep.
+        if let Some(mut n) = self.nemesis.take() {
+            let op = n.heal();
+            self.apply_nemesis(op);
+        }
+        if self.all_crashed {
+            return;
+        }
+        self.progress.note("Waiting for recovery...");
+        let sleep_start = self.now();
+        let sleep_end = sleep_start + sleep;
+        self.progress.phase("recovery", sleep_start, sleep_end);
+        self.pump(Phase::Recovery, sleep_end);
+        if self.all_crashed {
+            return;
+        }
+        self.timeline.final_start = self.now();
+        let final_end = self.timeline.final_start + final_limit;
+        self.progress
+            .phase("final", self.timeline.final_start, final_end);
+        self.start_final();
+        self.pump(Phase::Final, final_end);
+        self.timeline.final_end = self.now();
+    }
+
+    /// Runs the event loop for one phase. Ops are issued until `end` (main, final) and
+    /// then the loop drains what is in flight; the recovery phase just waits until `end`.
+    fn pump(&mut self, phase: Phase, end: u64) {
+        loop {
+            let now = self.now();
+            // Replies the readers read before the horizon are in the channel; handle them
+            // before timing out anything due before it (a reply counts if it was read in time).
+            let horizon = self.handed_over_before(now);
+            while let Ok(batch) = self.events.try_recv() {
+                self.handle(batch);
+            }
+            self.expire(horizon);
+            let issuing = match phase {
+                Phase::Main => now < end,
+                Phase::Final => {
+                    now < end
+                        && self
+                            .workers
+                            .iter()
+                            .any(|w| !matches!(w.fin, FinalState::Done))
+                }
+                Phase::Recovery => false,
+            };
+            let mut wake = now + 100 * MS;
+            if phase == Phase::Main
+                && now < end
+                && let Some(n) = &mut self.nemesis
+            {
+                if n.due() <= now {
+                    let op = n.step();
+                    self.apply_nemesis(op);
+                }
+                wake = wake.min(self.nemesis.as_ref().map_or(u64::MAX, Nemesis::due));
+            }
+            if issuing {
+                let due = match phase {
+                    Phase::Main => self.dispatch_main(now),
+                    _ => self.dispatch_final(now),
+                };
+                wake = wake.min(due).min(end);
+            }
+            self.flush();
+            self.progress.draw(now, self.h.ops.len(), self.busy);
+            if self.all_crashed {
+                self.abandon_in_flight(now);
+                return;
+            }
+            match phase {
+                Phase::Recovery if now >= end => return,
+                Phase::Recovery => wake = wake.min(end),
+                _ if !issuing && self.busy == 0 => return,
+                _ => {}
+            }
+            if let Some(&(d, _, _)) = self.timeouts.front() {
+                // A deadline held back by a reader still busy with earlier lines: look again soon.
+                wake = wake.min(d.max(now + MS));
+            }
+            self.wait(wake);
+        }
+    }
+
+    /// Partitions or heals the network, and records it in the history as Jepsen does: an
+    /// `:info` invocation and an `:info` completion by the `nemesis` process.
+    fn apply_nemesis(&mut self, op: nemesis::Op) {
+        let now = self.now();
+        let (f, invoke, done) = match &op {
+            nemesis::Op::Start(shape, grudge) => {
+                self.net.partition(grudge);
+                self.timeline.partitions.push((now, u64::MAX));
+                (
+                    "start-partition",
+                    serde_json::json!(shape.name()),
+                    grudge.to_json(&self.cfg.node_ids),
+                )
+            }
+            nemesis::Op::Stop => {
+                self.net.heal();
+                if let Some(span) = self.timeline.partitions.last_mut()
+                    && span.1 == u64::MAX
+                {
+                    span.1 = now;
+                }
+                (
+                    "stop-partition",
+                    serde_json::Value::Null,
+                    serde_json::json!("network-healed"),
+                )
+            }
+        };
+        self.progress.note(&format!("nemesis: {op}"));
+        self.h.push_nemesis(now, f, invoke);
+        self.h.push_nemesis(now, f, done);
+    }
+
+    /// Blocks until events arrive or `until`, then handles everything available.
+    fn wait(&mut self, until: u64) {
+        let until = until.min(self.net.next_deadline().unwrap_or(u64::MAX));
+        let now = self.now();
+        let first = if until > now {
+            self.events.recv_timeout(Duration::from_nanos(until - now))
+        } else {
+            self.events
+                .try_recv()
+                .map_err(|_| RecvTimeoutError::Timeout)
+        };
+        match first {
+            Ok(batch) => self.handle(batch),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                // Every reader is gone: all nodes closed stdout. Sleep so we do not spin.
+                std::thread::sleep(Duration::from_nanos(until.saturating_sub(now).min(10 * MS)));
+                self.check_crashed();
+            }
+        }
+        while let Ok(batch) = self.events.try_recv() {
+            self.handle(batch);
+        }
+        self.deliver();
+        self.flush();
+    }
+
+    /// When every node's stdout hit EOF and the processes exited, nothing can answer any
+    /// more: the run stops early instead of waiting out its phases.
+    pub(super) fn check_crashed(&mut self) {
+        if self
+            .nodes
+            .iter_mut()
+            .all(|n| n.eof && n.node.exited().is_some())
+        {
+            self.all_crashed = true;
+        }
+    }
+
+    fn abandon_in_flight(&mut self, now: u64) {
+        for w in 0..self.workers.len() {
+            if !matches!(self.workers[w].pending, Pending::Idle) {
+                self.fail_pending(w, now, "node crashed".into(), false);
+            }
+        }
+    }
+
+    /// Issues main-phase ops that are due. Returns when the next one is due.
+    fn dispatch_main(&mut self, now: u64) -> u64 {
+        if self.crashes.due(now) <= now && !self.free.is_empty() {
+            let w = self.take_free();
+            self.crash(w, now);
+            self.free.push(w);
+            self.crashes.issued(now, 0, &mut self.rng);
+        }
+        while !self.free.is_empty() && self.rate.due(now) <= now {
+            let w = self.take_free();
+            let op = self.generator.next(&mut self.rng);
+            self.start(w, op, now);
+            self.rate.issued(now, RATE_SLACK, &mut self.rng);
+        }
+        let mut due = self.crashes.due(now);
+        if !self.free.is_empty() {
+            due = due.min(self.rate.due(now));
+        }
+        due
+    }
+
+    /// A `crash` op: always `:info`, and the worker gets a fresh process and client.
+    fn crash(&mut self, w: usize, now: u64) {
+        let process = self.workers[w].process;
+        self.h
+            .push(now, process, OpType::Invoke, OpValue::Crash, None);
+        self.h
+            .push(now, process, OpType::Info, OpValue::Crash, None);
+        self.replace_client(w);
+    }
+
+    /// Every worker crashes its client, assigns all keys from offset 0 and starts polling.
+    fn start_final(&mut self) {
+        let now = self.now();
+        let targets = self.generator.max_offsets().clone();
+        let mut keys: Vec<KeyId> = targets.keys().copied().collect();
+        keys.sort();
+        let keys: Box<[KeyId]> = keys.into();
+        self.free.clear();
+        for w in 0..self.workers.len() {
+            self.crash(w, now);
+            let process = self.workers[w].process;
+            let value = OpValue::Assign {
+                keys: keys.clone(),
+                seek_to_beginning: true,
+            };
+            self.h
+                .push(now, process, OpType::Invoke, value.clone(), None);
+            self.workers[w].offsets = keys.iter().map(|k| (*k, 0)).collect();
+            self.h.push(now, process, OpType::Ok, value, None);
+            self.workers[w].fin = if targets.is_empty() {
+                FinalState::Done
+            } else {
+                FinalState::Polling {
+                    targets: targets.clone(),
+                    stagger: Stagger::new(FINAL_POLL_MEAN),
+                }
+            };
+        }
+    }
+
+    /// Issues final-phase polls that are due. Returns when the next one is due.
+    fn dispatch_final(&mut self, now: u64) -> u64 {
+        let mut next = u64::MAX;
+        for w in 0..self.workers.len() {
+            if !matches!(self.workers[w].pending, Pending::Idle) {
+                continue;
+            }
+            let FinalState::Polling { stagger, .. } = &mut self.workers[w].fin else {
+                continue;
+            };
+            let due = stagger.due(now);
+            if due <= now {
+                stagger.issued(now, 0, &mut self.rng);
+                self.busy += 1;
+                self.start_poll(w, now);
+            } else {
+                next = next.min(due);
+            }
+        }
+        next
+    }
+}
