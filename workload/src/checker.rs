@@ -13,14 +13,16 @@
 //!   (`no-writer-of-value`), and a key that `:ok` polls returned only as empty lists
 //!   (`unread-polled-key`, an out-of-bounds index in its lost-write search).
 //!
-//! Elle's cycle search is not run: with single-operation transactions its cycles only
-//! appear when values are corrupted, which the checks here already flag.
+//! Elle's cycle search is in `checker/cycles.rs`: under Maelstrom's options the cycles it
+//! can find are exactly the *future reads* (`G1c-realtime`), and that module proves it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
 use crate::history::{F, History, KeyId, MsgId, Op, OpType, OpValue, Pairs};
+
+mod cycles;
 
 /// How many examples of each anomaly results keep.
 const EXAMPLES: usize = 8;
@@ -132,6 +134,7 @@ pub fn check(h: &History) -> WorkloadResult {
     c.index_writes_and_reads();
     c.version_orders();
     c.g1a();
+    c.g1c_realtime();
     c.lost_write();
     c.poll_skip_and_nonmonotonic();
     c.nonmonotonic_send();
@@ -621,19 +624,32 @@ mod tests {
     use crate::protocol::RawMsg;
 
     /// A tiny history builder: `b.send(p, "k", v, offset)`, `b.poll(p, &[("k", &[(o, v)])])`.
+    /// Each op takes the next time, from 1; `invoke_*` and `complete_*` interleave ops.
     #[derive(Default)]
-    struct B {
-        h: History,
+    pub(super) struct B {
+        pub(super) h: History,
         t: u64,
     }
 
     impl B {
-        fn push(&mut self, p: u64, kind: OpType, value: OpValue) {
+        pub(super) fn push(&mut self, p: u64, kind: OpType, value: OpValue) -> &mut Self {
             self.t += 1;
             self.h.push(self.t, p, kind, value, None);
+            self
         }
 
-        fn send_as(
+        fn send_value(&mut self, k: &str, v: i64, offset: Option<i64>) -> OpValue {
+            let key = self.h.tables.key(k);
+            let msg = self.h.tables.msg(&RawMsg::Int(v));
+            OpValue::Send { key, offset, msg }
+        }
+
+        pub(super) fn invoke_send(&mut self, p: u64, k: &str, v: i64) -> &mut Self {
+            let value = self.send_value(k, v, None);
+            self.push(p, OpType::Invoke, value)
+        }
+
+        pub(super) fn complete_send(
             &mut self,
             p: u64,
             kind: OpType,
@@ -641,27 +657,12 @@ mod tests {
             v: i64,
             offset: Option<i64>,
         ) -> &mut Self {
-            let key = self.h.tables.key(k);
-            let msg = self.h.tables.msg(&RawMsg::Int(v));
-            self.push(
-                p,
-                OpType::Invoke,
-                OpValue::Send {
-                    key,
-                    offset: None,
-                    msg,
-                },
-            );
-            self.push(p, kind, OpValue::Send { key, offset, msg });
-            self
+            let value = self.send_value(k, v, offset);
+            self.push(p, kind, value)
         }
 
-        fn send(&mut self, p: u64, k: &str, v: i64, offset: i64) -> &mut Self {
-            self.send_as(p, OpType::Ok, k, v, Some(offset))
-        }
-
-        fn poll(&mut self, p: u64, reads: &[(&str, &[(i64, i64)])]) -> &mut Self {
-            let r: Vec<(KeyId, Pairs)> = reads
+        pub(super) fn reads(&mut self, reads: &[(&str, &[(i64, i64)])]) -> Vec<(KeyId, Pairs)> {
+            reads
                 .iter()
                 .map(|(k, pairs)| {
                     let key = self.h.tables.key(k);
@@ -671,10 +672,40 @@ mod tests {
                         .collect();
                     (key, pairs)
                 })
-                .collect();
-            self.push(p, OpType::Invoke, OpValue::Poll(None));
-            self.push(p, OpType::Ok, OpValue::Poll(Some(r.into())));
-            self
+                .collect()
+        }
+
+        pub(super) fn invoke_poll(&mut self, p: u64) -> &mut Self {
+            self.push(p, OpType::Invoke, OpValue::Poll(None))
+        }
+
+        pub(super) fn complete_poll(
+            &mut self,
+            p: u64,
+            reads: &[(&str, &[(i64, i64)])],
+        ) -> &mut Self {
+            let r = self.reads(reads);
+            self.push(p, OpType::Ok, OpValue::Poll(Some(r.into())))
+        }
+
+        pub(super) fn send_as(
+            &mut self,
+            p: u64,
+            kind: OpType,
+            k: &str,
+            v: i64,
+            offset: Option<i64>,
+        ) -> &mut Self {
+            self.invoke_send(p, k, v)
+                .complete_send(p, kind, k, v, offset)
+        }
+
+        pub(super) fn send(&mut self, p: u64, k: &str, v: i64, offset: i64) -> &mut Self {
+            self.send_as(p, OpType::Ok, k, v, Some(offset))
+        }
+
+        pub(super) fn poll(&mut self, p: u64, reads: &[(&str, &[(i64, i64)])]) -> &mut Self {
+            self.invoke_poll(p).complete_poll(p, reads)
         }
 
         fn assign(&mut self, p: u64, keys: &[&str]) -> &mut Self {
@@ -693,7 +724,7 @@ mod tests {
         }
     }
 
-    fn types(r: &WorkloadResult) -> Vec<&'static str> {
+    pub(super) fn types(r: &WorkloadResult) -> Vec<&'static str> {
         r.errors.keys().copied().collect()
     }
 
