@@ -15,10 +15,10 @@
 //!
 //! * this file: the run's wiring (spawn the nodes, run the phases, tear down) and its
 //!   [`Outcome`];
-//! * [`phases`]: init, main, recovery sleep and final catch-up, and the event loop (the pump)
+//! * `phases`: init, main, recovery sleep and final catch-up, and the event loop (the pump)
 //!   that drives each;
-//! * [`clients`]: the workers' requests, reply matching, timeouts and client replacement;
-//! * [`router`]: what the nodes print goes to a client, a node or a service; delivery; a
+//! * `clients`: the workers' requests, reply matching, timeouts and client replacement;
+//! * `router`: what the nodes print goes to a client, a node or a service; delivery; a
 //!   node that breaks the protocol loses its stdout.
 
 use std::collections::{HashMap, VecDeque};

@@ -45,8 +45,8 @@ impl Runner<'_> {
     }
 
     /// A time before which every line the nodes printed has been handed to the scheduler
-    /// (see [`Node::handed_over_before`]), at most `now`. Nodes whose stdout ended or is dead
-    /// have nothing more to say.
+    /// (see [`Node::handed_over_before`](crate::node::Node::handed_over_before)), at most
+    /// `now`. Nodes whose stdout ended or is dead have nothing more to say.
     pub(super) fn handed_over_before(&self, now: u64) -> u64 {
         self.nodes
             .iter()
