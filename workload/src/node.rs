@@ -15,6 +15,7 @@
 //! started may still hold its pipes open after that; the pipe threads are then left behind,
 //! blocked, after a short grace, instead of hanging the run (see [`Node::teardown`]).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -494,8 +495,10 @@ impl Reader<'_> {
                     Event::Line {
                         node,
                         msg,
-                        body: keep
-                            .then(|| protocol::envelope_body(text).unwrap_or(text).to_owned()),
+                        body: keep.then(|| {
+                            protocol::forwarded_body(text)
+                                .map_or_else(|| text.to_owned(), Cow::into_owned)
+                        }),
                         read_at,
                     }
                 })

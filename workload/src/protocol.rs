@@ -77,8 +77,8 @@ pub enum Inbound {
         in_reply_to: u64,
         reply: Reply,
     },
-    /// A schema-valid envelope whose body cannot answer anything (no integer `in_reply_to`,
-    /// or not a map). Node-to-node traffic lands here and is routed by `dest`.
+    /// A schema-valid envelope whose body cannot answer anything (no integer
+    /// `in_reply_to`). Node-to-node traffic lands here and is routed by `dest`.
     Other { dest: Dest },
 }
 
@@ -155,6 +155,23 @@ pub fn envelope_body(line: &str) -> Option<&str> {
         .map(|e| e.body.get())
 }
 
+/// The body of a node's line as Maelstrom forwards it: the body as written when it is a
+/// JSON object, else the map Maelstrom's reader makes of it (see `as_maelstrom_map`).
+/// `None` if `line` is not a line [`parse_line`] accepts.
+pub fn forwarded_body(line: &str) -> Option<Cow<'_, str>> {
+    match as_maelstrom_map(line).ok()? {
+        Cow::Borrowed(top) => {
+            let env = serde_json::from_str::<Envelope<'_, &RawValue>>(top).ok()?;
+            as_maelstrom_map(env.body.get()).ok()
+        }
+        Cow::Owned(top) => {
+            let env = serde_json::from_str::<Envelope<'_, &RawValue>>(&top).ok()?;
+            let body = as_maelstrom_map(env.body.get()).ok()?;
+            Some(Cow::Owned(body.into_owned()))
+        }
+    }
+}
+
 /// Parses and validates one stdout line of a node.
 ///
 /// Any `Err` is fatal for that node's stdout, as in Maelstrom. `src` must be a node on the
@@ -166,9 +183,10 @@ pub fn envelope_body(line: &str) -> Option<&str> {
 pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     // The common case, a well-formed kafka reply, in one pass; anything else is parsed
     // again, more slowly, by the path that explains what is wrong.
-    if let Ok(env) = serde_json::from_str::<Envelope<'_, Fast<'_>>>(line)
+    if is_object(line)
+        && let Ok(env) = serde_json::from_str::<Envelope<'_, MapOnly<Fast<'_>>>>(line)
         && matches!(names.dest(&env.src), Dest::Node(_))
-        && let Some((in_reply_to, reply)) = fast_reply(env.body)
+        && let Some((in_reply_to, reply)) = fast_reply(env.body.0)
     {
         let dest = names.dest(&env.dest);
         return Ok(Inbound::Reply {
@@ -180,11 +198,17 @@ pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     parse_line_slow(line, names)
 }
 
-/// [`parse_line`] without the one-pass shortcut: envelope first, then the body.
+/// [`parse_line`] without the one-pass shortcut: envelope first, then the body, each first
+/// made a map as Maelstrom's reader makes it.
 fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
-    let env: Envelope<'_, &RawValue> = serde_json::from_str(line).map_err(|e| {
+    if !is_object(line) {
+        serde_json::from_str::<IgnoredAny>(line).map_err(|e| InvalidLine(not_json(&e)))?;
+    }
+    let top = as_maelstrom_map(line)
+        .map_err(|what| InvalidLine(format!("stdout line is {what}, not a map: {THROWS}")))?;
+    let env: Envelope<'_, &RawValue> = serde_json::from_str(&top).map_err(|e| {
         InvalidLine(if e.is_syntax() || e.is_eof() {
-            format!("stdout line is not JSON ({e})")
+            not_json(&e)
         } else {
             format!("envelope does not match {{src, dest, body, id?}} ({e})")
         })
@@ -196,9 +220,15 @@ fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
         )));
     }
     let dest = names.dest(&env.dest);
-    // A body that is not a map, or has no integer in_reply_to, can never match a request:
-    // Maelstrom's client compares in_reply_to with Clojure `=`, so 3.0 or "3" never match.
-    let Ok(head) = serde_json::from_str::<Head<'_>>(env.body.get()) else {
+    let body = as_maelstrom_map(env.body.get()).map_err(|what| {
+        InvalidLine(format!(
+            "body {} is {what}, not a map: {THROWS}",
+            crate::text::clip(env.body.get(), 80)
+        ))
+    })?;
+    // A body with no integer in_reply_to can never match a request: Maelstrom's client
+    // compares in_reply_to with Clojure `=`, so 3.0 or "3" never match.
+    let Ok(head) = serde_json::from_str::<Head<'_>>(&body) else {
         return Ok(Inbound::Other { dest });
     };
     let Some(in_reply_to) = head.in_reply_to.as_ref().and_then(Value::as_u64) else {
@@ -207,8 +237,119 @@ fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     Ok(Inbound::Reply {
         dest,
         in_reply_to,
-        reply: classify(&head, env.body.get()),
+        reply: classify(&head, &body),
     })
+}
+
+/// What Maelstrom's reader does with a line it cannot make a map of.
+const THROWS: &str = "Maelstrom's reader throws on it and reads no more of this node's stdout";
+
+fn not_json(e: &serde_json::Error) -> String {
+    format!("stdout line is not JSON ({e})")
+}
+
+/// Whether JSON text starts an object (the common case, which needs no conversion).
+fn is_object(json: &str) -> bool {
+    json.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+}
+
+/// The map Maelstrom's reader makes of a JSON value, as JSON text, or what the value is
+/// when the reader throws on it. `json` must be valid JSON.
+///
+/// Maelstrom parses each line with cheshire and turns the line, then its `body`, into a
+/// map of keywords with one `reduce` over the value, destructuring each element as a
+/// `[key value]` pair (its `keywordize-keys-1`):
+/// * an object is a map already (kept as written);
+/// * `null`, `""` and `[]` reduce over nothing: an empty map;
+/// * an array makes a map of its elements: an array element `[k, v, …]` gives `k` → `v`
+///   (a missing one is nil), a `null` element nil → nil, a string element nil → its
+///   second character (a character's keyword is nil); a key that is not a string is nil,
+///   which cheshire writes as the key `""`; a later key wins;
+/// * anything else throws: a number, `true`/`false`, a non-empty string (its characters
+///   are not pairs), or an array with a number, boolean or object in it.
+fn as_maelstrom_map(json: &str) -> Result<Cow<'_, str>, String> {
+    if is_object(json) {
+        return Ok(Cow::Borrowed(json));
+    }
+    let kind = |v: &Value| match v {
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        Value::Null => "null",
+    };
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("not JSON ({e})"))?;
+    let mut map = serde_json::Map::new();
+    match v {
+        Value::Null => {}
+        Value::String(s) if s.is_empty() => {}
+        Value::Array(items) => {
+            for item in items {
+                let (k, v) = match item {
+                    Value::Null => (Value::Null, Value::Null),
+                    Value::String(s) => {
+                        // Java strings are UTF-16; a lone surrogate cannot be kept.
+                        let second = s.encode_utf16().nth(1).map(|u| {
+                            let c = char::from_u32(u32::from(u)).unwrap_or('\u{fffd}');
+                            Value::String(c.to_string())
+                        });
+                        (Value::Null, second.unwrap_or(Value::Null))
+                    }
+                    Value::Array(pair) => {
+                        let mut pair = pair.into_iter();
+                        let k = pair.next().unwrap_or(Value::Null);
+                        (k, pair.next().unwrap_or(Value::Null))
+                    }
+                    other => return Err(format!("an array holding {}", kind(&other))),
+                };
+                let k = match k {
+                    Value::String(k) => k,
+                    _ => String::new(),
+                };
+                map.insert(k, v);
+            }
+        }
+        other => return Err(kind(&other).to_owned()),
+    }
+    Ok(Cow::Owned(Value::Object(map).to_string()))
+}
+
+/// Deserializes `T` from a JSON object only: serde's derived structs also accept an array
+/// of their fields in order, which Maelstrom's reader would not take for a map.
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::deserialize(OnlyMap(d)).map(MapOnly)
+    }
+}
+
+/// A deserializer that hands every request to its inner one as a request for a map.
+struct OnlyMap<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for OnlyMap<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(v)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(v)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }
 
 /// One pass over a well-formed kafka reply: every field any `*_ok` type may have, all
@@ -726,11 +867,87 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_line(r#"{"src":"n0","dest":"lin-kv","body":3}"#, &names()),
+            parse_line(r#"{"src":"n0","dest":"lin-kv","body":{}}"#, &names()),
             Ok(Inbound::Other {
                 dest: Dest::Unknown("lin-kv".into())
             })
         );
+    }
+
+    #[test]
+    fn a_body_maelstrom_cannot_make_a_map_of_kills_the_stdout() {
+        // Maelstrom's reader reduces the body as a sequence of [key value] pairs: these
+        // throw, and it reads no more of the node's stdout.
+        for body in [
+            "3",
+            "-1.5",
+            "true",
+            "false",
+            r#""send_ok""#,
+            r#""x""#,
+            "[1]",
+            r#"[["type","x"],7]"#,
+            "[{}]",
+            "[true]",
+        ] {
+            for dest in ["c3", "n1", "lin-kv"] {
+                let line = format!(r#"{{"src":"n0","dest":"{dest}","body":{body}}}"#);
+                let err = parse_line(&line, &names()).unwrap_err();
+                assert!(err.0.contains("not a map"), "{line}: {err:?}");
+                assert!(err.0.contains(body), "the reason names the body: {err:?}");
+            }
+        }
+        // The line itself goes through the same reduce.
+        for line in ["3", r#""x""#, "[1]", "true"] {
+            assert!(parse_line(line, &names()).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_body_maelstrom_makes_a_map_of_is_that_map() {
+        // null, "" and [] reduce to an empty map: delivered as {}, never a reply.
+        for body in ["null", r#""""#, "[]", " [ ] "] {
+            let line = format!(r#"{{"src":"n0","dest":"n1","body":{body}}}"#);
+            assert_eq!(
+                parse_line(&line, &names()),
+                Ok(Inbound::Other {
+                    dest: Dest::Node(1)
+                }),
+                "{line}"
+            );
+            assert_eq!(forwarded_body(&line).as_deref(), Some("{}"), "{line}");
+        }
+        // An array of pairs is the map of those pairs: here a well-formed send_ok.
+        let line = r#"{"src":"n0","dest":"c3","body":[["type","send_ok"],["in_reply_to",3],["offset",12]]}"#;
+        assert_eq!(reply(line), Reply::SendOk { offset: 12 });
+        // Strings and nulls in the array are pairs with a nil key, written "": an extra key
+        // that a reply's closed schema refuses.
+        let line = r#"{"src":"n0","dest":"c3","body":[["type","send_ok"],["in_reply_to",3],["offset",12],"ab"]}"#;
+        assert!(matches!(reply(line), Reply::Malformed { .. }), "{line}");
+        let line = r#"{"src":"n0","dest":"n1","body":[["a",1,2],["b"],"xy",null,[],["a",3]]}"#;
+        let body: Value = serde_json::from_str(&forwarded_body(line).unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"a": 3, "b": null, "": null}));
+        let line = r#"{"src":"n0","dest":"n1","body":["xy"]}"#;
+        let body: Value = serde_json::from_str(&forwarded_body(line).unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"": "y"}));
+        // So is a line that is an array of pairs.
+        let line = r#"[["src","n0"],["dest","c3"],["body",{"type":"send_ok","in_reply_to":3,"offset":1}]]"#;
+        assert_eq!(reply(line), Reply::SendOk { offset: 1 });
+        // An object body is forwarded as written.
+        let line = r#"{"src":"n0","dest":"n1","body":{"b":1, "a":[2]}}"#;
+        assert_eq!(forwarded_body(line).as_deref(), Some(r#"{"b":1, "a":[2]}"#));
+    }
+
+    #[test]
+    fn the_one_pass_path_takes_objects_only() {
+        // serde's derived structs also read an array of their fields in order; Maelstrom
+        // would throw on these, so the runner must too.
+        for line in [
+            r#"{"src":"n0","dest":"c3","body":["send_ok",3,1,5]}"#,
+            r#"["n0","c3",{"type":"send_ok","in_reply_to":3,"offset":1}]"#,
+        ] {
+            assert!(parse_line(line, &names()).is_err(), "{line}");
+        }
     }
 
     #[test]

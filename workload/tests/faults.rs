@@ -158,6 +158,26 @@ fn non_json_line_kills_stdout() {
 }
 
 #[test]
+fn body_that_is_not_a_map_kills_stdout() {
+    // Maelstrom's reader cannot make a map of a string body: it throws and reads no more.
+    let run = run_fault("string-body", &[]);
+    assert_eq!(run.code, Some(1), "{}", run.explain());
+    assert_eq!(
+        run.node_faults(),
+        vec!["invalid-stdout-line"],
+        "{}",
+        run.explain()
+    );
+    let detail = run.results["node"]["faults"][0]["detail"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        detail.contains("is a string, not a map") && detail.contains(r#""{\"#),
+        "the verdict names the body: {detail}"
+    );
+}
+
+#[test]
 fn node_stops_answering() {
     let run = run_fault("silent", &["--rpc-timeout", "1000"]);
     assert_invalid_with(&run, "unseen");

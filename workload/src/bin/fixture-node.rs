@@ -17,6 +17,7 @@
 //! | `send-backwards` | places a client's send before its previous one (3 times) | `nonmonotonic-send`     |
 //! | `fail-send`      | stores a send but answers a definite error (11)        | `G1a`                   |
 //! | `non-json`       | prints a line that is not JSON                         | stdout dead             |
+//! | `string-body`    | sends one reply with its body encoded twice: a string  | stdout dead             |
 //! | `silent`         | acks one more send, then never answers again           | `unseen`                |
 //! | `crash`          | exits with status 3                                    | node crashed            |
 
@@ -38,6 +39,7 @@ enum Fault {
     SendBackwards,
     FailSend,
     NonJson,
+    StringBody,
     Silent,
     Crash,
 }
@@ -56,6 +58,7 @@ impl Fault {
             "send-backwards" => Fault::SendBackwards,
             "fail-send" => Fault::FailSend,
             "non-json" => Fault::NonJson,
+            "string-body" => Fault::StringBody,
             "silent" => Fault::Silent,
             "crash" => Fault::Crash,
             _ => return None,
@@ -157,7 +160,12 @@ fn main() -> io::Result<()> {
             "in_reply_to".into(),
             body.get("msg_id").cloned().unwrap_or(Value::Null),
         );
-        let out = json!({"src": node.me, "dest": src, "body": reply});
+        let mut body = Value::Object(reply);
+        if node.armed(Fault::StringBody) {
+            node.strike("sending a reply whose body is a JSON string");
+            body = Value::String(body.to_string());
+        }
+        let out = json!({"src": node.me, "dest": src, "body": body});
         writeln!(stdout, "{out}")?;
         stdout.flush()?;
         node.silent |= node.pending_silence;
