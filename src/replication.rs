@@ -46,8 +46,8 @@
 //! **Bounds.** A peer cannot make us do unbounded work with one message: an update whose
 //! promise is more than [`JUMP_ROUNDS`] rounds above our own round counter for the key is
 //! refused (the sender cuts its ranges at that many rounds above what we acknowledged, so a
-//! correct peer never is), and an ack above the highest promise we ever sent that peer is
-//! refused. A line stays under [`LINE_MAX`]: a range that does not fit is cut short at a message
+//! correct peer never is), and an ack outside our class, or above the highest promise we ever
+//! sent that peer, is refused, as is a committed value no client could have made. A line stays under [`LINE_MAX`]: a range that does not fit is cut short at a message
 //! of ours (a lower promise, with every message of ours below it) and the rest goes next period.
 //!
 //! # Threads
@@ -83,7 +83,7 @@ use crate::doorbell::BellSender;
 use crate::json::{write_str, write_u64};
 use crate::log::{CAPACITY, Class, Log};
 use crate::shared::Shared;
-use crate::store::{Logs, Msg};
+use crate::store::{Logs, MAX_OFFSET, Msg};
 use crate::writer::Replies;
 
 /// The body `type` of replication messages.
@@ -407,14 +407,11 @@ impl Replicator {
                 continue;
             };
             let link = &mut state.links[j];
-            // Taking a promise we never made would stop every resend of the key to that peer.
-            if ack.known > link.sent_max {
-                crate::diag::note!(
-                    "ignored an ack from {src} for key {:?}: {} is above anything sent ({})",
-                    ack.key,
-                    ack.known,
-                    link.sent_max
-                );
+            // An ack becomes the `from` of the next resend, and the peer checks that as it
+            // checks any update: taking one it could not have sent would stop every resend of
+            // the key to it.
+            if let Err(why) = check_ack(ack, self.class, link.sent_max) {
+                crate::diag::note!("ignored an ack from {src} for key {:?}: {why}", ack.key);
                 continue;
             }
             link.acked = link.acked.max(ack.known);
@@ -697,16 +694,22 @@ impl Replicator {
     }
 }
 
-/// Whether an update from the node of class `theirs` is well formed: a range of its class, and
-/// its messages inside that range, ascending.
+/// Whether an update from the node of class `theirs` is well formed: a range of its class, its
+/// messages inside that range, ascending, and a committed value a client could have made.
 fn check(update: &Update, theirs: Class) -> Result<(), String> {
-    let Update { from, to, .. } = *update;
+    let Update {
+        from,
+        to,
+        committed,
+        ..
+    } = *update;
     if !theirs.owns(from) || !theirs.owns(to) {
         return Err(format!("range {from}..{to} is not of the sender's offsets"));
     }
     if from > to || to > CAPACITY {
         return Err(format!("range {from}..{to} is backwards or too large"));
     }
+    check_committed(committed)?;
     let mut last = None;
     for &(offset, _) in &update.msgs {
         if !theirs.owns(offset) || offset < from || offset >= to {
@@ -725,6 +728,30 @@ fn check(update: &Update, theirs: Class) -> Result<(), String> {
                 "the message at offset {offset} is not one JSON value"
             ));
         }
+    }
+    Ok(())
+}
+
+/// Whether an ack for a key we sent is one the peer could have made: a promise of our class
+/// (`ours`), at most the highest we ever sent it (`sent_max`), and a committed value a client
+/// could have made. A lower promise than the one it acknowledged before is fine: acks reorder.
+fn check_ack(ack: &Ack, ours: Class, sent_max: u64) -> Result<(), String> {
+    if !ours.owns(ack.known) {
+        return Err(format!("{} is not one of our offsets", ack.known));
+    }
+    if ack.known > sent_max {
+        return Err(format!("{} is above anything sent ({sent_max})", ack.known));
+    }
+    check_committed(ack.committed)
+}
+
+/// Whether a committed value (offset plus one, 0 for none) from a peer is one a client could
+/// have made: clients commit offsets up to [`MAX_OFFSET`], as `commit_offsets` checks.
+fn check_committed(committed: u64) -> Result<(), String> {
+    if committed > MAX_OFFSET + 1 {
+        return Err(format!(
+            "committed value {committed} is past any offset (at most {MAX_OFFSET} plus one)"
+        ));
     }
     Ok(())
 }
@@ -1042,6 +1069,55 @@ mod tests {
         let again = pair.tick(0, retry).expect("still unacknowledged: resend");
         assert!(
             text(&again).contains(r#"["k",0,2,0,[[0,"1"]]]"#),
+            "{}",
+            text(&again)
+        );
+    }
+
+    // See: issue 15. An ack was checked only against the highest promise sent, so one outside
+    // our class became the `from` of the next resend, which the peer refused for good.
+    #[test]
+    fn an_ack_outside_our_class_is_refused_and_the_key_keeps_replicating() {
+        let mut pair = Pair::new();
+        let retry = pair.nodes[0].1.timing().retry.as_millis() as u64;
+        pair.store(0).append("k", "1".into()).unwrap();
+        let _lost = pair.tick(0, 0).expect("news");
+        // n0 hands out the even offsets; 1 is below what it sent (2), but never one of its own.
+        let lie = r#"{"src":"n1","dest":"n0","body":{"type":"replicate","acks":[["k",1,0]]}}"#;
+        pair.deliver(0, lie.as_bytes());
+        let again = pair.tick(0, retry).expect("still unacknowledged: resend");
+        assert!(
+            text(&again).contains(r#"["k",0,2,0,[[0,"1"]]]"#),
+            "{}",
+            text(&again)
+        );
+        pair.deliver(1, &again);
+        assert_eq!(pair.visible(1, "k"), [(0, "1".into())]);
+    }
+
+    #[test]
+    fn an_impossible_committed_value_from_a_peer_is_refused() {
+        let mut pair = Pair::new();
+        let retry = pair.nodes[0].1.timing().retry.as_millis() as u64;
+        // An update whose committed value is past any offset a client may commit.
+        let beyond = crate::store::MAX_OFFSET + 2;
+        from_n0(
+            &mut pair,
+            &format!(r#""updates":[["k",0,2,{beyond},[[0,"1"]]]]"#),
+        );
+        assert_eq!(pair.visible(1, "k"), [], "the whole update is refused");
+        assert_eq!(pair.store(1).committed("k"), None);
+        // An ack claiming such a value would stop every resend of the key's commits.
+        pair.store(0).append("k", "1".into()).unwrap();
+        pair.store(0).commit("k", 0);
+        let _lost = pair.tick(0, 0).expect("news");
+        let lie = format!(
+            r#"{{"src":"n1","dest":"n0","body":{{"type":"replicate","acks":[["k",0,{beyond}]]}}}}"#
+        );
+        pair.deliver(0, lie.as_bytes());
+        let again = pair.tick(0, retry).expect("still unacknowledged: resend");
+        assert!(
+            text(&again).contains(r#"["k",0,2,1,[[0,"1"]]]"#),
             "{}",
             text(&again)
         );
