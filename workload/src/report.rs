@@ -249,7 +249,7 @@ pub fn build(
     let json = json!({
         "valid": valid.to_json(),
         "verdict": verdict_line(valid),
-        "setup-error": out.setup_error,
+        "setup-error": out.setup_error.as_ref().map(ToString::to_string),
         "test": {
             "workload": o.workload, "bin": o.bin, "args": o.args, "node-ids": cfg.node_ids,
             "concurrency": cfg.concurrency, "time-limit": o.time_limit, "rate": o.rate,

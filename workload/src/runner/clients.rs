@@ -1,30 +1,128 @@
-//! The clients: issuing each worker's requests, matching replies to them, timing them out,
-//! and replacing a client that ended an op indeterminately.
+//! The clients: the worker table, which client ids are on the network, the timeout queue;
+//! issuing each worker's requests, matching replies to them, timing them out, and replacing
+//! a client that ended an op indeterminately.
 
-use super::{Runner, body_text};
-use crate::client::{self, FinalState, Pending};
+use std::collections::{HashMap, VecDeque};
+
+use super::{Clock, InitState, Pipes, Runner, body_text};
+use crate::client::{self, FinalState, Pending, Worker};
 use crate::generator::GenOp;
 use crate::history::{History, KeyId, OpType, OpValue, Pairs, PollResult};
 use crate::protocol::{self, Encoder, Reply};
 
-impl Runner<'_> {
+/// The `msg_id` of the one request an init client sends.
+pub(super) const INIT_MSG_ID: u64 = 1;
+
+/// The workers and their clients.
+#[derive(Debug)]
+pub(super) struct Clients {
+    /// One per concurrency slot (Jepsen's worker threads), indexed by slot.
+    pub(super) workers: Vec<Worker>,
+    /// Live client id → worker.
+    pub(super) live: HashMap<u64, usize>,
+    /// Init client id → node, while init is under way.
+    pub(super) init: HashMap<u64, usize>,
+    pub(super) timeouts: TimeoutQueue,
+    /// Workers with nothing in flight, main phase only: the rate limiter and the crash
+    /// schedule only ever pick one of these.
+    pub(super) free: Vec<usize>,
+    /// Ops in flight.
+    pub(super) busy: usize,
+    /// Replies that matched no waiting request, which the client ignored.
+    pub(super) dropped_replies: u64,
+    /// The last client id given out: ids are `c1`, `c2`, … for the whole run.
+    next_client: u64,
+}
+
+impl Clients {
+    pub(super) fn new(concurrency: usize) -> Clients {
+        Clients {
+            workers: Vec::with_capacity(concurrency),
+            live: HashMap::new(),
+            init: HashMap::new(),
+            timeouts: TimeoutQueue::default(),
+            free: Vec::new(),
+            busy: 0,
+            dropped_replies: 0,
+            next_client: 0,
+        }
+    }
+
+    /// A client id no client had before.
     pub(super) fn new_client(&mut self) -> u64 {
         self.next_client += 1;
         self.next_client
     }
 
-    pub(super) fn take_free(&mut self) -> usize {
-        let i = self.rng.usize(..self.free.len());
+    /// One of the free workers, at random (Jepsen hands an op to whichever worker thread
+    /// asks first), taken off the free list.
+    pub(super) fn take_free(&mut self, rng: &mut fastrand::Rng) -> usize {
+        let i = rng.usize(..self.free.len());
         self.free.swap_remove(i)
     }
 
-    pub(super) fn replace_client(&mut self, w: usize) {
+    /// Worker `w` gets a new client (and with it a new process): the old id leaves the
+    /// network, so a late reply to it is an invalid destination.
+    pub(super) fn replace_client(&mut self, w: usize, concurrency: usize) {
         let c = self.new_client();
-        self.clients.remove(&self.workers[w].client);
-        self.workers[w].replace(c, self.cfg.concurrency as u64);
-        self.clients.insert(c, w);
+        self.live.remove(&self.workers[w].client);
+        self.workers[w].replace(c, concurrency as u64);
+        self.live.insert(c, w);
+    }
+}
+
+/// A request's deadline, as queued when it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Timeout {
+    pub(super) deadline: u64,
+    pub(super) worker: usize,
+    /// The worker's [`Worker::seq`] then: if it moved on, the request was answered (or the
+    /// worker sent another) and this entry is stale.
+    pub(super) seq: u64,
+}
+
+/// Every request's deadline, in the order they were set. Every request has the same
+/// timeout, so that order is deadline order and a FIFO serves as the deadline heap; stale
+/// entries are skipped when they come out. Nearly: a request sent while a reply is handled
+/// is stamped with the time then, and one the same loop iteration dispatches afterwards
+/// with the iteration's start, a little earlier. Such an entry waits behind the other, so
+/// its timeout can come late by at most one iteration.
+#[derive(Debug, Default)]
+pub(super) struct TimeoutQueue(VecDeque<Timeout>);
+
+impl TimeoutQueue {
+    /// Queues a deadline, normally no earlier than any queued before (see above).
+    pub(super) fn push(&mut self, deadline: u64, worker: usize, seq: u64) {
+        self.0.push_back(Timeout {
+            deadline,
+            worker,
+            seq,
+        });
     }
 
+    /// The earliest deadline queued, stale or not.
+    pub(super) fn next_deadline(&self) -> Option<u64> {
+        self.0.front().map(|t| t.deadline)
+    }
+
+    /// The earliest entry if its deadline is at or before `now`.
+    pub(super) fn pop_due(&mut self, now: u64) -> Option<Timeout> {
+        if self.0.front()?.deadline <= now {
+            self.0.pop_front()
+        } else {
+            None
+        }
+    }
+}
+
+/// What a node's line says to a client: an answer to one of its requests.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) in_reply_to: u64,
+    pub(super) reply: Reply,
+}
+
+impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// Writes one request from worker `w`, registers its timeout, returns its msg_id.
     fn request(
         &mut self,
@@ -33,27 +131,19 @@ impl Runner<'_> {
         ty: &str,
         body: impl for<'e> FnOnce(Encoder<'e>, &History) -> Encoder<'e>,
     ) -> u64 {
-        let worker = &mut self.workers[w];
+        let worker = &mut self.clients.workers[w];
         let msg_id = worker.next_request();
         let id = self.net.next_id();
+        let node = &self.cfg.node_ids[worker.node];
         let slot = &mut self.nodes[worker.node];
         let from = slot.out.len();
-        let enc = Encoder::start(
-            &mut slot.out,
-            id,
-            &worker.client_name,
-            &slot.node.name,
-            ty,
-            msg_id,
-        );
-        body(enc, &self.h).finish();
+        let enc = Encoder::start(&mut slot.out, id, &worker.client_name, node, ty, msg_id);
+        body(enc, &self.history).finish();
         worker.deadline = now + self.timeout;
-        self.timeouts.push_back((worker.deadline, w, worker.seq));
+        self.clients.timeouts.push(worker.deadline, w, worker.seq);
         let line = &slot.out[from..];
         self.net
-            .note_client(now, id, &worker.client_name, &slot.node.name, || {
-                body_text(line)
-            });
+            .note_client(now, id, &worker.client_name, node, || body_text(line));
         // Behind a peer message the node's inbox has taken, the request waits its turn.
         if !self.net.is_idle(worker.node) {
             let line = slot.out.split_off(from);
@@ -63,17 +153,17 @@ impl Runner<'_> {
     }
 
     fn key_of(&mut self, k: u64) -> KeyId {
-        self.h.tables.key(&k.to_string())
+        self.history.tables.key(&k.to_string())
     }
 
     pub(super) fn start(&mut self, w: usize, op: GenOp, now: u64) {
-        self.busy += 1;
-        let process = self.workers[w].process;
+        self.clients.busy += 1;
+        let process = self.clients.workers[w].process;
         match op {
             GenOp::Send { key, msg } => {
                 let key = self.key_of(key);
-                let m = self.h.tables.msg(&protocol::RawMsg::Int(msg));
-                self.h.push(
+                let m = self.history.tables.msg(&protocol::RawMsg::Int(msg));
+                self.history.push(
                     now,
                     process,
                     OpType::Invoke,
@@ -88,7 +178,7 @@ impl Runner<'_> {
                     e.str_field("key", h.tables.key_name(key))
                         .int_field("msg", msg)
                 });
-                self.workers[w].pending = Pending::Send {
+                self.clients.workers[w].pending = Pending::Send {
                     key,
                     msg: m,
                     msg_id,
@@ -100,7 +190,7 @@ impl Runner<'_> {
                 let mut keys = vec![first];
                 keys.extend(unseen.into_iter().filter(|k| *k != first));
                 let keys: Box<[KeyId]> = keys.into();
-                self.h.push(
+                self.history.push(
                     now,
                     process,
                     OpType::Invoke,
@@ -113,35 +203,33 @@ impl Runner<'_> {
                 let msg_id = self.request(w, now, "list_committed_offsets", |e, h| {
                     e.strs_field("keys", keys.iter().map(|k| h.tables.key_name(*k)))
                 });
-                self.workers[w].pending = Pending::Assign { keys, msg_id };
+                self.clients.workers[w].pending = Pending::Assign { keys, msg_id };
             }
         }
     }
 
     pub(super) fn start_poll(&mut self, w: usize, now: u64) {
-        let process = self.workers[w].process;
-        self.h
+        let process = self.clients.workers[w].process;
+        self.history
             .push(now, process, OpType::Invoke, OpValue::Poll(None), None);
-        let offsets = std::mem::take(&mut self.workers[w].offsets);
+        let offsets = std::mem::take(&mut self.clients.workers[w].offsets);
         let msg_id = self.request(w, now, "poll", |e, h| {
             e.offsets_field(
                 "offsets",
                 offsets.iter().map(|(k, o)| (h.tables.key_name(*k), *o)),
             )
         });
-        self.workers[w].offsets = offsets;
-        self.workers[w].pending = Pending::Poll { msg_id };
+        self.clients.workers[w].offsets = offsets;
+        self.clients.workers[w].pending = Pending::Poll { msg_id };
     }
 
+    /// Times out every request whose deadline is at or before `now`: the op ends
+    /// indeterminately (an `assign` fails) and the client is replaced.
     pub(super) fn expire(&mut self, now: u64) {
-        while let Some(&(deadline, w, seq)) = self.timeouts.front() {
-            if deadline > now {
-                break;
-            }
-            self.timeouts.pop_front();
-            let worker = &self.workers[w];
-            if worker.seq == seq && !matches!(worker.pending, Pending::Idle) {
-                self.fail_pending(w, now, "timeout".into(), false);
+        while let Some(t) = self.clients.timeouts.pop_due(now) {
+            let worker = &self.clients.workers[t.worker];
+            if worker.seq == t.seq && !matches!(worker.pending, Pending::Idle) {
+                self.fail_pending(t.worker, now, "timeout".into(), false);
             }
         }
     }
@@ -150,7 +238,7 @@ impl Runner<'_> {
     /// else (timeout, indefinite error, malformed reply) leaves it indeterminate. `assign`
     /// is idempotent in Maelstrom, so it always just fails.
     pub(super) fn fail_pending(&mut self, w: usize, now: u64, error: String, definite: bool) {
-        if let Some((kind, value)) = self.workers[w].give_up(definite) {
+        if let Some((kind, value)) = self.clients.workers[w].give_up(definite) {
             self.complete(w, now, kind, value, Some(error.into()));
         }
     }
@@ -163,26 +251,83 @@ impl Runner<'_> {
         value: OpValue,
         error: Option<Box<str>>,
     ) {
-        let process = self.workers[w].process;
-        self.workers[w].seq += 1;
-        self.h.push(now, process, kind, value, error);
+        let process = self.clients.workers[w].process;
+        self.clients.workers[w].seq += 1;
+        self.history.push(now, process, kind, value, error);
         if kind == OpType::Info {
-            self.replace_client(w);
+            self.clients.replace_client(w, self.cfg.concurrency);
         }
-        self.busy -= 1;
-        if matches!(self.workers[w].fin, FinalState::NotStarted) {
-            self.free.push(w);
+        self.clients.busy -= 1;
+        if matches!(self.clients.workers[w].fin, FinalState::NotStarted) {
+            self.clients.free.push(w);
+        }
+    }
+
+    /// A line from `node` to client `c<c>`, read at `read_at`. A client on the network
+    /// takes it as the answer to its request (or ignores it); one that gave up or was
+    /// replaced is not on the network, so the line kills the node's stdout.
+    pub(super) fn line_to_client(
+        &mut self,
+        node: usize,
+        c: u64,
+        answer: Option<Answer>,
+        body: Option<String>,
+        read_at: u64,
+    ) {
+        if let Some(&w) = self.clients.live.get(&c)
+            && !matches!(self.clients.workers[w].pending, Pending::Idle)
+            && self.clients.workers[w].deadline <= read_at
+        {
+            // Read after the client gave up, though the scheduler had not got to the
+            // timeout yet: the op timed out, and the reply goes to a closed client.
+            let now = self.now();
+            self.fail_pending(w, now, "timeout".into(), false);
+        }
+        let live = self.clients.live.get(&c).copied();
+        let init = self.clients.init.get(&c).copied();
+        if live.is_some() || init.is_some() {
+            let id = self.net.next_id();
+            if self.net.wants_client_detail() {
+                let now = self.now();
+                let (src, client) = (&self.cfg.node_ids[node], format!("c{c}"));
+                self.net
+                    .note_client(now, id, src, &client, || body.unwrap_or_default());
+            } else {
+                self.net.count_client();
+            }
+        }
+        if let Some(w) = live {
+            match answer {
+                Some(a) => self.on_reply(w, a.in_reply_to, a.reply),
+                None => self.clients.dropped_replies += 1,
+            }
+        } else if let Some(n) = init {
+            match answer {
+                Some(a) if a.in_reply_to == INIT_MSG_ID => {
+                    self.init_done[n] = match a.reply {
+                        Reply::InitOk => InitState::Ready,
+                        other => InitState::Answered(other),
+                    }
+                }
+                _ => self.clients.dropped_replies += 1,
+            }
+        } else {
+            self.kill_stdout(
+                node,
+                "invalid-dest",
+                format!("Invalid dest for message: client c{c} is not on the network (it gave up or was replaced)"),
+            );
         }
     }
 
     pub(super) fn on_reply(&mut self, w: usize, irt: u64, reply: Reply) {
-        if self.workers[w].pending.msg_id() != Some(irt) {
+        if self.clients.workers[w].pending.msg_id() != Some(irt) {
             // Maelstrom's client skips replies to anything but its current request.
-            self.dropped_replies += 1;
+            self.clients.dropped_replies += 1;
             return;
         }
         let now = self.now();
-        let pending = std::mem::replace(&mut self.workers[w].pending, Pending::Idle);
+        let pending = std::mem::replace(&mut self.clients.workers[w].pending, Pending::Idle);
         match (pending, reply) {
             (Pending::Send { key, msg, .. }, Reply::SendOk { offset }) => {
                 self.generator.sent_ok(key, offset);
@@ -201,7 +346,7 @@ impl Runner<'_> {
             (Pending::Poll { .. }, Reply::PollOk { msgs }) => self.poll_ok(w, now, msgs),
             (Pending::Commit { msgs, .. }, Reply::CommitOffsetsOk) => self.poll_done(w, now, msgs),
             (Pending::Assign { keys, .. }, Reply::ListCommittedOffsetsOk { .. }) => {
-                self.workers[w].assigned(&keys);
+                self.clients.workers[w].assigned(&keys);
                 self.complete(
                     w,
                     now,
@@ -215,7 +360,7 @@ impl Runner<'_> {
             }
             (pending, reply) => {
                 let (error, definite) = client::reply_error(reply);
-                self.workers[w].pending = pending;
+                self.clients.workers[w].pending = pending;
                 self.fail_pending(w, now, error, definite);
             }
         }
@@ -226,15 +371,15 @@ impl Runner<'_> {
         let msgs: PollResult = msgs
             .into_iter()
             .map(|(k, pairs)| {
-                let key = self.h.tables.key(&k);
+                let key = self.history.tables.key(&k);
                 let pairs: Pairs = pairs
                     .iter()
-                    .map(|(o, m)| (*o, self.h.tables.msg(m)))
+                    .map(|(o, m)| (*o, self.history.tables.msg(m)))
                     .collect();
                 (key, pairs)
             })
             .collect();
-        let commit = self.workers[w].advance(&msgs);
+        let commit = self.clients.workers[w].advance(&msgs);
         if commit.is_empty() {
             self.poll_done(w, now, msgs);
             return;
@@ -245,7 +390,7 @@ impl Runner<'_> {
                 commit.iter().map(|(k, o)| (h.tables.key_name(*k), *o)),
             )
         });
-        self.workers[w].pending = Pending::Commit { msg_id, msgs };
+        self.clients.workers[w].pending = Pending::Commit { msg_id, msgs };
     }
 
     fn poll_done(&mut self, w: usize, now: u64, msgs: PollResult) {
@@ -253,7 +398,7 @@ impl Runner<'_> {
             let max = pairs.max_offset().unwrap_or(-1);
             self.generator.polled_ok(*k, max);
         }
-        self.workers[w].final_progress(&msgs);
+        self.clients.workers[w].final_progress(&msgs);
         self.complete(w, now, OpType::Ok, OpValue::Poll(Some(msgs)), None);
     }
 }

@@ -13,31 +13,43 @@
 //!
 //! # Layout
 //!
-//! * this file: the run's wiring (spawn the nodes, run the phases, tear down) and its
-//!   [`Outcome`];
+//! * this file: the run's wiring (spawn the nodes, run the phases, tear down), the
+//!   `Runner` that the other files add to, and what a run produced ([`Outcome`]);
+//! * `io`: the scheduler's inputs from outside, the clock and the nodes' pipes, as traits
+//!   (`Clock`, `Pipes`): the wall clock and child processes in a run, simulated time and
+//!   scripted nodes in the unit tests;
 //! * `phases`: init, main, recovery sleep and final catch-up, and the event loop (the pump)
-//!   that drives each;
-//! * `clients`: the workers' requests, reply matching, timeouts and client replacement;
+//!   that drives each: the rate limiter, the crash schedule, the final phase's rules;
+//! * `clients`: the worker table, which client ids are on the network, the timeout queue,
+//!   and each worker's requests and reply matching;
 //! * `router`: what the nodes print goes to a client, a node or a service; delivery; a
-//!   node that breaks the protocol loses its stdout.
+//!   node that breaks the protocol loses its stdout;
+//! * `tests`: the scheduler's rules on simulated time.
 
-use std::collections::{HashMap, VecDeque};
-use std::path::Path;
-use std::time::Instant;
-
-use crossbeam_channel::Receiver;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::cli::Config;
-use crate::client::Worker;
 use crate::generator::{Generator, Stagger};
 use crate::history::History;
 use crate::lamport::MsgEvent;
 use crate::nemesis::Nemesis;
 use crate::network::{NetStats, Network};
-use crate::node::{Event, Exit, Node};
+use crate::node::{Exit, Node};
 use crate::progress::Progress;
-use crate::protocol::{self, Names};
+use crate::protocol::{self, Names, Reply};
 use crate::services::{self, Services};
+
+mod clients;
+mod io;
+mod phases;
+mod router;
+#[cfg(test)]
+mod tests;
+
+use clients::Clients;
+pub(crate) use io::{Clock, Pipes};
+use router::NodeSlot;
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -85,20 +97,87 @@ pub struct Outcome {
     pub faults: Vec<NodeFault>,
     pub exits: Vec<Exit>,
     /// Set when setup failed (spawn or init): there is no meaningful history.
-    pub setup_error: Option<String>,
+    pub setup_error: Option<SetupError>,
     pub timeline: Timeline,
     /// CPU seconds used by this process and by each node.
     pub runner_cpu: Option<f64>,
     pub node_cpu: Vec<Option<f64>>,
 }
 
+/// Why a run never got to its main phase.
 #[derive(Debug)]
-struct NodeSlot {
-    node: Node,
-    /// Bytes queued for stdin during this scheduler iteration.
-    out: Vec<u8>,
-    stdout_dead: bool,
-    eof: bool,
+pub enum SetupError {
+    /// The run directory's `node-logs/` could not be created.
+    Logs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A node's binary could not be started.
+    Spawn {
+        bin: PathBuf,
+        source: std::io::Error,
+    },
+    /// Some nodes did not answer `init` with `init_ok` (one entry each, in node order).
+    Init(Vec<InitFailure>),
+}
+
+/// One node that did not become ready.
+#[derive(Debug)]
+pub struct InitFailure {
+    pub node: String,
+    pub why: InitFailed,
+}
+
+/// How a node failed its `init`.
+#[derive(Debug)]
+pub enum InitFailed {
+    /// It answered the init request with something other than `init_ok`.
+    Answered(Reply),
+    /// Its stdout ended first.
+    Exited,
+    /// Nothing within `--init-timeout` (seconds).
+    NoReply { timeout: f64 },
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Logs { path, source } => write!(f, "creating {}: {source}", path.display()),
+            SetupError::Spawn { bin, source } => {
+                write!(f, "could not start {}: {source}", bin.display())
+            }
+            SetupError::Init(failures) => {
+                f.write_str("init failed: ")?;
+                for (i, failure) in failures.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{}: ", failure.node)?;
+                    match &failure.why {
+                        InitFailed::Answered(reply) => {
+                            write!(f, "expected init_ok, got {reply:?}")?
+                        }
+                        InitFailed::Exited => {
+                            f.write_str("exited (or closed stdout) before answering init")?
+                        }
+                        InitFailed::NoReply { timeout } => {
+                            write!(f, "no init_ok within {timeout} s (--init-timeout)")?
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetupError::Logs { source, .. } | SetupError::Spawn { source, .. } => Some(source),
+            SetupError::Init(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,141 +187,76 @@ enum Phase {
     Final,
 }
 
-struct Runner<'a> {
+/// The scheduler's state. Its methods are spread over this module's files by job; it reads
+/// the time from `clock` and talks to the nodes only through `pipes`.
+struct Runner<'a, C, P> {
     cfg: &'a Config,
-    origin: Instant,
+    clock: C,
+    pipes: P,
+    /// The client RPC timeout, ns.
     timeout: u64,
+    /// Per node: what is queued for its stdin, and what became of its stdout.
     nodes: Vec<NodeSlot>,
-    events: Receiver<Vec<Event>>,
-    workers: Vec<Worker>,
-    /// Live client id → worker.
-    clients: HashMap<u64, usize>,
-    /// Init client id → node, while init is under way.
-    init_clients: HashMap<u64, usize>,
-    init_done: Vec<Option<Result<(), String>>>,
-    timeouts: VecDeque<(u64, usize, u64)>,
-    free: Vec<usize>,
-    busy: usize,
+    clients: Clients,
+    /// Per node, what its init client got.
+    init_done: Vec<InitState>,
+    history: History,
     rng: fastrand::Rng,
     generator: Generator,
+    /// When the next main-phase op is due: Jepsen's `stagger` at the requested rate.
     rate: Stagger,
+    /// When the next `crash` op is due.
     crashes: Stagger,
-    h: History,
-    next_client: u64,
     net: Network,
     services: Services,
     nemesis: Option<Nemesis>,
-    dropped_replies: u64,
     faults: Vec<NodeFault>,
     progress: Progress,
     timeline: Timeline,
+    /// Every node's stdout ended and every process exited: nothing can answer any more.
     all_crashed: bool,
 }
 
-mod clients;
-mod phases;
-mod router;
+/// What a node's init client has heard.
+#[derive(Debug)]
+enum InitState {
+    Waiting,
+    Ready,
+    Answered(Reply),
+}
 
 /// Runs the whole test against `cfg.opts.bin`, writing node logs under `run_dir`.
 pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
-    let origin = Instant::now();
+    let clock = io::WallClock::start();
     let runner_cpu_start = crate::cpu::cpu_seconds(None);
     let names = Names::with_services(
         cfg.node_ids.clone(),
         services::NAMES.iter().map(|s| s.to_string()).collect(),
     );
     let (tx, rx) = crossbeam_channel::unbounded();
-    let logs = run_dir.join("node-logs");
-    let mut nodes = Vec::new();
-    let mut setup_error = std::fs::create_dir_all(&logs)
-        .err()
-        .map(|e| format!("creating {}: {e}", logs.display()));
-    if setup_error.is_none() {
-        for i in 0..cfg.node_ids.len() {
-            let log = logs.join(format!("{}.log", cfg.node_ids[i]));
-            match Node::spawn(
-                i,
-                &cfg.opts.bin,
-                &cfg.opts.args,
-                names.clone(),
-                &log,
-                cfg.opts.log_stderr,
-                tx.clone(),
-            ) {
-                Ok(node) => nodes.push(NodeSlot {
-                    node,
-                    out: Vec::new(),
-                    stdout_dead: false,
-                    eof: false,
-                }),
-                Err(e) => {
-                    setup_error = Some(format!("could not start {}: {e}", cfg.opts.bin.display()));
-                    break;
-                }
-            }
-        }
-    }
+    let (nodes, spawned) = spawn(cfg, run_dir, &names, &tx);
     drop(tx);
-    let concurrency = cfg.concurrency;
-    // Its own seed, so turning latency on does not change which operations are generated.
-    let mut net = Network::new(
-        names.addresses(),
-        cfg.node_ids.len(),
-        cfg.latency,
-        sub_seed(cfg.seed, 1),
-    );
-    net.set_logging(cfg.opts.log_net_send, cfg.opts.log_net_recv);
-    let mut r = Runner {
-        cfg,
-        origin,
-        timeout: cfg.opts.rpc_timeout.max(1) * MS,
-        nodes,
-        events: rx,
-        workers: Vec::with_capacity(concurrency),
-        clients: HashMap::new(),
-        init_clients: HashMap::new(),
-        init_done: vec![None; cfg.node_ids.len()],
-        timeouts: VecDeque::new(),
-        free: Vec::new(),
-        busy: 0,
-        rng: fastrand::Rng::with_seed(cfg.seed),
-        generator: Generator::new(
-            cfg.opts.key_count,
-            cfg.opts.max_writes_per_key,
-            cfg.assign_p,
-        ),
-        rate: Stagger::new(SEC as f64 / cfg.opts.rate),
-        crashes: Stagger::new(CRASH_INTERVAL / concurrency as f64),
-        h: History::default(),
-        next_client: 0,
-        net,
-        services: Services::new(sub_seed(cfg.seed, 2)),
-        nemesis: None,
-        dropped_replies: 0,
-        faults: Vec::new(),
-        progress: Progress::new(!cfg.opts.no_progress),
-        timeline: Timeline::default(),
-        all_crashed: false,
-    };
-    if setup_error.is_none() {
-        setup_error = r.init();
+    let mut r = Runner::new(cfg, clock, io::Children::new(nodes, rx), &names);
+    let mut setup = spawned;
+    if setup.is_ok() {
+        setup = r.init();
     }
-    if setup_error.is_none() {
+    if setup.is_ok() {
         r.main_and_final();
     }
     r.progress.finish();
-    let node_cpu = r
-        .nodes
+    let nodes = r.pipes.take_nodes();
+    let node_cpu = nodes
         .iter()
-        .map(|n| crate::cpu::cpu_seconds(Some(n.node.pid())))
+        .map(|n| crate::cpu::cpu_seconds(Some(n.pid())))
         .collect();
     let runner_cpu = crate::cpu::cpu_seconds(None)
         .zip(runner_cpu_start)
         .map(|(b, a)| b - a);
     let mut exits = Vec::new();
     let now = r.now();
-    for slot in r.nodes.drain(..) {
-        let exit = slot.node.teardown();
+    for node in nodes {
+        let exit = node.teardown();
         if let Some(status) = exit.crashed {
             r.faults.push(NodeFault {
                 node: exit.name.clone(),
@@ -262,28 +276,105 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
     }
     r.timeline.end = r.now();
     Outcome {
-        history: r.h,
+        history: r.history,
         net: r.net.stats,
-        dropped_replies: r.dropped_replies,
+        dropped_replies: r.clients.dropped_replies,
         journal: r.net.take_journal(),
         faults: r.faults,
         exits,
-        setup_error,
+        setup_error: setup.err(),
         timeline: r.timeline,
         runner_cpu,
         node_cpu,
     }
 }
 
-impl Runner<'_> {
+/// Starts every node (stopping at the first that cannot be started), each logging its
+/// stderr to `node-logs/<node>.log`.
+fn spawn(
+    cfg: &Config,
+    run_dir: &Path,
+    names: &Names,
+    events: &crossbeam_channel::Sender<Vec<crate::node::Event>>,
+) -> (Vec<Node>, Result<(), SetupError>) {
+    let logs = run_dir.join("node-logs");
+    if let Err(source) = std::fs::create_dir_all(&logs) {
+        return (Vec::new(), Err(SetupError::Logs { path: logs, source }));
+    }
+    let mut nodes = Vec::new();
+    for (i, name) in cfg.node_ids.iter().enumerate() {
+        let log = logs.join(format!("{name}.log"));
+        match Node::spawn(
+            i,
+            &cfg.opts.bin,
+            &cfg.opts.args,
+            names.clone(),
+            &log,
+            cfg.opts.log_stderr,
+            events.clone(),
+        ) {
+            Ok(node) => nodes.push(node),
+            Err(source) => {
+                let bin = cfg.opts.bin.clone();
+                return (nodes, Err(SetupError::Spawn { bin, source }));
+            }
+        }
+    }
+    (nodes, Ok(()))
+}
+
+impl<'a, C: Clock, P: Pipes> Runner<'a, C, P> {
+    /// A scheduler for `pipes.nodes()` nodes (all of `cfg.node_ids` unless spawning stopped
+    /// early), before init.
+    fn new(cfg: &'a Config, clock: C, pipes: P, names: &Names) -> Self {
+        let concurrency = cfg.concurrency;
+        // Its own seed, so turning latency on does not change which operations are generated.
+        let mut net = Network::new(
+            names.addresses(),
+            cfg.node_ids.len(),
+            cfg.latency,
+            sub_seed(cfg.seed, 1),
+        );
+        net.set_logging(cfg.opts.log_net_send, cfg.opts.log_net_recv);
+        let nodes = (0..pipes.nodes()).map(|_| NodeSlot::default()).collect();
+        Runner {
+            cfg,
+            clock,
+            pipes,
+            timeout: cfg.opts.rpc_timeout.max(1) * MS,
+            nodes,
+            clients: Clients::new(concurrency),
+            init_done: (0..cfg.node_ids.len())
+                .map(|_| InitState::Waiting)
+                .collect(),
+            history: History::default(),
+            rng: fastrand::Rng::with_seed(cfg.seed),
+            generator: Generator::new(
+                cfg.opts.key_count,
+                cfg.opts.max_writes_per_key,
+                cfg.assign_p,
+            ),
+            rate: Stagger::new(SEC as f64 / cfg.opts.rate),
+            crashes: Stagger::new(CRASH_INTERVAL / concurrency as f64),
+            net,
+            services: Services::new(sub_seed(cfg.seed, 2)),
+            nemesis: None,
+            faults: Vec::new(),
+            progress: Progress::new(!cfg.opts.no_progress),
+            timeline: Timeline::default(),
+            all_crashed: false,
+        }
+    }
+
     fn now(&self) -> u64 {
-        self.origin.elapsed().as_nanos() as u64
+        self.clock.now()
     }
 }
 
 /// A seed of its own for each random part of the run (network, services, nemesis), so
 /// that turning one on changes nothing in the others. Mixed (splitmix64's finaliser):
-/// nearby seeds given to the generator must not give nearby streams.
+/// nearby seeds given to the generator must not give nearby streams. The workload's only
+/// copy of splitmix64: it shares no code with the node, which has its own.
 fn sub_seed(seed: u64, part: u64) -> u64 {
     let mut z = seed ^ part.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -1,30 +1,32 @@
 //! The run's phases and the event loop that drives each: init, main, recovery sleep, final
 //! catch-up; the rate limiter and the crash schedule; waiting for events.
 
-use std::time::Duration;
-
-use crossbeam_channel::RecvTimeoutError;
-
-use super::{FINAL_POLL_MEAN, MS, Phase, RATE_SLACK, Runner, SEC, body_text, sub_seed};
+use super::clients::INIT_MSG_ID;
+use super::io::Received;
+use super::{
+    Clock, FINAL_POLL_MEAN, InitFailed, InitFailure, InitState, MS, Phase, Pipes, RATE_SLACK,
+    Runner, SEC, SetupError, body_text, sub_seed,
+};
 use crate::client::{FinalState, Pending, Worker};
 use crate::generator::Stagger;
 use crate::history::{KeyId, OpType, OpValue};
 use crate::nemesis::{self, Nemesis};
 use crate::protocol::Encoder;
 
-impl Runner<'_> {
-    /// Sends each node its `init` and waits up to 10 s for every `init_ok`.
-    pub(super) fn init(&mut self) -> Option<String> {
-        let node_ids = self.cfg.node_ids.clone();
+impl<C: Clock, P: Pipes> Runner<'_, C, P> {
+    /// Sends each node its `init` and waits up to `--init-timeout` (Maelstrom: 10 s) for
+    /// every `init_ok`. The init clients are closed afterwards, whatever happened.
+    pub(super) fn init(&mut self) -> Result<(), SetupError> {
+        let node_ids = &self.cfg.node_ids;
         for (i, name) in node_ids.iter().enumerate() {
-            let c = self.new_client();
-            self.init_clients.insert(c, i);
+            let c = self.clients.new_client();
+            self.clients.init.insert(c, i);
             let id = self.net.next_id();
             let client = format!("c{c}");
             let now = self.now();
             let slot = &mut self.nodes[i];
             let from = slot.out.len();
-            Encoder::start(&mut slot.out, id, &client, name, "init", 1)
+            Encoder::start(&mut slot.out, id, &client, name, "init", INIT_MSG_ID)
                 .str_field("node_id", name)
                 .strs_field("node_ids", node_ids.iter().map(String::as_str))
                 .finish();
@@ -33,9 +35,14 @@ impl Runner<'_> {
                 .note_client(now, id, &client, name, || body_text(line));
         }
         self.flush();
-        // `--init-timeout`: Maelstrom waits 10 s for each node's `init_ok`.
-        let deadline = self.now() + (self.cfg.opts.init_timeout * SEC as f64) as u64;
-        while self.init_done.iter().any(Option::is_none) && !self.all_crashed {
+        let timeout = self.cfg.opts.init_timeout;
+        let deadline = self.now() + (timeout * SEC as f64) as u64;
+        while self
+            .init_done
+            .iter()
+            .any(|s| matches!(s, InitState::Waiting))
+            && !self.all_crashed
+        {
             let now = self.now();
             if now >= deadline {
                 break;
@@ -43,37 +50,42 @@ impl Runner<'_> {
             self.wait(deadline.min(now + 100 * MS));
         }
         // The init clients are closed: a late init_ok is an Invalid dest from here on.
-        self.init_clients.clear();
-        let mut errors = Vec::new();
-        for (i, done) in self.init_done.iter().enumerate() {
-            match done {
-                Some(Ok(())) => {}
-                Some(Err(e)) => errors.push(format!("{}: {e}", node_ids[i])),
-                None if self.nodes[i].eof => errors.push(format!(
-                    "{}: exited (or closed stdout) before answering init",
-                    node_ids[i]
-                )),
-                None => errors.push(format!(
-                    "{}: no init_ok within {} s (--init-timeout)",
-                    node_ids[i], self.cfg.opts.init_timeout
-                )),
-            }
+        self.clients.init.clear();
+        let mut failures = Vec::new();
+        for (i, state) in std::mem::take(&mut self.init_done).into_iter().enumerate() {
+            let why = match state {
+                InitState::Ready => continue,
+                InitState::Answered(reply) => InitFailed::Answered(reply),
+                InitState::Waiting if self.nodes[i].eof => InitFailed::Exited,
+                InitState::Waiting => InitFailed::NoReply { timeout },
+            };
+            let node = self.cfg.node_ids[i].clone();
+            failures.push(InitFailure { node, why });
         }
-        if errors.is_empty() {
-            None
+        if failures.is_empty() {
+            Ok(())
         } else {
-            Some(format!("init failed: {}", errors.join("; ")))
+            Err(SetupError::Init(failures))
         }
     }
 
-    pub(super) fn main_and_final(&mut self) {
+    /// One worker per concurrency slot, slot i on node `i mod N`, each with a fresh
+    /// client, all free.
+    pub(super) fn open_clients(&mut self) {
         for thread in 0..self.cfg.concurrency {
-            let c = self.new_client();
-            self.clients.insert(c, thread);
-            self.workers
+            let c = self.clients.new_client();
+            self.clients.live.insert(c, thread);
+            self.clients
+                .workers
                 .push(Worker::new(thread, thread % self.nodes.len(), c));
-            self.free.push(thread);
+            self.clients.free.push(thread);
         }
+    }
+
+    /// The main phase, the heal, the recovery sleep and the final phase, in order; the
+    /// timeline records when each began and ended.
+    pub(super) fn main_and_final(&mut self) {
+        self.open_clients();
         let opts = &self.cfg.opts;
         let secs = |s: f64| (s * SEC as f64) as u64;
         let (time_limit, sleep, final_limit) = (
@@ -125,18 +137,13 @@ impl Runner<'_> {
     fn pump(&mut self, phase: Phase, end: u64) {
         loop {
             let now = self.now();
-            // Replies the readers read before the horizon are in the channel; handle them
-            // before timing out anything due before it (a reply counts if it was read in time).
-            let horizon = self.handed_over_before(now);
-            while let Ok(batch) = self.events.try_recv() {
-                self.handle(batch);
-            }
-            self.expire(horizon);
+            self.collect(now);
             let issuing = match phase {
                 Phase::Main => now < end,
                 Phase::Final => {
                     now < end
                         && self
+                            .clients
                             .workers
                             .iter()
                             .any(|w| !matches!(w.fin, FinalState::Done))
@@ -162,7 +169,8 @@ impl Runner<'_> {
                 wake = wake.min(due).min(end);
             }
             self.flush();
-            self.progress.draw(now, self.h.ops.len(), self.busy);
+            self.progress
+                .draw(now, self.history.ops.len(), self.clients.busy);
             if self.all_crashed {
                 self.abandon_in_flight(now);
                 return;
@@ -170,15 +178,26 @@ impl Runner<'_> {
             match phase {
                 Phase::Recovery if now >= end => return,
                 Phase::Recovery => wake = wake.min(end),
-                _ if !issuing && self.busy == 0 => return,
+                _ if !issuing && self.clients.busy == 0 => return,
                 _ => {}
             }
-            if let Some(&(d, _, _)) = self.timeouts.front() {
+            if let Some(d) = self.clients.timeouts.next_deadline() {
                 // A deadline held back by a reader still busy with earlier lines: look again soon.
                 wake = wake.min(d.max(now + MS));
             }
             self.wait(wake);
         }
+    }
+
+    /// Handles what the readers handed over, then times out what is due. Replies the
+    /// readers read before the horizon are in the channel, so they are handled before
+    /// anything due before it is timed out: a reply counts if it was read in time.
+    pub(super) fn collect(&mut self, now: u64) {
+        let horizon = self.handed_over_before(now);
+        while let Some(batch) = self.pipes.try_recv() {
+            self.handle(batch);
+        }
+        self.expire(horizon);
     }
 
     /// Partitions or heals the network, and records it in the history as Jepsen does: an
@@ -210,31 +229,24 @@ impl Runner<'_> {
             }
         };
         self.progress.note(&format!("nemesis: {op}"));
-        self.h.push_nemesis(now, f, invoke);
-        self.h.push_nemesis(now, f, done);
+        self.history.push_nemesis(now, f, invoke);
+        self.history.push_nemesis(now, f, done);
     }
 
     /// Blocks until events arrive or `until`, then handles everything available.
-    fn wait(&mut self, until: u64) {
+    pub(super) fn wait(&mut self, until: u64) {
         let until = until.min(self.net.next_deadline().unwrap_or(u64::MAX));
         let now = self.now();
-        let first = if until > now {
-            self.events.recv_timeout(Duration::from_nanos(until - now))
-        } else {
-            self.events
-                .try_recv()
-                .map_err(|_| RecvTimeoutError::Timeout)
-        };
-        match first {
-            Ok(batch) => self.handle(batch),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
+        match self.pipes.recv(now, until) {
+            Received::Batch(batch) => self.handle(batch),
+            Received::Timeout => {}
+            Received::Closed => {
                 // Every reader is gone: all nodes closed stdout. Sleep so we do not spin.
-                std::thread::sleep(Duration::from_nanos(until.saturating_sub(now).min(10 * MS)));
+                self.clock.sleep(until.saturating_sub(now).min(10 * MS));
                 self.check_crashed();
             }
         }
-        while let Ok(batch) = self.events.try_recv() {
+        while let Some(batch) = self.pipes.try_recv() {
             self.handle(batch);
         }
         self.deliver();
@@ -244,18 +256,20 @@ impl Runner<'_> {
     /// When every node's stdout hit EOF and the processes exited, nothing can answer any
     /// more: the run stops early instead of waiting out its phases.
     pub(super) fn check_crashed(&mut self) {
+        let pipes = &mut self.pipes;
         if self
             .nodes
-            .iter_mut()
-            .all(|n| n.eof && n.node.exited().is_some())
+            .iter()
+            .enumerate()
+            .all(|(i, n)| n.eof && pipes.exited(i))
         {
             self.all_crashed = true;
         }
     }
 
     fn abandon_in_flight(&mut self, now: u64) {
-        for w in 0..self.workers.len() {
-            if !matches!(self.workers[w].pending, Pending::Idle) {
+        for w in 0..self.clients.workers.len() {
+            if !matches!(self.clients.workers[w].pending, Pending::Idle) {
                 self.fail_pending(w, now, "node crashed".into(), false);
             }
         }
@@ -263,20 +277,20 @@ impl Runner<'_> {
 
     /// Issues main-phase ops that are due. Returns when the next one is due.
     fn dispatch_main(&mut self, now: u64) -> u64 {
-        if self.crashes.due(now) <= now && !self.free.is_empty() {
-            let w = self.take_free();
+        if self.crashes.due(now) <= now && !self.clients.free.is_empty() {
+            let w = self.clients.take_free(&mut self.rng);
             self.crash(w, now);
-            self.free.push(w);
+            self.clients.free.push(w);
             self.crashes.issued(now, 0, &mut self.rng);
         }
-        while !self.free.is_empty() && self.rate.due(now) <= now {
-            let w = self.take_free();
+        while !self.clients.free.is_empty() && self.rate.due(now) <= now {
+            let w = self.clients.take_free(&mut self.rng);
             let op = self.generator.next(&mut self.rng);
             self.start(w, op, now);
             self.rate.issued(now, RATE_SLACK, &mut self.rng);
         }
         let mut due = self.crashes.due(now);
-        if !self.free.is_empty() {
+        if !self.clients.free.is_empty() {
             due = due.min(self.rate.due(now));
         }
         due
@@ -284,12 +298,12 @@ impl Runner<'_> {
 
     /// A `crash` op: always `:info`, and the worker gets a fresh process and client.
     fn crash(&mut self, w: usize, now: u64) {
-        let process = self.workers[w].process;
-        self.h
+        let process = self.clients.workers[w].process;
+        self.history
             .push(now, process, OpType::Invoke, OpValue::Crash, None);
-        self.h
+        self.history
             .push(now, process, OpType::Info, OpValue::Crash, None);
-        self.replace_client(w);
+        self.clients.replace_client(w, self.cfg.concurrency);
     }
 
     /// Every worker crashes its client, assigns all keys from offset 0 and starts polling.
@@ -299,19 +313,19 @@ impl Runner<'_> {
         let mut keys: Vec<KeyId> = targets.keys().copied().collect();
         keys.sort();
         let keys: Box<[KeyId]> = keys.into();
-        self.free.clear();
-        for w in 0..self.workers.len() {
+        self.clients.free.clear();
+        for w in 0..self.clients.workers.len() {
             self.crash(w, now);
-            let process = self.workers[w].process;
+            let process = self.clients.workers[w].process;
             let value = OpValue::Assign {
                 keys: keys.clone(),
                 seek_to_beginning: true,
             };
-            self.h
+            self.history
                 .push(now, process, OpType::Invoke, value.clone(), None);
-            self.workers[w].offsets = keys.iter().map(|k| (*k, 0)).collect();
-            self.h.push(now, process, OpType::Ok, value, None);
-            self.workers[w].fin = if targets.is_empty() {
+            self.clients.workers[w].offsets = keys.iter().map(|k| (*k, 0)).collect();
+            self.history.push(now, process, OpType::Ok, value, None);
+            self.clients.workers[w].fin = if targets.is_empty() {
                 FinalState::Done
             } else {
                 FinalState::Polling {
@@ -325,17 +339,17 @@ impl Runner<'_> {
     /// Issues final-phase polls that are due. Returns when the next one is due.
     fn dispatch_final(&mut self, now: u64) -> u64 {
         let mut next = u64::MAX;
-        for w in 0..self.workers.len() {
-            if !matches!(self.workers[w].pending, Pending::Idle) {
+        for w in 0..self.clients.workers.len() {
+            if !matches!(self.clients.workers[w].pending, Pending::Idle) {
                 continue;
             }
-            let FinalState::Polling { stagger, .. } = &mut self.workers[w].fin else {
+            let FinalState::Polling { stagger, .. } = &mut self.clients.workers[w].fin else {
                 continue;
             };
             let due = stagger.due(now);
             if due <= now {
                 stagger.issued(now, 0, &mut self.rng);
-                self.busy += 1;
+                self.clients.busy += 1;
                 self.start_poll(w, now);
             } else {
                 next = next.min(due);

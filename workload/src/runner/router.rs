@@ -1,14 +1,26 @@
 //! The router: what the nodes print goes to a client, a node or a service; what is due
 //! is delivered; a node that breaks the protocol loses its stdout.
 
-use super::{NodeFault, Runner};
-use crate::client::Pending;
+use super::clients::Answer;
+use super::{Clock, NodeFault, Pipes, Runner};
 use crate::network::{Addr, Payload};
 use crate::node::Event;
-use crate::protocol::{Dest, Inbound, Reply};
+use crate::protocol::{Dest, Inbound};
 use crate::text::clip;
 
-impl Runner<'_> {
+/// The scheduler's view of one node's pipes.
+#[derive(Debug, Default)]
+pub(super) struct NodeSlot {
+    /// Bytes queued for stdin during this scheduler iteration.
+    pub(super) out: Vec<u8>,
+    /// The node printed an invalid line or wrote to a name not on the network: as in
+    /// Maelstrom, nothing it prints is read any more.
+    pub(super) stdout_dead: bool,
+    /// Its stdout ended.
+    pub(super) eof: bool,
+}
+
+impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     pub(super) fn handle(&mut self, batch: Vec<Event>) {
         for ev in batch {
             match ev {
@@ -21,13 +33,16 @@ impl Runner<'_> {
                     if self.nodes[node].stdout_dead {
                         continue;
                     }
-                    let read_at = read_at.saturating_duration_since(self.origin).as_nanos() as u64;
+                    let read_at = self.clock.since_origin(read_at);
                     match msg {
                         Inbound::Reply {
                             dest,
                             in_reply_to,
                             reply,
-                        } => self.route(node, dest, Some((in_reply_to, reply)), body, read_at),
+                        } => {
+                            let answer = Answer { in_reply_to, reply };
+                            self.route(node, dest, Some(answer), body, read_at)
+                        }
                         Inbound::Other { dest } => self.route(node, dest, None, body, read_at),
                     }
                 }
@@ -50,19 +65,20 @@ impl Runner<'_> {
     pub(super) fn handed_over_before(&self, now: u64) -> u64 {
         self.nodes
             .iter()
-            .filter(|n| !n.eof && !n.stdout_dead)
-            .map(|n| {
-                let at = n.node.handed_over_before();
-                at.saturating_duration_since(self.origin).as_nanos() as u64
-            })
+            .enumerate()
+            .filter(|(_, n)| !n.eof && !n.stdout_dead)
+            .map(|(i, _)| self.clock.since_origin(self.pipes.handed_over_before(i)))
             .fold(now, u64::min)
     }
 
+    /// One valid line from `node`, read at `read_at`: to a client (an answer, or an
+    /// invalid destination once the client is gone), over the network to a node or a
+    /// service, or nowhere, which kills the node's stdout.
     fn route(
         &mut self,
         node: usize,
         dest: Dest,
-        reply: Option<(u64, Reply)>,
+        answer: Option<Answer>,
         body: Option<String>,
         read_at: u64,
     ) {
@@ -72,53 +88,9 @@ impl Runner<'_> {
                 self.net
                     .send(now, node, to, body.unwrap_or_default().into_boxed_str());
             }
-            Dest::Client(c) => {
-                if let Some(&w) = self.clients.get(&c)
-                    && !matches!(self.workers[w].pending, Pending::Idle)
-                    && self.workers[w].deadline <= read_at
-                {
-                    // Read after the client gave up, though the scheduler had not got to the
-                    // timeout yet: the op timed out, and the reply goes to a closed client.
-                    let now = self.now();
-                    self.fail_pending(w, now, "timeout".into(), false);
-                }
-                let live = self.clients.get(&c).copied();
-                let init = self.init_clients.get(&c).copied();
-                if live.is_some() || init.is_some() {
-                    let id = self.net.next_id();
-                    if self.net.wants_client_detail() {
-                        let now = self.now();
-                        let (src, client) = (&self.nodes[node].node.name, format!("c{c}"));
-                        self.net
-                            .note_client(now, id, src, &client, || body.unwrap_or_default());
-                    } else {
-                        self.net.count_client();
-                    }
-                }
-                if let Some(w) = live {
-                    match reply {
-                        Some((irt, reply)) => self.on_reply(w, irt, reply),
-                        None => self.dropped_replies += 1,
-                    }
-                } else if let Some(n) = init {
-                    match reply {
-                        Some((1, Reply::InitOk)) => self.init_done[n] = Some(Ok(())),
-                        Some((1, other)) => {
-                            self.init_done[n] =
-                                Some(Err(format!("expected init_ok, got {other:?}")))
-                        }
-                        _ => self.dropped_replies += 1,
-                    }
-                } else {
-                    self.kill_stdout(
-                        node,
-                        "invalid-dest",
-                        format!("Invalid dest for message: client c{c} is not on the network (it gave up or was replaced)"),
-                    );
-                }
-            }
+            Dest::Client(c) => self.line_to_client(node, c, answer, body, read_at),
             Dest::Unknown(name) => {
-                let from = &self.nodes[node].node.name;
+                let from = &self.cfg.node_ids[node];
                 let what = clip(body.as_deref().unwrap_or("?"), 200);
                 let detail = format!(
                     "Invalid dest for message: {from} sent {what} to {name:?}, which is not on the network"
@@ -161,13 +133,15 @@ impl Runner<'_> {
         }
     }
 
-    fn kill_stdout(&mut self, node: usize, kind: &'static str, detail: String) {
+    /// Maelstrom's fatal quirk: after this, nothing `node` prints is read. Recorded as a
+    /// node fault, once.
+    pub(super) fn kill_stdout(&mut self, node: usize, kind: &'static str, detail: String) {
         let slot = &mut self.nodes[node];
         if slot.stdout_dead {
             return;
         }
         slot.stdout_dead = true;
-        let name = slot.node.name.clone();
+        let name = self.cfg.node_ids[node].clone();
         self.progress.note(&format!(
             "Error! {name}'s stdout is dead from now on, as in Maelstrom ({kind}): {detail}"
         ));
@@ -180,10 +154,11 @@ impl Runner<'_> {
         });
     }
 
+    /// Hands what this iteration queued for each node to its stdin.
     pub(super) fn flush(&mut self) {
-        for slot in &mut self.nodes {
+        for (i, slot) in self.nodes.iter_mut().enumerate() {
             if !slot.out.is_empty() {
-                slot.node.send(std::mem::take(&mut slot.out));
+                self.pipes.send(i, std::mem::take(&mut slot.out));
             }
         }
     }

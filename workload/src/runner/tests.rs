@@ -1,0 +1,704 @@
+//! The scheduler's rules on simulated time: the runner's own code (phases, pump, clients,
+//! router) driven by a [`SimClock`] that moves only when the scheduler waits, against
+//! scripted nodes ([`SimNodes`]) that answer requests after chosen delays. No process is
+//! started and nothing sleeps, so a 2-minute run takes milliseconds.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::clients::TimeoutQueue;
+use super::io::Received;
+use super::{Clock, InitFailed, MS, Pipes, Runner, SEC, SetupError};
+use crate::cli::{self, Config};
+use crate::client::Pending;
+use crate::generator::GenOp;
+use crate::history::{F, KeyId, Op, OpType, OpValue};
+use crate::node::Event;
+use crate::protocol::{self, Names};
+use crate::services;
+
+/// Simulated time, shared by the runner and the scripted nodes.
+#[derive(Debug, Clone)]
+struct SimClock {
+    origin: Instant,
+    now: Rc<Cell<u64>>,
+    /// A run that goes on past this broke a rule that should have ended a phase.
+    limit: u64,
+}
+
+impl SimClock {
+    fn new(limit_secs: u64) -> SimClock {
+        SimClock {
+            origin: Instant::now(),
+            now: Rc::new(Cell::new(0)),
+            limit: limit_secs * SEC,
+        }
+    }
+
+    fn advance_to(&self, t: u64) {
+        assert!(
+            t <= self.limit,
+            "simulated time ran past {} s: a phase did not end",
+            self.limit / SEC
+        );
+        self.now.set(self.now.get().max(t));
+    }
+
+    /// The instant a reader would have stamped at simulated time `t`.
+    fn instant(&self, t: u64) -> Instant {
+        self.origin + Duration::from_nanos(t)
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn since_origin(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    fn sleep(&self, ns: u64) {
+        self.advance_to(self.now() + ns);
+    }
+}
+
+/// One request a scripted node read.
+#[derive(Debug, Clone)]
+struct Request {
+    time: u64,
+    node: usize,
+    /// The client, `c<N>`.
+    src: String,
+    body: Value,
+}
+
+/// What a scripted node does with a request: answer with this body after this many ns, or
+/// say nothing.
+type Script = Box<dyn FnMut(&Request) -> Option<(u64, Value)>>;
+
+/// Nodes that answer by script. A reply becomes a line read at its time; the runner gets
+/// it when it next looks at or waits for its pipes.
+struct SimNodes {
+    clock: SimClock,
+    names: Names,
+    script: Script,
+    /// Lines printed and not yet handed over, by (read at, order printed).
+    printed: BTreeMap<(u64, u64), (usize, String)>,
+    printed_count: u64,
+    /// Every request any node got, in order.
+    requests: Rc<RefCell<Vec<Request>>>,
+    /// Waits in a row that returned at once with nothing: a scheduler that spins.
+    idle_waits: u32,
+}
+
+impl SimNodes {
+    /// Every line due by now, as the readers would hand them over.
+    fn take_due(&mut self) -> Vec<Event> {
+        let now = self.clock.now();
+        let mut batch = Vec::new();
+        while let Some(entry) = self.printed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((read_at, _), (node, line)) = entry.remove_entry();
+            let event = match protocol::parse_line(&line, &self.names) {
+                Ok(msg) => Event::Line {
+                    node,
+                    msg,
+                    body: Some(protocol::envelope_body(&line).unwrap_or(&line).to_owned()),
+                    read_at: self.clock.instant(read_at),
+                },
+                Err(e) => Event::Invalid {
+                    node,
+                    line,
+                    reason: e.0,
+                },
+            };
+            batch.push(event);
+        }
+        batch
+    }
+}
+
+impl Pipes for SimNodes {
+    fn nodes(&self) -> usize {
+        self.names.node_ids().len()
+    }
+
+    fn send(&mut self, node: usize, bytes: Vec<u8>) {
+        let text = String::from_utf8(bytes).expect("the runner writes UTF-8");
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("the runner writes JSON lines");
+            let request = Request {
+                time: self.clock.now(),
+                node,
+                src: v["src"].as_str().unwrap_or_default().to_owned(),
+                body: v["body"].clone(),
+            };
+            if let Some((delay, mut body)) = (self.script)(&request) {
+                body["in_reply_to"] = request.body["msg_id"].clone();
+                let reply = json!({
+                    "src": self.names.node_ids()[node],
+                    "dest": request.src,
+                    "body": body,
+                });
+                self.printed_count += 1;
+                self.printed.insert(
+                    (request.time + delay, self.printed_count),
+                    (node, reply.to_string()),
+                );
+            }
+            self.requests.borrow_mut().push(request);
+        }
+    }
+
+    fn recv(&mut self, now: u64, until: u64) -> Received {
+        let next = self.printed.keys().next().map(|k| k.0);
+        match next {
+            Some(t) if t <= until.max(now) => {
+                self.idle_waits = 0;
+                self.clock.advance_to(t);
+                Received::Batch(self.take_due())
+            }
+            _ if until > now => {
+                self.idle_waits = 0;
+                self.clock.advance_to(until);
+                Received::Timeout
+            }
+            _ => {
+                self.idle_waits += 1;
+                assert!(
+                    self.idle_waits < 10_000,
+                    "the scheduler spins: it keeps waiting until a time already past"
+                );
+                Received::Timeout
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Vec<Event>> {
+        let batch = self.take_due();
+        (!batch.is_empty()).then_some(batch)
+    }
+
+    fn handed_over_before(&self, _node: usize) -> Instant {
+        // Lines are handed over the moment they are read.
+        self.clock.instant(self.clock.now())
+    }
+
+    fn exited(&mut self, _node: usize) -> bool {
+        false
+    }
+}
+
+/// A correct kafka node (one log per key, shared by every node), answering after `delay`
+/// ns. `send`s of a message in `silent` get no answer.
+fn kafka(delay: impl Fn(&Request) -> u64 + 'static) -> Script {
+    let mut logs: HashMap<String, Vec<Value>> = HashMap::new();
+    Box::new(move |r| {
+        let body = match r.body["type"].as_str()? {
+            "init" => json!({"type": "init_ok"}),
+            "send" => {
+                let log = logs.entry(r.body["key"].as_str()?.to_owned()).or_default();
+                log.push(r.body["msg"].clone());
+                json!({"type": "send_ok", "offset": log.len() - 1})
+            }
+            "poll" => {
+                let mut msgs = serde_json::Map::new();
+                for (k, from) in r.body["offsets"].as_object()? {
+                    let from = from.as_u64()? as usize;
+                    let log = logs.get(k).map_or(&[][..], Vec::as_slice);
+                    let pairs: Vec<Value> = (from..log.len())
+                        .map(|o| json!([o, log[o].clone()]))
+                        .collect();
+                    msgs.insert(k.clone(), pairs.into());
+                }
+                json!({"type": "poll_ok", "msgs": msgs})
+            }
+            "commit_offsets" => json!({"type": "commit_offsets_ok"}),
+            "list_committed_offsets" => json!({"type": "list_committed_offsets_ok", "offsets": {}}),
+            _ => return None,
+        };
+        Some((delay(r), body))
+    })
+}
+
+/// A test's options: `args` (split at spaces) after `test --bin sim --seed 1`.
+fn config(args: &str) -> Config {
+    let base = "kafka-workload test --bin sim --seed 1 --no-progress";
+    cli::parse_args(base.split(' ').chain(args.split(' '))).expect("test options parse")
+}
+
+struct Sim<'a> {
+    runner: Runner<'a, SimClock, SimNodes>,
+    clock: SimClock,
+    requests: Rc<RefCell<Vec<Request>>>,
+}
+
+/// A runner on simulated time against nodes that follow `script`; the clock refuses to
+/// pass `limit_secs`.
+fn sim(cfg: &Config, script: Script, limit_secs: u64) -> Sim<'_> {
+    let clock = SimClock::new(limit_secs);
+    let names = Names::with_services(
+        cfg.node_ids.clone(),
+        services::NAMES.iter().map(|s| s.to_string()).collect(),
+    );
+    let requests = Rc::new(RefCell::new(Vec::new()));
+    let nodes = SimNodes {
+        clock: clock.clone(),
+        names: names.clone(),
+        script,
+        printed: BTreeMap::new(),
+        printed_count: 0,
+        requests: Rc::clone(&requests),
+        idle_waits: 0,
+    };
+    Sim {
+        runner: Runner::new(cfg, clock.clone(), nodes, &names),
+        clock,
+        requests,
+    }
+}
+
+/// The whole run after setup: init, then every phase.
+fn run(cfg: &Config, script: Script, limit_secs: u64) -> Sim<'_> {
+    let mut s = sim(cfg, script, limit_secs);
+    s.runner.init().expect("the scripted nodes answer init");
+    s.runner.main_and_final();
+    s
+}
+
+fn ops<'s>(s: &'s Sim<'_>) -> &'s [Op] {
+    &s.runner.history.ops
+}
+
+/// Client invocations other than crashes, with their times.
+fn invocations<'s>(s: &'s Sim<'_>) -> Vec<&'s Op> {
+    ops(s)
+        .iter()
+        .filter(|o| o.kind == OpType::Invoke && o.f() != F::Crash)
+        .collect()
+}
+
+#[test]
+fn the_timeout_queue_gives_deadlines_in_order_and_only_when_due() {
+    let mut q = TimeoutQueue::default();
+    assert_eq!(q.next_deadline(), None);
+    q.push(10, 0, 1);
+    q.push(10, 1, 1);
+    q.push(25, 0, 2);
+    assert_eq!(q.next_deadline(), Some(10));
+    assert_eq!(q.pop_due(9), None, "nothing is due before its deadline");
+    assert_eq!(q.pop_due(10).map(|t| t.worker), Some(0));
+    assert_eq!(q.pop_due(10).map(|t| (t.worker, t.seq)), Some((1, 1)));
+    assert_eq!(q.pop_due(24), None);
+    assert_eq!(q.pop_due(u64::MAX).map(|t| t.deadline), Some(25));
+    assert_eq!(q.pop_due(u64::MAX), None);
+}
+
+/// Maelstrom's client waits 5 s; then the op is indeterminate (`:info`), the worker gets a
+/// new process and a new client, and the old client leaves the network, so the node's
+/// late reply kills its stdout.
+#[test]
+fn an_unanswered_request_is_info_after_the_rpc_timeout_and_its_client_is_replaced() {
+    let cfg = config("--node-count 1 --concurrency 1");
+    // Sends are answered, but after 6 s.
+    let script = kafka(|r| if r.body["type"] == "send" { 6 * SEC } else { 0 });
+    let mut s = sim(&cfg, script, 60);
+    s.runner.init().unwrap();
+    s.runner.open_clients();
+    let t0 = s.clock.now();
+    let (old_client, old_process) = {
+        let w = &s.runner.clients.workers[0];
+        (w.client, w.process)
+    };
+    s.runner.clients.free.clear();
+    s.runner.start(0, GenOp::Send { key: 0, msg: 1 }, t0);
+    s.runner.flush();
+
+    s.runner.expire(t0 + 5 * SEC - 1);
+    assert_eq!(ops(&s).len(), 1, "still waiting 1 ns before the deadline");
+    s.runner.expire(t0 + 5 * SEC);
+    let done = ops(&s).last().unwrap();
+    assert_eq!(
+        (done.kind, done.f(), done.error.as_deref()),
+        (OpType::Info, F::Send, Some("timeout"))
+    );
+    let w = &s.runner.clients.workers[0];
+    assert_eq!(
+        w.process,
+        old_process + 1,
+        "the next process (+ concurrency)"
+    );
+    assert_ne!(w.client, old_client);
+    assert!(matches!(w.pending, Pending::Idle));
+    assert!(!s.runner.clients.live.contains_key(&old_client));
+    assert!(s.runner.clients.live.contains_key(&w.client));
+    assert!(s.runner.faults.is_empty());
+
+    // The node answers at 6 s, to a client that is gone.
+    s.runner.wait(t0 + 7 * SEC);
+    assert_eq!(s.runner.faults.len(), 1);
+    assert_eq!(s.runner.faults[0].kind, "invalid-dest");
+    assert!(s.runner.nodes[0].stdout_dead);
+}
+
+/// A reply counts if the reader read it before the deadline, however late the scheduler
+/// gets to it; one read at the deadline is too late.
+#[test]
+fn a_reply_read_before_the_deadline_counts_even_when_handled_after_it() {
+    let cfg = config("--node-count 1 --concurrency 2");
+    // msg 1 is answered 1 ns before the deadline, msg 2 at it.
+    let script = kafka(|r| match r.body["msg"].as_i64() {
+        Some(1) => 5 * SEC - 1,
+        Some(_) => 5 * SEC,
+        None => 0,
+    });
+    let mut s = sim(&cfg, script, 60);
+    s.runner.init().unwrap();
+    s.runner.open_clients();
+    let t0 = s.clock.now();
+    s.runner.clients.free.clear();
+    for (w, msg) in [(0, 1), (1, 2)] {
+        s.runner.start(w, GenOp::Send { key: 0, msg }, t0);
+    }
+    s.runner.flush();
+    // The scheduler was busy: it looks again only 1 ms after both deadlines.
+    s.clock.advance_to(t0 + 5 * SEC + MS);
+    s.runner.collect(s.clock.now());
+    let done: Vec<(u64, OpType)> = ops(&s)
+        .iter()
+        .filter(|o| o.kind != OpType::Invoke)
+        .map(|o| (o.process, o.kind))
+        .collect();
+    assert_eq!(done, [(0, OpType::Ok), (1, OpType::Info)]);
+    assert_eq!(
+        s.runner.faults.len(),
+        1,
+        "the reply at the deadline found no client"
+    );
+}
+
+/// `--rate R`: one op every 1/R on average, at gaps uniform in [0, 2/R).
+#[test]
+fn the_rate_limiter_spaces_ops_by_uniform_gaps_below_two_over_the_rate() {
+    let cfg = config(
+        "--node-count 1 --concurrency 4 --rate 100 --time-limit 30 --recovery-sleep 0 --final-time-limit 0",
+    );
+    let s = run(&cfg, kafka(|_| 0), 60);
+    let main_end = s.runner.timeline.main_end;
+    let times: Vec<u64> = invocations(&s)
+        .iter()
+        .map(|o| o.time)
+        .filter(|t| *t < main_end)
+        .collect();
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let n = times.len();
+    assert!((2850..=3150).contains(&n), "{n} ops in 30 s at 100/s");
+    let max = *gaps.iter().max().unwrap();
+    let min = *gaps.iter().min().unwrap();
+    let mean = gaps.iter().sum::<u64>() as f64 / gaps.len() as f64;
+    assert!(max < 20 * MS, "a gap of {max} ns, above 2/R");
+    assert!(
+        max > 19 * MS,
+        "the longest gap, {max} ns, should come near 2/R"
+    );
+    assert!(
+        min < MS / 4,
+        "the shortest gap, {min} ns, should come near 0"
+    );
+    assert!(
+        (9.7e6..10.3e6).contains(&mean),
+        "mean gap {mean} ns, not 1/R"
+    );
+}
+
+/// An op goes only to a worker whose client has nothing outstanding: with 3 workers and a
+/// node that takes 100 ms, at most 3 ops are in flight and the rate is capped at 30/s,
+/// whatever `--rate` asks.
+#[test]
+fn ops_go_only_to_free_workers() {
+    let cfg = config(
+        "--node-count 1 --concurrency 3 --rate 1000 --time-limit 10 --recovery-sleep 0 --final-time-limit 0",
+    );
+    let s = run(&cfg, kafka(|_| 100 * MS), 60);
+    let mut open: HashMap<u64, u64> = HashMap::new();
+    let mut most = 0;
+    for op in ops(&s) {
+        if op.kind == OpType::Invoke {
+            assert!(
+                open.insert(op.process, op.time).is_none(),
+                "process {} invoked an op with one in flight",
+                op.process
+            );
+        } else {
+            open.remove(&op.process);
+        }
+        most = most.max(open.len());
+    }
+    assert_eq!(most, 3);
+    let main_end = s.runner.timeline.main_end;
+    let n = invocations(&s).iter().filter(|o| o.time < main_end).count();
+    assert!(
+        (270..=300).contains(&n),
+        "{n} ops; 3 workers × 10 s / 100 ms = 300"
+    );
+    // Each client had one request outstanding at a time (a poll's commit follows its reply).
+    let mut outstanding: HashMap<String, u64> = HashMap::new();
+    for r in s.requests.borrow().iter() {
+        if let Some(prev) = outstanding.insert(r.src.clone(), r.time) {
+            assert!(r.time >= prev + 100 * MS, "{} sent twice in 100 ms", r.src);
+        }
+    }
+}
+
+/// Maelstrom recycles each client about every 30 s: a `crash` op every 30/concurrency s on
+/// average, given to a free worker, which then continues as a new process.
+#[test]
+fn crashes_come_every_thirty_seconds_over_the_concurrency_and_replace_the_process() {
+    let cfg = config(
+        "--node-count 1 --concurrency 10 --rate 50 --time-limit 120 --recovery-sleep 0 --final-time-limit 0",
+    );
+    let s = run(&cfg, kafka(|_| MS), 200);
+    let main_end = s.runner.timeline.main_end;
+    let crashes: Vec<&Op> = ops(&s)
+        .iter()
+        .filter(|o| o.f() == F::Crash && o.kind == OpType::Invoke && o.time < main_end)
+        .collect();
+    assert!(
+        (30..=50).contains(&crashes.len()),
+        "{} crashes in 120 s; expected about 40",
+        crashes.len()
+    );
+    for c in &crashes {
+        // Invoked and ended at once, as :info, by a process with nothing in flight.
+        let i = c.index as usize;
+        let next = &ops(&s)[i + 1];
+        assert_eq!(
+            (next.process, next.kind, next.f()),
+            (c.process, OpType::Info, F::Crash)
+        );
+        let before = &ops(&s)[..i];
+        let open = before
+            .iter()
+            .rfind(|o| o.process == c.process)
+            .is_some_and(|o| o.kind == OpType::Invoke);
+        assert!(
+            !open,
+            "a crash of process {} with an op in flight",
+            c.process
+        );
+        // The worker carries on as process + concurrency; the old process does nothing more.
+        let after = &ops(&s)[i + 2..];
+        assert!(after.iter().all(|o| o.process != c.process));
+        assert!(after.iter().any(|o| o.process == c.process + 10));
+    }
+}
+
+/// After the main phase: the recovery sleep, then every worker crashes its client,
+/// assigns every key seen with seek-to-beginning, and polls from offset 0 until it has
+/// read up to the highest offset seen for every key; then the run ends, well before the
+/// cap.
+#[test]
+fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
+    let cfg = config(
+        "--node-count 1 --concurrency 2 --rate 100 --time-limit 5 --recovery-sleep 10 --final-time-limit 10",
+    );
+    let s = run(&cfg, kafka(|_| MS), 60);
+    let tl = &s.runner.timeline;
+    let slept = tl.final_start - tl.main_end;
+    assert!(
+        (10 * SEC..10 * SEC + 100 * MS).contains(&slept),
+        "slept {slept} ns"
+    );
+    assert!(
+        ops(&s)
+            .iter()
+            .all(|o| o.time <= tl.main_end || o.time >= tl.final_start),
+        "no op during the recovery sleep"
+    );
+    // Every key any ok op touched, with its highest offset.
+    let mut highest: HashMap<KeyId, i64> = HashMap::new();
+    for op in ops(&s).iter().filter(|o| o.time < tl.final_start) {
+        match &op.value {
+            OpValue::Send {
+                key,
+                offset: Some(o),
+                ..
+            } => {
+                let h = highest.entry(*key).or_insert(-1);
+                *h = (*h).max(*o);
+            }
+            OpValue::Poll(Some(polled)) => {
+                for (k, pairs) in polled.iter() {
+                    let h = highest.entry(*k).or_insert(-1);
+                    *h = (*h).max(pairs.max_offset().unwrap_or(-1));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all_keys: Vec<KeyId> = highest.keys().copied().collect();
+    all_keys.sort();
+    assert!(all_keys.len() > 3);
+    let at_start: Vec<&Op> = ops(&s)
+        .iter()
+        .filter(|o| o.time == tl.final_start)
+        .collect();
+    for w in 0..2u64 {
+        let mine: Vec<&Op> = at_start
+            .iter()
+            .copied()
+            .filter(|o| o.process % 2 == w)
+            .collect();
+        let shape: Vec<(OpType, F)> = mine.iter().map(|o| (o.kind, o.f())).collect();
+        assert_eq!(
+            shape[..4],
+            [
+                (OpType::Invoke, F::Crash),
+                (OpType::Info, F::Crash),
+                (OpType::Invoke, F::Assign),
+                (OpType::Ok, F::Assign)
+            ]
+        );
+        let OpValue::Assign {
+            keys,
+            seek_to_beginning,
+        } = &mine[3].value
+        else {
+            unreachable!()
+        };
+        assert!(*seek_to_beginning);
+        assert_eq!(&keys[..], &all_keys[..]);
+    }
+    // Each new client's first poll starts every key at offset 0.
+    let requests = s.requests.borrow();
+    let final_polls: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.time >= tl.final_start && r.body["type"] == "poll")
+        .collect();
+    let mut first_seen = std::collections::HashSet::new();
+    for r in &final_polls {
+        if first_seen.insert(r.src.clone()) {
+            let offsets = r.body["offsets"].as_object().unwrap();
+            assert_eq!(offsets.len(), all_keys.len());
+            assert!(offsets.values().all(|o| o == 0), "{offsets:?}");
+        }
+    }
+    assert_eq!(first_seen.len(), 2);
+    // Caught up: each worker's final polls read every key up to its highest offset.
+    for w in 0..2u64 {
+        let mut read: HashMap<KeyId, i64> = HashMap::new();
+        for op in ops(&s)
+            .iter()
+            .filter(|o| o.time >= tl.final_start && o.process % 2 == w)
+        {
+            if let (OpType::Ok, OpValue::Poll(Some(polled))) = (op.kind, &op.value) {
+                for (k, pairs) in polled.iter() {
+                    let r = read.entry(*k).or_insert(-1);
+                    *r = (*r).max(pairs.max_offset().unwrap_or(-1));
+                }
+            }
+        }
+        for (k, h) in &highest {
+            assert!(
+                read.get(k).copied().unwrap_or(-1) >= *h,
+                "key {k:?} not read up to {h}"
+            );
+        }
+    }
+    let took = tl.final_end - tl.final_start;
+    assert!(
+        took < 2 * SEC,
+        "the final phase took {took} ns, though all was read"
+    );
+}
+
+/// A node that never returns anything cannot be caught up with: the final phase stops at
+/// `--final-time-limit`.
+#[test]
+fn the_final_phase_stops_at_its_cap() {
+    let cfg = config(
+        "--node-count 1 --concurrency 2 --rate 100 --time-limit 2 --recovery-sleep 1 --final-time-limit 10",
+    );
+    let mut node = kafka(|_| MS);
+    let script: Script = Box::new(move |r| {
+        if r.body["type"] == "poll" {
+            Some((MS, json!({"type": "poll_ok", "msgs": {}})))
+        } else {
+            node(r)
+        }
+    });
+    let s = run(&cfg, script, 100);
+    let tl = &s.runner.timeline;
+    let took = tl.final_end - tl.final_start;
+    assert!(
+        (10 * SEC..10 * SEC + 500 * MS).contains(&took),
+        "the final phase took {took} ns"
+    );
+    let polls = invocations(&s)
+        .iter()
+        .filter(|o| o.time >= tl.final_start && o.f() == F::Poll)
+        .count();
+    // Polls every 0.2 s on average, per worker, for 10 s.
+    assert!((70..=130).contains(&polls), "{polls} final polls");
+}
+
+/// Init: each node must answer its own `init` with `init_ok` within `--init-timeout`; the
+/// error says, per node, what it did instead.
+#[test]
+fn init_reports_each_node_that_did_not_answer_init_ok() {
+    let cfg = config("--node-count 3 --concurrency 3");
+    // n0 is fine, n1 refuses, n2 says nothing.
+    let script: Script = Box::new(|r| match r.node {
+        0 => Some((MS, json!({"type": "init_ok"}))),
+        1 => Some((MS, json!({"type": "error", "code": 11}))),
+        _ => None,
+    });
+    let mut s = sim(&cfg, script, 60);
+    let Err(SetupError::Init(failures)) = s.runner.init() else {
+        panic!("init should fail")
+    };
+    let who: Vec<(&str, &InitFailed)> = failures.iter().map(|f| (&*f.node, &f.why)).collect();
+    assert!(
+        matches!(
+            who[..],
+            [
+                ("n1", InitFailed::Answered(_)),
+                ("n2", InitFailed::NoReply { .. })
+            ]
+        ),
+        "{who:?}"
+    );
+    let text = SetupError::Init(failures).to_string();
+    assert!(
+        text.starts_with("init failed: n1: expected init_ok, got Error { code: Some(11)"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("; n2: no init_ok within 10 s (--init-timeout)"),
+        "{text}"
+    );
+    let waited = s.clock.now();
+    assert!(
+        (10 * SEC..10 * SEC + 100 * MS).contains(&waited),
+        "waited {waited} ns"
+    );
+    // The init clients are closed: n2's init_ok now would be an invalid destination.
+    assert!(s.runner.clients.init.is_empty());
+}
+
+/// Init ends as soon as every node answered.
+#[test]
+fn init_ends_when_every_node_answered() {
+    let cfg = config("--node-count 2 --concurrency 2");
+    let mut s = sim(&cfg, kafka(|_| 3 * MS), 60);
+    s.runner.init().unwrap();
+    assert_eq!(s.clock.now(), 3 * MS);
+}
