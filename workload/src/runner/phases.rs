@@ -289,11 +289,13 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             self.start(w, op, now);
             self.rate.issued(now, RATE_SLACK, &mut self.rng);
         }
-        let mut due = self.crashes.due(now);
-        if !self.clients.free.is_empty() {
-            due = due.min(self.rate.due(now));
+        // With no worker free, neither schedule can be served, so neither is a reason to
+        // wake: a reply (which frees a worker) or the loop's regular wake-up comes first, and
+        // the due op or crash goes out then. Waking for a crash already due would spin.
+        if self.clients.free.is_empty() {
+            return u64::MAX;
         }
-        due
+        self.crashes.due(now).min(self.rate.due(now))
     }
 
     /// A `crash` op: always `:info`, and the worker gets a fresh process and client.

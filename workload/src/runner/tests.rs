@@ -702,3 +702,15 @@ fn init_ends_when_every_node_answered() {
     s.runner.init().unwrap();
     assert_eq!(s.clock.now(), 3 * MS);
 }
+/// The pump waits for something when every worker is busy; it never spins on a schedule
+/// it cannot serve (a crash due while no worker is free).
+#[test]
+fn a_due_crash_with_no_free_worker_waits_for_one() {
+    let cfg = config(
+        "--node-count 1 --concurrency 1 --rate 1000 --time-limit 40 --recovery-sleep 0 --final-time-limit 0",
+    );
+    // A slow node: its one worker is busy nearly all the time.
+    let s = run(&cfg, kafka(|_| 400 * MS), 100);
+    let crashes = ops(&s).iter().filter(|o| o.f() == F::Crash).count();
+    assert!(crashes >= 2, "{crashes}");
+}
