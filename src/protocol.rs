@@ -150,11 +150,14 @@ pub fn parse(
     if fields.ty.and_then(Value::into_string) == Some(crate::replication::TYPE) {
         // Between our own nodes: no msg_id, and never a reply, so a malformed one is only noted.
         return match crate::replication::decode(&body) {
-            Ok(message) => Ok(Request {
-                src: src.into(),
-                msg_id: 0,
-                body: Body::Replicate(Box::new(message)),
-            }),
+            Ok(mut message) => {
+                message.line_len = line.len();
+                Ok(Request {
+                    src: src.into(),
+                    msg_id: 0,
+                    body: Body::Replicate(Box::new(message)),
+                })
+            }
             Err(why) => Err(Unanswerable(format!(
                 "a malformed replicate message from {src}: {why}"
             ))),

@@ -404,3 +404,63 @@ fn a_long_key_list_with_repeats_is_answered_once_per_key_first_mention_winning()
     );
     assert_eq!(out[3].matches(r#""3":"#).count(), 1, "{}", out[3]);
 }
+
+// See: issue 15. A peer's `replicate` line was bounded per update, not per line: one 3.3 KB line
+// of 100 updates to one key, each 2^17 offsets above the last, took the node from 9 MB to 530 MB,
+// and 100 keys with one such update each to 947 MB. A line may now open at most one offset per
+// byte (64 bytes of memory each at worst), so both lines together cost the node a few MiB.
+#[test]
+fn a_peers_line_costs_memory_in_proportion_to_its_bytes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_maelstrom-kafka"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let replicate = |updates: Vec<String>| {
+        format!(
+            r#"{{"src":"n1","dest":"n0","body":{{"type":"replicate","updates":[{}],"acks":[]}}}}"#,
+            updates.join(",")
+        )
+    };
+    let step = 1u64 << 17;
+    // n1's offsets are the odd ones.
+    let one_key = replicate(
+        (0..100)
+            .map(|i| format!(r#"["k",{},{},0,[]]"#, 1 + i * step, 1 + (i + 1) * step))
+            .collect(),
+    );
+    let many_keys = replicate(
+        (0..100)
+            .map(|i| format!(r#"["k{i}",1,{},0,[]]"#, 1 + step))
+            .collect(),
+    );
+    let init = json!({"src": "c0", "dest": "n0", "body": {"type": "init", "msg_id": 1,
+        "node_id": "n0", "node_ids": ["n0", "n1"]}});
+    let send = msg(
+        "c1",
+        json!({"type": "send", "msg_id": 2, "key": "j", "msg": 5}),
+    );
+    writeln!(stdin, "{init}\n{one_key}\n{many_keys}\n{send}").unwrap();
+    stdin.flush().unwrap();
+    // The replication thread takes the peers' lines in order, and ticks only once none is
+    // waiting, so its first line to n1 that carries the local send to `j` comes after both.
+    loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
+            "stdout ended"
+        );
+        let out: Value = serde_json::from_str(&line).unwrap();
+        if out["dest"] == "n1" && line.contains(r#"["j","#) {
+            break;
+        }
+    }
+    let peak = peak_rss(child.id());
+    drop(stdin);
+    let _ = child.wait();
+    eprintln!("node peak RSS: {:.1} MiB", peak as f64 / (1 << 20) as f64);
+    assert!(peak < 64 << 20, "peak RSS {peak} bytes");
+}
