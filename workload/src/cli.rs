@@ -36,7 +36,30 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs a test, like `maelstrom test`.
-    Test(TestOpts),
+    Test(Box<TestOpts>),
+    /// Browses the store's runs over HTTP, like `maelstrom serve`.
+    Serve(ServeOpts),
+}
+
+/// `kafka-workload serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeOpts {
+    /// The store to serve (what `test --store` wrote to).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Port to listen on; 0 takes any free one (the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on. Loopback unless told otherwise: the store holds node logs.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Test(Box<Config>),
+    Serve(ServeOpts),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -193,6 +216,9 @@ pub struct Config {
     /// Mean ns between nemesis operations.
     pub nemesis_interval: u64,
     pub availability: Option<Availability>,
+    /// The command line that runs this test again: as it was typed, with `--seed` added
+    /// when it was not given, quoted for a POSIX shell.
+    pub command: String,
 }
 
 impl Config {
@@ -256,6 +282,7 @@ impl Config {
             latency,
             partitions,
             availability,
+            command: String::new(),
         })
     }
 }
@@ -366,13 +393,26 @@ pub fn parse_availability(s: &str) -> Result<Availability, Error> {
     }
 }
 
-/// Parses a command line the way `main` does: `Err` carries the exit code and the text.
+/// Parses a `test` command line: `Err` carries the exit code and the text.
 pub fn parse_args<I, T>(args: I) -> Result<Config, (i32, String)>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(|e| {
+    match parse(args)? {
+        Parsed::Test(cfg) => Ok(*cfg),
+        Parsed::Serve(_) => Err((254, "kafka-workload: expected `test`\n".into())),
+    }
+}
+
+/// Parses a command line the way `main` does: `Err` carries the exit code and the text.
+pub fn parse<I, T>(args: I) -> Result<Parsed, (i32, String)>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let cli = Cli::try_parse_from(&args).map_err(|e| {
         use clap::error::ErrorKind;
         let code = match e.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
@@ -382,8 +422,39 @@ where
         };
         (code, e.render().to_string())
     })?;
-    let Command::Test(opts) = cli.command;
-    Config::from_opts(opts).map_err(|e| (e.exit_code(), format!("kafka-workload: {e}\n")))
+    match cli.command {
+        Command::Test(opts) => {
+            let seeded = opts.seed.is_some();
+            let mut cfg = Config::from_opts(*opts)
+                .map_err(|e| (e.exit_code(), format!("kafka-workload: {e}\n")))?;
+            cfg.command = reproduce(&args, (!seeded).then_some(cfg.seed));
+            Ok(Parsed::Test(Box::new(cfg)))
+        }
+        Command::Serve(opts) => Ok(Parsed::Serve(opts)),
+    }
+}
+
+/// `args` as one shell command line, with `--seed seed` after the subcommand when given.
+fn reproduce(args: &[std::ffi::OsString], seed: Option<u64>) -> String {
+    let mut words: Vec<String> = args
+        .iter()
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect();
+    if let Some(seed) = seed {
+        // After `test`: a flag after `--` would go to the node.
+        let at = words.len().min(2);
+        words.splice(at..at, ["--seed".to_owned(), seed.to_string()]);
+    }
+    words.join(" ")
+}
+
+fn shell_quote(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c);
+    if !w.is_empty() && w.chars().all(plain) {
+        w.to_owned()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +463,20 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Config, (i32, String)> {
         parse_args(["kafka-workload"].iter().chain(args))
+    }
+
+    #[test]
+    fn the_command_reproduces_the_run_with_its_seed() {
+        let cfg = parse(&["test", "--bin", "x", "--rate", "10", "--", "a b"]).unwrap();
+        assert_eq!(
+            cfg.command,
+            format!(
+                "kafka-workload test --seed {} --bin x --rate 10 -- 'a b'",
+                cfg.seed
+            )
+        );
+        let cfg = parse(&["test", "--bin", "it's", "--seed", "3"]).unwrap();
+        assert_eq!(cfg.command, r"kafka-workload test --bin 'it'\''s' --seed 3");
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! * [`plot`]: `latency.svg`, `rate.svg`, `index.html`.
 //! * [`progress`]: the progress bar on stderr.
 //! * [`store`]: `store/kafka/<timestamp>/` and the `latest` link.
+//! * [`serve`]: `kafka-workload serve`: the store's runs over HTTP.
 
 pub mod checker;
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod services;
 pub mod store;
 mod text;

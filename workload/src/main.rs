@@ -1,10 +1,11 @@
-//! The `kafka-workload` binary: parses the command line and runs the test.
+//! The `kafka-workload` binary: parses the command line, then runs the test or serves the
+//! store.
 
-use kafka_workload::cli;
+use kafka_workload::cli::{self, Parsed};
 
 fn main() {
-    let cfg = match cli::parse_args(std::env::args_os()) {
-        Ok(c) => c,
+    let parsed = match cli::parse(std::env::args_os()) {
+        Ok(p) => p,
         Err((code, text)) => {
             // Help goes to stdout, as Maelstrom prints it; errors to stderr.
             if code == 0 {
@@ -16,8 +17,15 @@ fn main() {
             std::process::exit(code);
         }
     };
-    match kafka_workload::run_test(&cfg, &mut std::io::stdout().lock()) {
-        Ok(v) => std::process::exit(kafka_workload::exit_code(v)),
+    let res = match parsed {
+        Parsed::Test(cfg) => kafka_workload::run_test(&cfg, &mut std::io::stdout().lock())
+            .map(kafka_workload::exit_code),
+        Parsed::Serve(opts) => {
+            kafka_workload::serve::run(&opts, &mut std::io::stdout().lock()).map(|()| 0)
+        }
+    };
+    match res {
+        Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("kafka-workload: {e}");
             std::process::exit(e.exit_code());

@@ -237,10 +237,7 @@ impl Chart {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::text::escape_html(s)
 }
 
 fn fmt_num(v: f64) -> String {

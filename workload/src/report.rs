@@ -257,6 +257,9 @@ pub fn build(
             "assign-probability": cfg.assign_p, "recovery-sleep": o.recovery_sleep,
             "final-time-limit": o.final_time_limit, "rpc-timeout-ms": o.rpc_timeout,
             "init-timeout": o.init_timeout,
+            "latency": o.latency, "latency-dist": o.latency_dist,
+            "nemesis": o.nemesis, "nemesis-interval": o.nemesis_interval,
+            "command": cfg.command,
         },
         "workload": workload.map(|w| {
             let mut j = w.to_json();

@@ -22,9 +22,36 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` with HTML's specials escaped, fit for element text and for quoted attribute values
+/// (titles carry node replies verbatim). Control characters other than tab and newline,
+/// which XML forbids and SVG is XML, become U+FFFD.
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && !matches!(c, '\n' | '\t') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_html_specials_and_controls() {
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>\u{1}\n"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;\u{fffd}\n"
+        );
+    }
 
     #[test]
     fn cuts_on_a_character_boundary() {
