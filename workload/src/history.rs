@@ -388,7 +388,6 @@ impl History {
     /// `[["send", k, v]]`, `[["send", k, [offset, v]]]`, `[["poll"]]`,
     /// `[["poll", {k: [[offset, v], ...]}]]`, a key list for `assign`, `null` for `crash`.
     pub fn write_jsonl(&self, w: &mut impl Write) -> io::Result<()> {
-        let t = &self.tables;
         let mut line = String::new();
         let mut nemesis = self.nemesis.iter().peekable();
         for op in &self.ops {
@@ -406,55 +405,13 @@ impl History {
                 op.kind.name(),
                 op.f().name()
             );
-            match &op.value {
-                OpValue::Send { key, offset, msg } => {
-                    line.push_str("[[\"send\",");
-                    push_json_str(&mut line, t.key_name(*key));
-                    match offset {
-                        Some(o) => {
-                            let _ = write!(line, ",[{o},{}]]]", t.msg_json(*msg));
-                        }
-                        None => {
-                            let _ = write!(line, ",{}]]", t.msg_json(*msg));
-                        }
-                    }
-                }
-                OpValue::Poll(None) => line.push_str("[[\"poll\"]]"),
-                OpValue::Poll(Some(msgs)) => {
-                    line.push_str("[[\"poll\",{");
-                    for (i, (k, pairs)) in msgs.iter().enumerate() {
-                        if i > 0 {
-                            line.push(',');
-                        }
-                        push_json_str(&mut line, t.key_name(*k));
-                        line.push_str(":[");
-                        for (j, (o, m)) in pairs.iter().enumerate() {
-                            if j > 0 {
-                                line.push(',');
-                            }
-                            let _ = write!(line, "[{o},{}]", t.msg_json(m));
-                        }
-                        line.push(']');
-                    }
-                    line.push_str("}]]");
-                }
-                OpValue::Assign {
-                    keys,
-                    seek_to_beginning,
-                } => {
-                    line.push('[');
-                    for (i, k) in keys.iter().enumerate() {
-                        if i > 0 {
-                            line.push(',');
-                        }
-                        push_json_str(&mut line, t.key_name(*k));
-                    }
-                    line.push(']');
-                    if *seek_to_beginning {
-                        line.push_str(",\"seek-to-beginning?\":true");
-                    }
-                }
-                OpValue::Crash => line.push_str("null"),
+            self.push_value(&mut line, &op.value);
+            if let OpValue::Assign {
+                seek_to_beginning: true,
+                ..
+            } = op.value
+            {
+                line.push_str(",\"seek-to-beginning?\":true");
             }
             if let Some(e) = &op.error {
                 line.push_str(",\"error\":");
@@ -467,6 +424,63 @@ impl History {
             write_nemesis(w, n)?;
         }
         Ok(())
+    }
+
+    /// An op's `value` as `history.jsonl` writes it (Maelstrom's shapes), for the timeline's
+    /// hover text. (A final-phase assign's `seek-to-beginning?` is a key of its own there.)
+    pub fn value_json(&self, value: &OpValue) -> String {
+        let mut out = String::new();
+        self.push_value(&mut out, value);
+        out
+    }
+
+    fn push_value(&self, out: &mut String, value: &OpValue) {
+        use std::fmt::Write as _;
+        let t = &self.tables;
+        match value {
+            OpValue::Send { key, offset, msg } => {
+                out.push_str("[[\"send\",");
+                push_json_str(out, t.key_name(*key));
+                match offset {
+                    Some(o) => {
+                        let _ = write!(out, ",[{o},{}]]]", t.msg_json(*msg));
+                    }
+                    None => {
+                        let _ = write!(out, ",{}]]", t.msg_json(*msg));
+                    }
+                }
+            }
+            OpValue::Poll(None) => out.push_str("[[\"poll\"]]"),
+            OpValue::Poll(Some(msgs)) => {
+                out.push_str("[[\"poll\",{");
+                for (i, (k, pairs)) in msgs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_json_str(out, t.key_name(*k));
+                    out.push_str(":[");
+                    for (j, (o, m)) in pairs.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "[{o},{}]", t.msg_json(m));
+                    }
+                    out.push(']');
+                }
+                out.push_str("}]]");
+            }
+            OpValue::Assign { keys, .. } => {
+                out.push('[');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_json_str(out, t.key_name(*k));
+                }
+                out.push(']');
+            }
+            OpValue::Crash => out.push_str("null"),
+        }
     }
 }
 

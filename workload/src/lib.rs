@@ -23,6 +23,7 @@
 //! * [`plot`]: `latency.svg`, `rate.svg`, `index.html`.
 //! * [`progress`]: the progress bar on stderr.
 //! * [`store`]: `store/kafka/<timestamp>/` and the `latest` link.
+//! * [`timeline`]: `timeline.html`, every operation as a box, one column per process.
 //! * [`serve`]: `kafka-workload serve`: the store's runs over HTTP.
 
 pub mod checker;
@@ -47,6 +48,7 @@ pub mod serve;
 pub mod services;
 pub mod store;
 mod text;
+pub mod timeline;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -132,6 +134,18 @@ fn write_files(
     std::fs::write(
         dir.join("rate.svg"),
         plot::rate_svg(samples, &outcome.timeline),
+    )?;
+    let focus = timeline::cited_ops(&rep.json["workload"]["errors"]);
+    std::fs::write(
+        dir.join("timeline.html"),
+        timeline::timeline_html(&timeline::Input {
+            history: &outcome.history,
+            timeline: &outcome.timeline,
+            faults: &outcome.faults,
+            concurrency: cfg.concurrency,
+            node_ids: &cfg.node_ids,
+            focus: &focus,
+        }),
     )?;
     std::fs::write(
         dir.join("index.html"),
