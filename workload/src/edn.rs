@@ -11,6 +11,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::checker::Validity;
+use crate::history::F;
+use crate::verdict::Verdict;
+
 /// An EDN value. Maps keep their entries in insertion order, as Clojure's small maps do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Edn {
@@ -264,36 +268,47 @@ fn float32(v: &Value) -> Edn {
     v.as_f64().map_or(Edn::Nil, |x| Edn::Float32(x as f32))
 }
 
-fn always_valid() -> Edn {
-    Edn::map([("valid?", Edn::Bool(true))])
+/// A verdict's part: `true`, `false` or `:unknown`.
+fn valid(v: Validity) -> Edn {
+    match v {
+        Validity::True => Edn::Bool(true),
+        Validity::False => Edn::Bool(false),
+        Validity::Unknown => Edn::kw("unknown"),
+    }
 }
 
-/// `results.json` (see `report.rs`) as Maelstrom's `results.edn`, pretty-printed, with a
-/// final newline.
-pub fn results_edn(results: &Value) -> String {
+/// `{:valid? v}`, a checker with nothing else to say.
+fn only_valid(v: Validity) -> Edn {
+    Edn::map([("valid?", valid(v))])
+}
+
+/// `results.json` (see `report.rs`) and the run's [`Verdict`] as Maelstrom's
+/// `results.edn`, pretty-printed, with a final newline. Every `:valid?` is the verdict's;
+/// the numbers are `results.json`'s.
+pub fn results_edn(results: &Value, verdict: &Verdict) -> String {
     let mut top = vec![
         (
             "perf",
             Edn::map([
-                ("latency-graph", always_valid()),
-                ("rate-graph", always_valid()),
-                ("valid?", Edn::Bool(true)),
+                ("latency-graph", only_valid(verdict.perf)),
+                ("rate-graph", only_valid(verdict.perf)),
+                ("valid?", valid(verdict.perf)),
             ]),
         ),
-        ("timeline", always_valid()),
-        ("exceptions", always_valid()),
-        ("stats", stats(&results["stats"])),
+        ("timeline", only_valid(verdict.timeline)),
+        ("exceptions", only_valid(verdict.exceptions)),
+        ("stats", stats(&results["stats"], verdict)),
         (
             "availability",
-            availability(&results["availability"], &results["stats"]),
+            availability(&results["availability"], &results["stats"], verdict),
         ),
-        ("net", net(&results["net"])),
-        ("workload", workload(&results["workload"])),
+        ("net", net(&results["net"], verdict)),
+        ("workload", workload(&results["workload"], verdict)),
     ];
     if let Some(node) = results.get("node").filter(|n| n.is_object()) {
         top.push(("node", from_json(node)));
     }
-    top.push(("valid?", validity(&results["valid"])));
+    top.push(("valid?", valid(verdict.valid)));
     let mut s = Edn::map(top).pretty();
     s.push('\n');
     s
@@ -301,11 +316,11 @@ pub fn results_edn(results: &Value) -> String {
 
 const COUNTS: [&str; 4] = ["count", "ok-count", "fail-count", "info-count"];
 
-/// Jepsen's stats checker: counts overall and by `:f`, each `:f` valid when it has an ok
-/// op. The overall `:valid?` is the kafka wrapper's, which excuses `:crash`.
-fn stats(s: &Value) -> Edn {
+/// Jepsen's stats checker: counts overall and by `:f`, each `:f` judged on its own. The
+/// overall `:valid?` is the kafka wrapper's, which excuses `:crash`.
+fn stats(s: &Value, verdict: &Verdict) -> Edn {
     let counts = |c: &Value| COUNTS.map(|k| (k, int(&c[k])));
-    let mut m = vec![("valid?", validity(&s["valid"]))];
+    let mut m = vec![("valid?", valid(verdict.stats))];
     m.extend(counts(s));
     let mut by_f: Vec<(&String, &Value)> = s["by-f"]
         .as_object()
@@ -315,8 +330,11 @@ fn stats(s: &Value) -> Edn {
     let by_f = by_f
         .into_iter()
         .map(|(f, c)| {
-            let ok = c["ok-count"].as_u64().unwrap_or(0) > 0;
-            let mut e = vec![("valid?", Edn::Bool(ok))];
+            let v = F::ALL
+                .iter()
+                .find(|g| g.name() == f.as_str())
+                .and_then(|g| verdict.stats_by_f.get(g));
+            let mut e = vec![("valid?", valid(v.copied().unwrap_or(Validity::Unknown)))];
             e.extend(counts(c));
             (key_of(f), Edn::map(e))
         })
@@ -327,10 +345,10 @@ fn stats(s: &Value) -> Edn {
 
 /// Maelstrom's availability checker always reports the ok fraction of invocations; without
 /// `--availability` it is valid whatever the fraction.
-fn availability(a: &Value, stats: &Value) -> Edn {
+fn availability(a: &Value, stats: &Value, verdict: &Verdict) -> Edn {
     if a.is_object() {
         return Edn::map([
-            ("valid?", validity(&a["valid"])),
+            ("valid?", valid(verdict.availability)),
             ("ok-fraction", float32(&a["ok-fraction"])),
         ]);
     }
@@ -338,14 +356,14 @@ fn availability(a: &Value, stats: &Value) -> Edn {
     let ok = stats["ok-count"].as_f64().unwrap_or(0.0);
     let fraction = if count > 0.0 { ok / count } else { 1.0 };
     Edn::map([
-        ("valid?", Edn::Bool(true)),
+        ("valid?", valid(verdict.availability)),
         ("ok-fraction", Edn::Float32(fraction as f32)),
     ])
 }
 
 /// `:net`: send, receive and distinct message counts for all traffic, client traffic and
 /// server traffic (services included), with messages per operation.
-fn net(n: &Value) -> Edn {
+fn net(n: &Value, verdict: &Verdict) -> Edn {
     let part = |p: &Value| {
         let mut e: Vec<(&str, Edn)> = ["send-count", "recv-count", "msg-count"]
             .into_iter()
@@ -361,16 +379,17 @@ fn net(n: &Value) -> Edn {
         ("all", part(&n["all"])),
         ("clients", part(&n["clients"])),
         ("servers", part(&n["servers"])),
-        ("valid?", n.get("valid").map_or(Edn::Bool(true), validity)),
+        ("valid?", valid(verdict.net)),
     ])
 }
 
 /// The kafka checker's result: validity, the worst realtime lag, the error types, then one
 /// entry per error type with its count and examples (`:errs`).
-fn workload(w: &Value) -> Edn {
+fn workload(w: &Value, verdict: &Verdict) -> Edn {
+    let v = verdict.workload.unwrap_or(Validity::Unknown);
     if !w.is_object() {
         // No analysis ran (setup failed): Maelstrom would have crashed before any result.
-        return Edn::map([("valid?", Edn::kw("unknown"))]);
+        return only_valid(v);
     }
     let types: Vec<String> = w["anomaly-types"]
         .as_array()
@@ -384,7 +403,7 @@ fn workload(w: &Value) -> Edn {
     sorted.sort();
     let type_list = || Edn::List(sorted.iter().map(|t| Edn::kw(t)).collect());
     let m = vec![
-        ("valid?", validity(&w["valid"])),
+        ("valid?", valid(v)),
         ("worst-realtime-lag", lag(&w["worst-realtime-lag"])),
         // Every anomaly checked here invalidates the run: none of Jepsen's allowed types
         // (int-send-skip, G0) is checked.
@@ -478,13 +497,13 @@ mod tests {
     #[test]
     fn pretty_breaks_long_maps_like_pprint() {
         let inner = Edn::map([
-            ("latency-graph", always_valid()),
-            ("rate-graph", always_valid()),
+            ("latency-graph", only_valid(Validity::True)),
+            ("rate-graph", only_valid(Validity::True)),
             ("valid?", Edn::Bool(true)),
         ]);
         let e = Edn::map([
             ("perf", inner),
-            ("timeline", always_valid()),
+            ("timeline", only_valid(Validity::True)),
             ("valid?", Edn::Bool(true)),
         ]);
         assert_eq!(
@@ -494,6 +513,28 @@ mod tests {
         let v = Edn::Vector((0..30).map(|i| Edn::Int(i * 1000)).collect());
         let p = v.pretty();
         assert!(p.starts_with("[0\n 1000\n 2000"), "{p}");
+    }
+
+    /// A verdict with the given parts; the rest valid, the stats by f as [`sample`]'s.
+    fn verdict(valid: Validity, workload: Option<Validity>, availability: Validity) -> Verdict {
+        Verdict {
+            valid,
+            workload,
+            stats: Validity::True,
+            stats_by_f: [
+                (F::Assign, Validity::True),
+                (F::Crash, Validity::False),
+                (F::Poll, Validity::True),
+                (F::Send, Validity::True),
+            ]
+            .into(),
+            node: Validity::True,
+            availability,
+            net: Validity::True,
+            perf: Validity::True,
+            timeline: Validity::True,
+            exceptions: Validity::True,
+        }
     }
 
     fn sample() -> Value {
@@ -533,7 +574,8 @@ mod tests {
 
     #[test]
     fn results_in_maelstroms_layout() {
-        let edn = results_edn(&sample());
+        let v = verdict(Validity::False, Some(Validity::False), Validity::True);
+        let edn = results_edn(&sample(), &v);
         let top: Vec<&str> = edn
             .lines()
             .filter_map(|l| l.strip_prefix(' ').or_else(|| l.strip_prefix('{')))
@@ -580,13 +622,19 @@ mod tests {
 
     #[test]
     fn unknown_and_missing_parts() {
-        let edn = results_edn(&json!({"valid": "unknown", "workload": null, "stats": {}}));
+        let v = verdict(Validity::Unknown, None, Validity::True);
+        let edn = results_edn(
+            &json!({"valid": "unknown", "workload": null, "stats": {}}),
+            &v,
+        );
         assert!(edn.contains(":workload {:valid? :unknown}"), "{edn}");
         assert!(edn.ends_with(":valid? :unknown}\n"), "{edn}");
         assert!(!edn.contains(":node"), "{edn}");
-        // An explicit availability (--availability) is taken as given.
+        // The availability's validity is the verdict's, its fraction results.json's.
+        let v = verdict(Validity::False, Some(Validity::True), Validity::False);
         let edn = results_edn(
-            &json!({"valid": true, "availability": {"valid": false, "ok-fraction": 0.5}}),
+            &json!({"valid": true, "availability": {"valid": true, "ok-fraction": 0.5}}),
+            &v,
         );
         assert!(
             edn.contains(":availability {:valid? false, :ok-fraction 0.5}"),

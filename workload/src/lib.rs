@@ -10,17 +10,25 @@
 //! * [`protocol`]: the wire format: request encoding, envelope and reply-schema validation.
 //! * [`node`]: one node's child process and the threads that own its pipes.
 //! * [`network`]: the simulated network: latency, delivery by deadline, partitions, stats.
+//! * [`services`]: `lin-kv`, `seq-kv`, `lww-kv` and `lin-tso`.
 //! * [`error`]: the workload's errors and their exit codes.
 //! * [`generator`]: what to do next (keys, values, assigns) and the rate schedule.
-//! * [`runner`]: the scheduler: the event loop, timeouts, phases, routing.
+//! * [`runner`]: the scheduler, a directory of one job a file: the phases and the event
+//!   loop, the clients (worker table, timeout queue, reply matching), the router, and the
+//!   clock and pipes it is given (simulated in its unit tests).
 //! * [`client`]: one worker's client as a state machine, with Maelstrom's client quirks.
 //! * [`nemesis`]: `--nemesis partition`: the schedule and Jepsen's partition shapes.
 //! * [`lag`]: the kafka checker's `worst-realtime-lag`.
 //! * [`cpu`]: CPU time from `/proc`.
 //! * [`history`]: the recorded operations, interned keys and values, `history.jsonl`.
 //! * [`checker`]: the anomalies, Jepsen's kafka checker re-done.
-//! * [`report`]: stats, latency, throughput, `results.json`, the console summary.
+//! * [`results`]: what a run measured, typed: counts, latency, throughput, messages,
+//!   availability, CPU.
+//! * [`verdict`]: every part of the verdict and how they combine; the only place that judges.
+//! * [`report`]: renders results and verdict as `results.json` and the console summary.
+//! * [`edn`]: EDN, and `results.edn` in Maelstrom's layout.
 //! * [`plot`]: `latency.svg`, `rate.svg`, `index.html`.
+//! * [`lamport`]: `messages.svg`, the Lamport diagram.
 //! * [`progress`]: the progress bar on stderr.
 //! * [`store`]: `store/kafka/<timestamp>/` and the `latest` link.
 //! * [`timeline`]: `timeline.html`, every operation as a box, one column per process.
@@ -43,12 +51,14 @@ pub mod plot;
 pub mod progress;
 pub mod protocol;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod serve;
 pub mod services;
 pub mod store;
 mod text;
 pub mod timeline;
+pub mod verdict;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -77,24 +87,30 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Err
     let outcome = runner::run(cfg, &dir);
     // The history file and the analysis both only read the history: on two cores,
     // writing hundreds of megabytes of JSON alongside the checker halves the wait.
-    let (rep, samples, written) = std::thread::scope(|s| {
+    let (rep, verdict, samples, written) = std::thread::scope(|s| {
         let writer = s.spawn(|| write_history(&dir, &outcome.history));
-        let workload = outcome
-            .setup_error
-            .is_none()
-            .then(|| checker::check(&outcome.history));
-        let samples = report::samples(&outcome.history);
-        let rep = report::build(cfg, &outcome, workload.as_ref(), &samples);
+        let setup_failed = outcome.setup_error.is_some();
+        let workload = (!setup_failed).then(|| checker::check(&outcome.history));
+        let samples = results::samples(&outcome.history);
+        let results = results::measure(cfg, &outcome, &samples);
+        let verdict = verdict::judge(
+            &outcome.history,
+            &results,
+            workload.as_ref(),
+            &outcome.faults,
+            setup_failed,
+        );
+        let rep = report::render(cfg, &outcome, workload.as_ref(), &results, &verdict);
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("history writer panicked")));
-        (rep, samples, written)
+        (rep, verdict, samples, written)
     });
     let mut rep = rep;
     rep.summary
         .push_str(&format!("\nResults in {}\n", dir.display()));
     written
-        .and_then(|()| write_files(&dir, cfg, &outcome, &rep, &samples))
+        .and_then(|()| write_files(&dir, cfg, &outcome, &rep, &verdict, &samples))
         .and_then(|()| store::publish(&cfg.opts.store, &dir))
         .map_err(|source| Error::Io {
             what: "writing results to",
@@ -104,7 +120,7 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Err
     out.write_all(rep.summary.as_bytes())
         .and_then(|()| out.flush())
         .map_err(Error::Console)?;
-    Ok(rep.valid)
+    Ok(verdict.valid)
 }
 
 fn write_history(dir: &Path, history: &history::History) -> std::io::Result<()> {
@@ -118,11 +134,15 @@ fn write_files(
     cfg: &cli::Config,
     outcome: &runner::Outcome,
     rep: &report::Report,
-    samples: &[report::Sample],
+    verdict: &verdict::Verdict,
+    samples: &[results::Sample],
 ) -> std::io::Result<()> {
     let results = serde_json::to_string_pretty(&rep.json).unwrap_or_default();
     std::fs::write(dir.join("results.json"), results + "\n")?;
-    std::fs::write(dir.join("results.edn"), edn::results_edn(&rep.json))?;
+    std::fs::write(
+        dir.join("results.edn"),
+        edn::results_edn(&rep.json, verdict),
+    )?;
     std::fs::write(
         dir.join("messages.svg"),
         lamport::messages_svg(&outcome.journal),
@@ -149,7 +169,7 @@ fn write_files(
     )?;
     std::fs::write(
         dir.join("index.html"),
-        plot::index_html(&rep.json, &rep.summary, &cfg.node_ids),
+        plot::index_html(verdict.valid, &rep.summary, &cfg.node_ids),
     )?;
     Ok(())
 }

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
+use crate::checker::Validity;
 use crate::history::{F, OpType};
-use crate::report::{Sample, quantile};
+use crate::report::verdict_line;
+use crate::results::{Sample, quantile};
 use crate::runner::Timeline;
 
 const W: f64 = 900.0;
@@ -457,12 +457,11 @@ fn bin_width(x_max: f64) -> f64 {
 }
 
 /// `index.html`: the verdict, the summary tables and both plots.
-pub fn index_html(results: &Value, summary: &str, node_ids: &[String]) -> String {
-    let valid = &results["valid"];
+pub fn index_html(valid: Validity, summary: &str, node_ids: &[String]) -> String {
     let color = match valid {
-        Value::Bool(true) => "#2ca02c",
-        Value::Bool(false) => "#d62728",
-        _ => "#ff7f0e",
+        Validity::True => "#2ca02c",
+        Validity::False => "#d62728",
+        Validity::Unknown => "#ff7f0e",
     };
     let mut logs = String::new();
     for n in node_ids {
@@ -490,7 +489,7 @@ img {{ max-width: 100%; border: 1px solid #ddd; margin: 8px 0; }}
 <pre>{summary}</pre>
 </body></html>
 "#,
-        verdict = esc(results["verdict"].as_str().unwrap_or("")),
+        verdict = esc(verdict_line(valid)),
         summary = esc(summary),
     )
 }

@@ -1,73 +1,31 @@
-//! Results: stats, latency, throughput and the verdict, as `results.json` and as the
-//! console summary that ends with Maelstrom's verdict line.
+//! Rendering: a run's [`Results`] and [`Verdict`] as `results.json` and as the console
+//! summary that ends with Maelstrom's verdict line. Nothing here measures or judges: the
+//! numbers come from [`results`](crate::results), every validity from
+//! [`verdict`](crate::verdict), and the summary is written from those types, not read
+//! back from the JSON.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::checker::{self, Validity, WorkloadResult};
-use crate::cli::{Availability, Config};
-use crate::history::{F, History, OpType, OpValue};
+use crate::checker::{Validity, WorkloadResult};
+use crate::cli::{self, Config};
+use crate::history::F;
+use crate::results::{Quantiles, Results};
 use crate::runner::Outcome;
 use crate::text::clip;
+use crate::verdict::Verdict;
 
 pub const VALID_LINE: &str = "Everything looks good! ヽ('ー`)ノ";
 pub const INVALID_LINE: &str = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻";
 pub const UNKNOWN_LINE: &str = "Errors occurred during analysis, but no anomalies found. ಠ~ಠ";
 
-/// One completed operation's latency.
-#[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    pub f: F,
-    pub kind: OpType,
-    /// Invocation time, ns since the run's origin.
-    pub start: u64,
-    pub latency: u64,
-}
-
-/// Pairs each completion with its process's invocation.
-pub fn samples(h: &History) -> Vec<Sample> {
-    let mut open: HashMap<u64, u64> = HashMap::new();
-    let mut out = Vec::with_capacity(h.ops.len() / 2);
-    for op in &h.ops {
-        if op.kind == OpType::Invoke {
-            open.insert(op.process, op.time);
-        } else if let Some(start) = open.remove(&op.process)
-            && !matches!(
-                op.value,
-                OpValue::Assign {
-                    seek_to_beginning: true,
-                    ..
-                }
-            )
-        {
-            // (Final-phase assigns make no RPC: their zero latency would only mislead.)
-            out.push(Sample {
-                f: op.f(),
-                kind: op.kind,
-                start,
-                latency: op.time.saturating_sub(start),
-            });
-        }
-    }
-    out
-}
-
-/// The `q` quantile (nearest rank) of sorted values.
-pub fn quantile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// The finished report.
+/// The rendered report.
 #[derive(Debug)]
 pub struct Report {
-    pub valid: Validity,
+    /// `results.json`'s content.
     pub json: Value,
+    /// The console summary, ending with the verdict line.
     pub summary: String,
 }
 
@@ -79,92 +37,115 @@ pub fn verdict_line(v: Validity) -> &'static str {
     }
 }
 
+/// Renders a run: its outcome, what it measured, the kafka checker's result (`None` when
+/// no analysis ran) and its verdict.
+pub fn render(
+    cfg: &Config,
+    out: &Outcome,
+    workload: Option<&WorkloadResult>,
+    results: &Results,
+    verdict: &Verdict,
+) -> Report {
+    Report {
+        json: results_json(cfg, out, workload, results, verdict),
+        summary: summary(cfg, out, workload, results, verdict),
+    }
+}
+
+/// ns as ms, to the µs.
 fn ms(ns: u64) -> f64 {
     (ns as f64 / 1e3).round() / 1000.0
 }
 
-pub fn build(
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// The main phase's length in seconds, to the ms.
+fn main_phase_seconds(r: &Results) -> f64 {
+    (r.throughput.main_phase as f64 / 1e9 * 1000.0).round() / 1000.0
+}
+
+/// Operations per second of the main phase, to a tenth.
+fn per_sec(r: &Results, n: usize) -> f64 {
+    let secs = r.throughput.main_phase as f64 / 1e9;
+    if secs > 0.0 {
+        (n as f64 / secs * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+fn msgs_per_op(r: &Results, msgs: u64) -> Option<f64> {
+    r.net.per_op(msgs).map(round6)
+}
+
+fn ok_fraction(r: &Results) -> f64 {
+    round6(r.availability.ok_fraction())
+}
+
+fn expected(r: &Results) -> Value {
+    match r.availability.expected {
+        None => Value::Null,
+        Some(cli::Availability::Total) => json!("total"),
+        Some(cli::Availability::AtLeast(a)) => json!(a),
+    }
+}
+
+fn node_cpu(r: &Results) -> Value {
+    r.cpu
+        .nodes
+        .iter()
+        .map(|(n, c)| (n.clone(), json!(c.map(round2))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// `results.json`: keys as Maelstrom's `results.edn`, in kebab-case (README, "The store").
+fn results_json(
     cfg: &Config,
     out: &Outcome,
     workload: Option<&WorkloadResult>,
-    samples: &[Sample],
-) -> Report {
+    r: &Results,
+    verdict: &Verdict,
+) -> Value {
     let h = &out.history;
-    let tl = &out.timeline;
-
-    // Counts by f and outcome.
-    let mut by_f: BTreeMap<F, [u64; 3]> = BTreeMap::new();
-    for op in h.ops.iter().filter(|o| o.kind != OpType::Invoke) {
-        let c = by_f.entry(op.f()).or_default();
-        match op.kind {
-            OpType::Ok => c[0] += 1,
-            OpType::Fail => c[1] += 1,
-            _ => c[2] += 1,
-        }
-    }
-    let stats_valid = checker::stats_valid(h);
-    let count_json = |c: &[u64; 3]| json!({"count": c.iter().sum::<u64>(), "ok-count": c[0], "fail-count": c[1], "info-count": c[2]});
-    let total = by_f
-        .values()
-        .fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
-    let mut stats = count_json(&total);
-    stats["by-f"] = by_f
+    let tl = &r.timeline;
+    let count_json = |c: &crate::results::Counts| json!({"count": c.count(), "ok-count": c.ok, "fail-count": c.fail, "info-count": c.info});
+    let mut stats = count_json(&r.stats.total);
+    stats["by-f"] = r
+        .stats
+        .by_f
         .iter()
         .map(|(f, c)| (f.name().to_owned(), count_json(c)))
         .collect::<serde_json::Map<_, _>>()
         .into();
-    stats["valid"] = stats_valid.to_json();
+    stats["valid"] = verdict.stats.to_json();
 
-    // Latency of ok ops, per f.
-    let mut lat: BTreeMap<F, Vec<u64>> = BTreeMap::new();
-    for s in samples
+    let latency: serde_json::Map<String, Value> = r
+        .latency
         .iter()
-        .filter(|s| s.kind == OpType::Ok && s.f != F::Crash)
-    {
-        lat.entry(s.f).or_default().push(s.latency);
-    }
-    let mut latency = serde_json::Map::new();
-    for (f, v) in &mut lat {
-        v.sort_unstable();
-        latency.insert(
-            f.name().to_owned(),
-            json!({"count": v.len(), "p50": ms(quantile(v, 0.5)), "p95": ms(quantile(v, 0.95)),
-                   "p99": ms(quantile(v, 0.99)), "max": ms(quantile(v, 1.0))}),
-        );
-    }
+        .map(|(f, q)| {
+            let j = json!({"count": q.count, "p50": ms(q.p50), "p95": ms(q.p95),
+                           "p99": ms(q.p99), "max": ms(q.max)});
+            (f.name().to_owned(), j)
+        })
+        .collect();
 
-    // Throughput over the main phase.
-    let main_secs = (tl.main_end.saturating_sub(tl.main_start)) as f64 / 1e9;
-    let in_main =
-        |s: &&Sample| s.start >= tl.main_start && s.start < tl.main_end && s.f != F::Crash;
-    let main_ops = samples.iter().filter(in_main).count() as f64;
-    let main_ok = samples
-        .iter()
-        .filter(in_main)
-        .filter(|s| s.kind == OpType::Ok)
-        .count() as f64;
-    let per_sec = |n: f64| {
-        if main_secs > 0.0 {
-            (n / main_secs * 10.0).round() / 10.0
-        } else {
-            0.0
-        }
-    };
     let throughput = json!({
-        "main-phase-seconds": (main_secs * 1000.0).round() / 1000.0,
-        "ops-per-sec": per_sec(main_ops),
-        "ok-ops-per-sec": per_sec(main_ok),
-        "target-rate": cfg.opts.rate,
+        "main-phase-seconds": main_phase_seconds(r),
+        "ops-per-sec": per_sec(r, r.throughput.ops),
+        "ok-ops-per-sec": per_sec(r, r.throughput.ok_ops),
+        "target-rate": r.throughput.target_rate,
     });
 
     // Message counts, as Maelstrom's :net: every message has its own id, so the distinct
     // message count is the send count; msgs-per-op divides by every client invocation.
-    let n = out.net;
-    let invocations = h.ops.iter().filter(|o| o.kind == OpType::Invoke).count();
-    let round2 = |x: f64| (x * 100.0).round() / 100.0;
-    let per_op = |msgs: u64| {
-        (invocations > 0).then(|| (msgs as f64 / invocations as f64 * 1e6).round() / 1e6)
-    };
+    let n = r.net.stats;
     let counts = |c: crate::network::Counts, per_op: Option<f64>| {
         let mut j = json!({"send-count": c.sends, "recv-count": c.recvs, "msg-count": c.sends});
         if let Some(p) = per_op {
@@ -173,48 +154,24 @@ pub fn build(
         j
     };
     let net = json!({
-        "all": counts(n.all(), per_op(n.all().sends)),
+        "all": counts(n.all(), msgs_per_op(r, n.all().sends)),
         "clients": counts(n.clients, None),
-        "servers": counts(n.servers, per_op(n.servers.sends)),
-        "valid": true,
+        "servers": counts(n.servers, msgs_per_op(r, n.servers.sends)),
+        "valid": verdict.net.to_json(),
     });
 
-    // Maelstrom's availability checker: ok completions over invocations, always reported,
-    // judged only against --availability.
-    let oks = h.ops.iter().filter(|o| o.kind == OpType::Ok).count();
-    let ok_fraction = if invocations == 0 {
-        1.0
-    } else {
-        oks as f64 / invocations as f64
-    };
-    let availability_valid = match cfg.availability {
-        None => Validity::True,
-        Some(Availability::Total) if oks == invocations => Validity::True,
-        Some(Availability::AtLeast(a)) if ok_fraction >= a => Validity::True,
-        Some(_) => Validity::False,
-    };
     let availability = json!({
-        "valid": availability_valid.to_json(),
-        "ok-fraction": (ok_fraction * 1e6).round() / 1e6,
-        "expected": match cfg.availability {
-            None => Value::Null,
-            Some(Availability::Total) => json!("total"),
-            Some(Availability::AtLeast(a)) => json!(a),
-        },
+        "valid": verdict.availability.to_json(),
+        "ok-fraction": ok_fraction(r),
+        "expected": expected(r),
     });
     let network = json!({
-        "latency-ms": cfg.latency.mean_ms,
-        "latency-dist": cfg.opts.latency_dist,
-        "partitioned-messages": n.partitioned,
-        "dropped-replies": out.dropped_replies,
+        "latency-ms": r.network.latency_ms,
+        "latency-dist": r.network.latency_dist,
+        "partitioned-messages": r.network.partitioned,
+        "dropped-replies": r.network.dropped_replies,
     });
 
-    // The node checker: protocol-level faults are fatal here (see README, "Differences").
-    let node_valid = if out.faults.is_empty() {
-        Validity::True
-    } else {
-        Validity::False
-    };
     let faults: Vec<Value> = out
         .faults
         .iter()
@@ -230,25 +187,14 @@ pub fn build(
         })
         .collect();
 
-    let workload_valid = workload.map_or(Validity::Unknown, |w| w.valid);
-    let valid = if out.setup_error.is_some() {
-        // Without a working setup there is no history to judge, whatever else happened.
-        Validity::Unknown
-    } else {
-        workload_valid
-            .merge(stats_valid)
-            .merge(node_valid)
-            .merge(availability_valid)
-    };
-
     let cpu = json!({
-        "runner-seconds": out.runner_cpu.map(round2),
-        "node-seconds": cfg.node_ids.iter().zip(&out.node_cpu).map(|(n, c)| (n.clone(), json!(c.map(round2)))).collect::<serde_json::Map<_, _>>(),
+        "runner-seconds": r.cpu.runner.map(round2),
+        "node-seconds": node_cpu(r),
     });
     let o = &cfg.opts;
-    let json = json!({
-        "valid": valid.to_json(),
-        "verdict": verdict_line(valid),
+    json!({
+        "valid": verdict.valid.to_json(),
+        "verdict": verdict_line(verdict.valid),
         "setup-error": out.setup_error.as_ref().map(ToString::to_string),
         "test": {
             "workload": o.workload, "bin": o.bin, "args": o.args, "node-ids": cfg.node_ids,
@@ -263,11 +209,11 @@ pub fn build(
         },
         "workload": workload.map(|w| {
             let mut j = w.to_json();
-            j["worst-realtime-lag"] = crate::lag::to_json(&crate::lag::worst_realtime_lag(h), h);
+            j["worst-realtime-lag"] = r.lag.map_or(Value::Null, |l| crate::lag::to_json(&l, h));
             j
         }),
         "stats": stats,
-        "node": {"valid": node_valid.to_json(), "faults": faults, "crashes": exits},
+        "node": {"valid": verdict.node.to_json(), "faults": faults, "crashes": exits},
         "latency-ms": latency,
         "throughput": throughput,
         "net": net,
@@ -279,22 +225,23 @@ pub fn build(
             "final-start": tl.final_start as f64 / 1e9, "final-end": tl.final_end as f64 / 1e9,
             "end": tl.end as f64 / 1e9,
         },
-    });
-    let summary = summarize(cfg, out, &json, workload, &by_f, valid);
-    Report {
-        valid,
-        json,
-        summary,
-    }
+    })
 }
 
-fn summarize(
+/// A number as `results.json` writes it (`1000.0`, `null` for nothing), so the summary
+/// reads as the file does.
+fn num(x: Option<f64>) -> String {
+    json!(x).to_string()
+}
+
+/// The console summary: the test, the op counts, latency, throughput, the verdict's parts
+/// with the anomalies and node faults, and the verdict line.
+fn summary(
     cfg: &Config,
     out: &Outcome,
-    j: &Value,
     workload: Option<&WorkloadResult>,
-    by_f: &BTreeMap<F, [u64; 3]>,
-    valid: Validity,
+    r: &Results,
+    verdict: &Verdict,
 ) -> String {
     let mut s = String::new();
     let o = &cfg.opts;
@@ -311,85 +258,88 @@ fn summarize(
     if let Some(e) = &out.setup_error {
         let _ = writeln!(s, "\nSetup failed: {e}");
     }
-    if !by_f.is_empty() {
+    if !r.stats.by_f.is_empty() {
         let _ = writeln!(
             s,
             "\n{:<8} {:>9} {:>9} {:>7} {:>7}",
             "op", "count", "ok", "fail", "info"
         );
     }
-    for (f, c) in by_f {
+    for (f, c) in &r.stats.by_f {
         let _ = writeln!(
             s,
             "{:<8} {:>9} {:>9} {:>7} {:>7}",
             f.name(),
-            c.iter().sum::<u64>(),
-            c[0],
-            c[1],
-            c[2]
+            c.count(),
+            c.ok,
+            c.fail,
+            c.info
         );
     }
-    if let Some(lat) = j["latency-ms"].as_object().filter(|m| !m.is_empty()) {
+    if !r.latency.is_empty() {
         let _ = writeln!(
             s,
             "\n{:<8} {:>9} {:>9} {:>9} {:>9}   (ms, ok ops)",
             "latency", "p50", "p95", "p99", "max"
         );
-        for (f, l) in lat {
-            let q = |k: &str| l[k].as_f64().unwrap_or(0.0);
+        // In the order results.json lists them: by name.
+        let mut rows: Vec<(&F, &Quantiles)> = r.latency.iter().collect();
+        rows.sort_by_key(|(f, _)| f.name());
+        for (f, q) in rows {
             let _ = writeln!(
                 s,
                 "{:<8} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                f,
-                q("p50"),
-                q("p95"),
-                q("p99"),
-                q("max")
+                f.name(),
+                ms(q.p50),
+                ms(q.p95),
+                ms(q.p99),
+                ms(q.max)
             );
         }
     }
-    let t = &j["throughput"];
     let _ = writeln!(
         s,
         "\nthroughput: {} ops/s ({} ok ops/s) over the {} s main phase, target {}/s",
-        t["ops-per-sec"], t["ok-ops-per-sec"], t["main-phase-seconds"], t["target-rate"]
+        num(Some(per_sec(r, r.throughput.ops))),
+        num(Some(per_sec(r, r.throughput.ok_ops))),
+        num(Some(main_phase_seconds(r))),
+        num(Some(r.throughput.target_rate))
     );
+    let n = r.net.stats;
     let _ = writeln!(
         s,
         "msgs-per-op: {} (servers {}), cpu: runner {} s, nodes {}",
-        j["net"]["all"]["msgs-per-op"],
-        j["net"]["servers"]["msgs-per-op"],
-        j["cpu"]["runner-seconds"],
-        j["cpu"]["node-seconds"]
+        num(msgs_per_op(r, n.all().sends)),
+        num(msgs_per_op(r, n.servers.sends)),
+        num(r.cpu.runner.map(round2)),
+        node_cpu(r)
     );
-    let a = &j["availability"];
     if out.setup_error.is_none() {
+        let expected = match expected(r) {
+            Value::Null => String::new(),
+            e => format!(" (expected {e})"),
+        };
         let _ = writeln!(
             s,
-            "availability: {} of invocations ok{}, worst realtime lag: {} s",
-            a["ok-fraction"],
-            if a["expected"].is_null() {
-                String::new()
-            } else {
-                format!(" (expected {})", a["expected"])
-            },
-            j["workload"]["worst-realtime-lag"]["lag"]
+            "availability: {} of invocations ok{expected}, worst realtime lag: {} s",
+            num(Some(ok_fraction(r))),
+            num(r.lag.map(|l| l.lag as f64 / 1e9)),
         );
     }
     if cfg.partitions || cfg.latency.mean_ms > 0 {
-        let n = &j["network"];
         let _ = writeln!(
             s,
             "network: {} ms {} latency, {} message(s) dropped by partitions",
-            n["latency-ms"],
-            n["latency-dist"].as_str().unwrap_or_default(),
-            n["partitioned-messages"]
+            r.network.latency_ms, r.network.latency_dist, r.network.partitioned
         );
     }
     let _ = writeln!(
         s,
         "\nworkload: {}   stats: {}   node: {}   availability: {}",
-        j["workload"]["valid"], j["stats"]["valid"], j["node"]["valid"], a["valid"]
+        verdict.workload.map_or(Value::Null, Validity::to_json),
+        verdict.stats.to_json(),
+        verdict.node.to_json(),
+        verdict.availability.to_json()
     );
     if let Some(w) = workload {
         for (name, a) in &w.errors {
@@ -424,21 +374,6 @@ fn summarize(
             }
         }
     }
-    let _ = writeln!(s, "\n{}", verdict_line(valid));
+    let _ = writeln!(s, "\n{}", verdict_line(verdict.valid));
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_are_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(quantile(&v, 0.5), 50);
-        assert_eq!(quantile(&v, 0.99), 99);
-        assert_eq!(quantile(&v, 1.0), 100);
-        assert_eq!(quantile(&[], 0.5), 0);
-        assert_eq!(quantile(&[7], 0.01), 7);
-    }
 }
