@@ -285,6 +285,18 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// How many bytes [`write_str`] writes for `s`: its length, quotes and escapes included.
+pub fn str_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
 /// Appends the decimal digits of `n` to `out`.
 pub fn write_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -388,6 +400,7 @@ mod tests {
             let mut out = Vec::new();
             write_str(&mut out, s);
             assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
+            assert_eq!(str_len(s), out.len(), "{s:?}");
         }
     }
 }

@@ -74,9 +74,10 @@ where
 
     let replication = {
         let shared = Arc::clone(&shared);
+        let max_line = config.max_line;
         let replies = reply_tx.clone();
         spawn("replication".into(), move || {
-            replication::run(&peers_rx, &shared, &replies)
+            replication::run(&peers_rx, &shared, max_line, &replies)
         })?
     };
     let reader = {

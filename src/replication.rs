@@ -48,8 +48,11 @@
 //! against its key's round counter as it stood before the line (a correct sender charges itself
 //! at least as much and cuts its ranges to fit). An ack outside our class, or above the highest
 //! promise we ever sent that peer, is refused, as is a committed value no client could have
-//! made. A line stays under [`LINE_MAX`]: a range that does not fit is cut short at a message of
-//! ours (a lower promise, with every message of ours below it) and the rest goes next period.
+//! made. No line we write is longer than what every node accepts (`MAELSTROM_KAFKA_MAX_LINE`,
+//! read the same way by all), and lines aim at [`LINE_TARGET`]: a range that does not fit is
+//! cut short at a message of ours (a lower promise, with every message of ours below it) and
+//! the rest goes next period. A client's message or key that could not travel within the limit
+//! is refused before it is stored ([`travels`]).
 //!
 //! # Threads
 //!
@@ -111,11 +114,78 @@ const PENDING_MAX: usize = 64;
 /// test's seeds, at 2, 3 and 5 nodes.
 pub const OFFSETS_PER_BYTE: u64 = 1;
 
-/// The size a `replicate` line is cut to, in bytes: far below the receiver's longest line
-/// (16 MiB by default), so that after a long partition the backlog goes over several periods
-/// instead of as one line the receiver refuses every time. Only a single message larger than
-/// this goes alone in a longer line.
-pub const LINE_MAX: usize = 1 << 20;
+/// The size a `replicate` line aims at, in bytes, unless the cluster's line limit is smaller:
+/// far below the default limit (16 MiB), so that after a long partition the backlog goes over
+/// several periods, each line cheap to parse. Acknowledgements take at most half of it. Only a
+/// single message larger than that goes alone in a longer line, never past the limit.
+pub const LINE_TARGET: usize = 1 << 20;
+
+/// Digits a number of a `replicate` line may take (a `u64`'s longest), for sizing lines.
+const NUMBER_LEN: usize = 20;
+
+/// How long a line to a peer may be: what every node accepts (`max`), what it aims at
+/// (`target`), and how much of that its acks may take (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LineLimits {
+    max: usize,
+    target: usize,
+    acks: usize,
+}
+
+impl LineLimits {
+    /// The limits within `max_line`, the longest line every node of the cluster accepts.
+    fn new(max_line: usize) -> Self {
+        let target = LINE_TARGET.min(max_line);
+        Self {
+            max: max_line,
+            target,
+            acks: target / 2,
+        }
+    }
+}
+
+/// Whether a client's `send` of `msg` to `key` (or, with no `msg`, a commit of `key`) can reach
+/// every other node of `cluster`, whose nodes accept lines of up to `max_line` bytes; if not,
+/// why, for the error reply.
+///
+/// A message travels to peers as a JSON string inside a `replicate` line, so its text is escaped
+/// again there (a backslash or quote takes two bytes): the line carrying it alone, with room for
+/// acknowledgements, must stay within the limit, and the key's acknowledgement must fit in the
+/// room acks have. A message that could not travel would be acknowledged and then never seen
+/// on the other nodes, so it is refused before anything is stored.
+pub fn travels(
+    cluster: &Cluster,
+    max_line: usize,
+    key: &str,
+    msg: Option<&str>,
+) -> Result<(), String> {
+    use crate::json::str_len;
+    let limits = LineLimits::new(max_line);
+    let longest_peer = (0..cluster.len())
+        .filter(|&j| j != cluster.me)
+        .map(|j| str_len(&cluster.ids[j]))
+        .max()
+        .unwrap_or(0);
+    let frame = r#"{"src":,"dest":,"body":{"type":"replicate","updates":[],"acks":[]}}"#.len()
+        + str_len(cluster.my_id())
+        + longest_peer;
+    let key_len = str_len(key);
+    // `[key,known,committed]`, and a comma.
+    let ack = key_len + 2 * (1 + NUMBER_LEN) + 3;
+    // `[key,from,to,committed,[[offset,"msg"]]]`, and a comma.
+    let update =
+        key_len + 3 * (1 + NUMBER_LEN) + 5 + msg.map_or(0, |msg| 3 + NUMBER_LEN + str_len(msg));
+    if ack > limits.acks || frame + update + limits.acks > limits.max {
+        let what = if msg.is_some() { "message" } else { "commit" };
+        return Err(format!(
+            "the {what} cannot reach the other nodes: with key and message escaped inside a \
+             replicate line it takes {} bytes, past what the cluster's line limit of {max_line} \
+             bytes (MAELSTROM_KAFKA_MAX_LINE) leaves for it",
+            frame + update + limits.acks
+        ));
+    }
+    Ok(())
+}
 
 /// One `replicate` message, as parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -312,7 +382,7 @@ struct Peer {
     unacked: BTreeSet<CompactString>,
     /// Keys it told us about since our last message to it: we owe it an acknowledgement.
     owed: BTreeSet<CompactString>,
-    /// Keys whose news did not all fit in our last message to it (see `LINE_MAX` and
+    /// Keys whose news did not all fit in our last message to it (see `LINE_TARGET` and
     /// `OFFSETS_PER_BYTE`): the rest goes in the next.
     behind: BTreeSet<CompactString>,
     /// Its current retry delay, in milliseconds.
@@ -328,6 +398,9 @@ pub struct Replicator {
     cluster: Cluster,
     class: Class,
     timing: Timing,
+    /// Within the longest line every node of the cluster accepts (`Config::max_line`, which
+    /// every node reads the same way): no line we write is longer.
+    limits: LineLimits,
     keys: HashMap<CompactString, KeyState, foldhash::fast::FixedState>,
     peers: Vec<Peer>,
     /// Keys whose promise may have moved because a peer's offsets raised our round.
@@ -335,8 +408,9 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    /// The replication of `cluster`, with `timing`.
-    pub fn new(cluster: Cluster, timing: Timing) -> Self {
+    /// The replication of `cluster`, with `timing`, writing no line longer than `max_line`
+    /// bytes (the longest line every node of the cluster accepts).
+    pub fn new(cluster: Cluster, timing: Timing, max_line: usize) -> Self {
         let retry = timing.retry.as_millis() as u64;
         Self {
             class: cluster.class(),
@@ -351,6 +425,7 @@ impl Replicator {
             ],
             cluster,
             timing,
+            limits: LineLimits::new(max_line),
             keys: HashMap::default(),
             raised: BTreeSet::new(),
         }
@@ -599,10 +674,11 @@ impl Replicator {
     /// Writes the message to peer `j` carrying `send` and the acks for `owed`, records what was
     /// sent, and returns the line with the keys it carries an update of.
     ///
-    /// The line stays under `LINE_MAX` (unless its first message alone is longer): acks that do
-    /// not fit are owed again, a key's range is cut short at the first message that does not fit
-    /// (a lower promise is still a promise, as every message of ours below it goes along), and
-    /// keys that do not fit at all wait for the next period.
+    /// The line stays within `limits.target` (unless its first message alone is longer, and
+    /// then within `limits.max`, what every node accepts): acks past half the target are owed
+    /// again, a key's range is cut short at the first message that does not fit (a lower
+    /// promise is still a promise, as every message of ours below it goes along), and keys that
+    /// do not fit at all wait for the next period.
     fn message(
         &mut self,
         j: usize,
@@ -611,14 +687,12 @@ impl Replicator {
         now: u64,
         store: &Logs,
     ) -> (Vec<u8>, Vec<CompactString>) {
+        let limits = self.limits;
         let mut acks = Vec::new();
         for key in owed {
-            if acks.len() > LINE_MAX / 2 {
-                self.peers[j].owed.insert(key.clone());
-                continue;
-            }
             let state = &self.keys[key.as_str()];
-            if !acks.is_empty() {
+            let mark = acks.len();
+            if mark > 0 {
                 acks.push(b',');
             }
             acks.push(b'[');
@@ -628,6 +702,19 @@ impl Replicator {
             acks.push(b',');
             write_u64(&mut acks, state.committed);
             acks.push(b']');
+            // Acks that do not fit go next time; one that fits no line at all is for a key no
+            // correct peer sends (`travels` refuses it to clients).
+            if acks.len() > limits.acks {
+                acks.truncate(mark);
+                if mark == 0 {
+                    crate::diag::note!(
+                        "dropped the ack for key {key:?} to {}: it fits no line",
+                        self.cluster.ids[j]
+                    );
+                } else {
+                    self.peers[j].owed.insert(key.clone());
+                }
+            }
         }
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"{\"src\":");
@@ -635,9 +722,10 @@ impl Replicator {
         out.extend_from_slice(b",\"dest\":");
         write_str(&mut out, &self.cluster.ids[j]);
         out.extend_from_slice(b",\"body\":{\"type\":\"replicate\",\"updates\":[");
-        // What follows the updates, and an update's `to` and `committed` with their commas.
-        let tail = b"],\"acks\":[]}}\n".len() + acks.len();
-        const NUMBERS: usize = 2 * 21;
+        // What follows the updates (the newline aside: line limits do not count it), and an
+        // update's `to` and `committed` with their commas.
+        let tail = b"],\"acks\":[]}}".len() + acks.len();
+        const NUMBERS: usize = 2 * (1 + NUMBER_LEN);
         let step = self.class.n;
         // Offsets this line opens on the peer, as it will charge them (see `OFFSETS_PER_BYTE`).
         let mut opened = 0u64;
@@ -667,7 +755,7 @@ impl Replicator {
             };
             // Never below what it was sent: a promise only moves forward. Messages past what
             // even a full line could open are not looked at this time.
-            let limit = state.promise.min(reach(LINE_MAX)).max(link.sent);
+            let limit = state.promise.min(reach(limits.max)).max(link.sent);
             let mark = out.len();
             if !written.is_empty() {
                 out.push(b',');
@@ -677,7 +765,13 @@ impl Replicator {
             out.push(b',');
             write_u64(&mut out, link.sent);
             let fixed = out.len() + NUMBERS + b",[]]".len() + tail;
-            if fixed > LINE_MAX && !written.is_empty() {
+            if fixed > limits.target && !written.is_empty() {
+                out.truncate(mark);
+                continue;
+            }
+            if fixed > limits.max {
+                // A key no client could have sent or committed (`travels`).
+                crate::diag::note!("key {key:?} fits no line to {}", self.cluster.ids[j]);
                 out.truncate(mark);
                 continue;
             }
@@ -698,9 +792,12 @@ impl Replicator {
                         msgs.push(b',');
                         write_str(&mut msgs, msg);
                         msgs.push(b']');
-                        // The first message of a line goes whatever its size, or nothing would;
-                        // and a message goes only if the line, with it, may open past it.
-                        let fits = (fixed + msgs.len() <= LINE_MAX || (lone && before == 0))
+                        // The first message of a line goes whatever its size, up to the limit
+                        // (`travels` let only such messages in), or nothing would; and a message
+                        // goes only if the line, with it, may open past it.
+                        let line = fixed + msgs.len();
+                        let fits = (line <= limits.target
+                            || (lone && before == 0 && line <= limits.max))
                             && reach(head + msgs.len()) > offset;
                         if !fits {
                             msgs.truncate(before);
@@ -826,7 +923,12 @@ pub(crate) enum Inbound {
 
 /// The replication thread: idle until `init` names several nodes, then applies peers' messages
 /// as they come and sends its own every period, until the reader is done or stdout is gone.
-pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSender<Replies>) {
+pub(crate) fn run(
+    inbound: &Receiver<Inbound>,
+    shared: &Shared,
+    max_line: usize,
+    replies: &BellSender<Replies>,
+) {
     let cluster = loop {
         match inbound.recv() {
             Ok(Inbound::Start(cluster)) => break cluster,
@@ -836,7 +938,8 @@ pub(crate) fn run(inbound: &Receiver<Inbound>, shared: &Shared, replies: &BellSe
             Err(_) => return,
         }
     };
-    let mut replicator = Replicator::new(cluster.clone(), Timing::for_nodes(cluster.len()));
+    let timing = Timing::for_nodes(cluster.len());
+    let mut replicator = Replicator::new(cluster, timing, max_line);
     let period = replicator.timing().period;
     let epoch = Instant::now();
     let mut next = epoch + period;
@@ -878,6 +981,11 @@ mod tests {
 
     impl Pair {
         fn new() -> Self {
+            Self::with_max_line(crate::Config::default().max_line)
+        }
+
+        /// Two nodes whose longest accepted line is `max_line` bytes.
+        fn with_max_line(max_line: usize) -> Self {
             let ids: Vec<CompactString> = vec!["n0".into(), "n1".into()];
             let nodes = (0..2)
                 .map(|me| {
@@ -887,7 +995,7 @@ mod tests {
                     };
                     (
                         Shared::with_cluster(cluster.clone()),
-                        Replicator::new(cluster, Timing::for_nodes(2)),
+                        Replicator::new(cluster, Timing::for_nodes(2), max_line),
                     )
                 })
                 .collect();
@@ -1231,7 +1339,7 @@ mod tests {
         let period = pair.nodes[0].1.timing().period.as_millis() as u64;
         // About three caps' worth of messages, none acknowledged yet.
         let big = format!("\"{}\"", "x".repeat(998));
-        let count = 3 * LINE_MAX / big.len();
+        let count = 3 * LINE_TARGET / big.len();
         for _ in 0..count {
             pair.store(0).append("k", big.as_str().into()).unwrap();
         }
@@ -1241,7 +1349,11 @@ mod tests {
         while pair.visible(1, "k").len() < count || pair.visible(1, "j").is_empty() {
             assert!(lines < 20, "no convergence after {lines} lines");
             if let Some(batch) = pair.tick(0, now) {
-                assert!(batch.len() <= LINE_MAX, "a line of {} bytes", batch.len());
+                assert!(
+                    batch.len() <= LINE_TARGET,
+                    "a line of {} bytes",
+                    batch.len()
+                );
                 lines += 1;
                 pair.deliver(1, &batch);
             }
@@ -1262,6 +1374,45 @@ mod tests {
             now += period;
         }
         assert_eq!(pair.tick(0, now + 100 * period), None);
+    }
+
+    // See: issue 15. Lines were cut to 1 MiB whatever the receiver accepted: with
+    // MAELSTROM_KAFKA_MAX_LINE=65536, 6,000 sends over 600 keys during a partition made a
+    // 78,654-byte catch-up line, which the peer skipped at every retry.
+    #[test]
+    fn a_backlog_goes_in_lines_every_node_accepts_when_the_line_limit_is_small() {
+        const MAX_LINE: usize = 65536;
+        let mut pair = Pair::with_max_line(MAX_LINE);
+        let period = pair.nodes[0].1.timing().period.as_millis() as u64;
+        for s in 0..6000 {
+            let key = format!("key-{}", s % 600);
+            pair.store(0).append(&key, s.to_string().into()).unwrap();
+        }
+        let mut now = 0;
+        let mut longest = 0;
+        let mut lines = 0;
+        let all = |pair: &Pair| (0..600).all(|k| pair.visible(1, &format!("key-{k}")).len() == 10);
+        while !all(&pair) {
+            assert!(
+                lines < 50,
+                "no convergence after {lines} lines, the longest {longest} bytes"
+            );
+            if let Some(batch) = pair.tick(0, now) {
+                lines += 1;
+                // The line without its newline, as the peer's reader measures it; it skips a
+                // longer one.
+                let len = batch.len() - 1;
+                longest = longest.max(len);
+                if len <= MAX_LINE {
+                    pair.deliver(1, &batch);
+                }
+            }
+            if let Some(ack) = pair.tick(1, now) {
+                pair.deliver(0, &ack);
+            }
+            now += period;
+        }
+        assert!(longest <= MAX_LINE, "a line of {longest} bytes");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::error::ErrorCode;
 use crate::json::{write_str, write_u64};
 use crate::protocol::{Body, Keys, Request};
+use crate::replication;
 use crate::shared::Shared;
 
 /// Runs one request, whose key lists are in `keys`, and appends its reply line to `out`.
@@ -31,19 +32,29 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
         return;
     };
     let reply = Reply::begin(out, from, &request.src, request.msg_id);
+    // On several nodes, what a client sends or commits must be able to reach every peer.
+    let travels = |key: &str, msg: Option<&str>| match shared.cluster() {
+        Some(cluster) if cluster.len() > 1 => {
+            replication::travels(cluster, config.max_line, key, msg)
+        }
+        _ => Ok(()),
+    };
     match request.body {
         Body::Init { .. } => reply.kind("init_ok"),
-        Body::Send { key, msg } => match store.append(&key, msg) {
-            Ok(offset) => {
-                reply.kind("send_ok");
-                out.extend_from_slice(b",\"offset\":");
-                write_u64(out, offset);
+        Body::Send { key, msg } => {
+            match travels(&key, Some(&msg)).map(|()| store.append(&key, msg)) {
+                Err(why) => reply.error(ErrorCode::MalformedRequest, &why),
+                Ok(Ok(offset)) => {
+                    reply.kind("send_ok");
+                    out.extend_from_slice(b",\"offset\":");
+                    write_u64(out, offset);
+                }
+                Ok(Err(_)) => reply.error(
+                    ErrorCode::Abort,
+                    &format!("the log for key {key:?} is full"),
+                ),
             }
-            Err(_) => reply.error(
-                ErrorCode::Abort,
-                &format!("the log for key {key:?} is full"),
-            ),
-        },
+        }
         Body::Poll { offsets } => {
             reply.kind("poll_ok");
             out.extend_from_slice(b",\"msgs\":{");
@@ -51,10 +62,17 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
             out.push(b'}');
         }
         Body::CommitOffsets { offsets } => {
-            for (key, offset) in &keys[offsets] {
-                store.commit(key, *offset);
+            // Every key checked before any is committed: an error means nothing happened.
+            let offsets = &keys[offsets];
+            match offsets.iter().try_for_each(|(key, _)| travels(key, None)) {
+                Err(why) => reply.error(ErrorCode::MalformedRequest, &why),
+                Ok(()) => {
+                    for (key, offset) in offsets {
+                        store.commit(key, *offset);
+                    }
+                    reply.kind("commit_offsets_ok");
+                }
             }
-            reply.kind("commit_offsets_ok");
         }
         Body::ListCommittedOffsets { keys: list } => {
             reply.kind("list_committed_offsets_ok");

@@ -251,7 +251,7 @@ fn a_peers_message_that_is_not_one_json_value_on_one_line_is_refused_so_stdout_s
         me: 0,
     };
     let shared = Shared::with_cluster(cluster.clone());
-    let mut replicator = Replicator::new(cluster, Timing::for_nodes(2));
+    let mut replicator = Replicator::new(cluster, Timing::for_nodes(2), Config::default().max_line);
     let (mut parser, mut keys) = (Parser::default(), Keys::new());
     // Poll texts are written out as they were stored, so each of these would break stdout: not
     // JSON, two values, nothing, and a newline between tokens (valid JSON, but two lines).

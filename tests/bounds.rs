@@ -464,3 +464,105 @@ fn a_peers_line_costs_memory_in_proportion_to_its_bytes() {
     eprintln!("node peak RSS: {:.1} MiB", peak as f64 / (1 << 20) as f64);
     assert!(peak < 64 << 20, "peak RSS {peak} bytes");
 }
+
+// See: issue 15. A client `msg` of 4.5M escaped backslashes (a 9 MB line) was acknowledged, but
+// the replicate line carrying it was 18 MB (the text is escaped again inside a JSON string),
+// over every peer's 16 MiB limit: the peer skipped it at every retry, and the key stayed
+// invisible there for good. Here at a 64 KiB limit: what could not reach the peer is refused
+// (code 12) before anything is stored, and what can goes in lines the peer accepts.
+#[test]
+fn a_message_or_key_that_could_not_reach_every_peer_is_refused_before_it_is_stored() {
+    const MAX_LINE: usize = 65536;
+    let backslashes = |n: usize| "\\".repeat(n);
+    // Each backslash is two bytes in the client's line, and four in a replicate line, which
+    // at this limit leaves 32 KiB (half the line goes to acks) for a message.
+    let too_big = backslashes(20_000);
+    let fits = backslashes(5_000);
+    // A key that fits the client's line but not, with a replicate line's longer envelope and
+    // numbers, a line to the peer.
+    let long_key = "k".repeat(MAX_LINE - 120);
+    let requests = [
+        msg(
+            "c1",
+            json!({"type": "send", "msg_id": 2, "key": "k", "msg": too_big}),
+        ),
+        msg(
+            "c1",
+            json!({"type": "send", "msg_id": 3, "key": "j", "msg": fits}),
+        ),
+        msg(
+            "c1",
+            json!({"type": "send", "msg_id": 4, "key": long_key, "msg": 1}),
+        ),
+        msg(
+            "c1",
+            json!({"type": "commit_offsets", "msg_id": 5, "offsets": {"j": 0, long_key.clone(): 0}}),
+        ),
+        msg(
+            "c1",
+            json!({"type": "poll", "msg_id": 6, "offsets": {"k": 0, "j": 0, long_key.clone(): 0}}),
+        ),
+        msg(
+            "c1",
+            json!({"type": "list_committed_offsets", "msg_id": 7, "keys": ["j", long_key]}),
+        ),
+    ];
+    let init = json!({"src": "c0", "dest": "n0", "body": {"type": "init", "msg_id": 1,
+        "node_id": "n0", "node_ids": ["n0", "n1"]}});
+    let mut input = init.to_string() + "\n";
+    for request in &requests {
+        let line = request.to_string();
+        assert!(
+            line.len() <= MAX_LINE,
+            "the client's line fits: {}",
+            line.len()
+        );
+        input += &line;
+        input.push('\n');
+    }
+    let config = Config {
+        max_line: MAX_LINE,
+        ..crate::util::config(1)
+    };
+    let lines = crate::util::run_text(input, config);
+    for line in &lines {
+        assert!(line.len() <= MAX_LINE, "a {}-byte line", line.len());
+    }
+    let replies: Vec<Value> = lines
+        .iter()
+        .filter(|line| !line.contains(r#""dest":"n1""#))
+        .map(|line| check_reply(line)["body"].clone())
+        .collect();
+    assert_eq!(replies.len(), 7, "{replies:#?}");
+    let codes: Vec<(&str, Option<u64>)> = replies
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap(), r["code"].as_u64()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("init_ok", None),
+            ("error", Some(12)),
+            ("send_ok", None),
+            ("error", Some(12)),
+            ("error", Some(12)),
+            ("poll_ok", None),
+            ("list_committed_offsets_ok", None),
+        ],
+        "{replies:#?}"
+    );
+    assert_eq!(
+        replies[5]["msgs"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["j"],
+        "nothing of the refused requests was stored"
+    );
+    assert_eq!(
+        replies[6]["offsets"],
+        json!({}),
+        "the refused commit committed nothing"
+    );
+}

@@ -188,15 +188,20 @@ impl Sim {
                     ids: ids.clone(),
                     me,
                 };
+                let config = Config {
+                    poll_max,
+                    ..Config::default()
+                };
                 SimNode {
-                    replicator: Replicator::new(cluster.clone(), Timing::for_nodes(n)),
+                    replicator: Replicator::new(
+                        cluster.clone(),
+                        Timing::for_nodes(n),
+                        config.max_line,
+                    ),
                     shared: Shared::with_cluster(cluster),
                     parser: Parser::default(),
                     keys: Keys::new(),
-                    config: Config {
-                        poll_max,
-                        ..Config::default()
-                    },
+                    config,
                 }
             })
             .collect();
