@@ -11,7 +11,10 @@
 //! * where Jepsen's analysis throws, the verdict is unknown whatever else was found, since
 //!   a checker that throws reports no anomalies at all: a read value that nobody ever sent
 //!   (`no-writer-of-value`), and a key that `:ok` polls returned only as empty lists
-//!   (`unread-polled-key`, an out-of-bounds index in its lost-write search).
+//!   (`unread-polled-key`, an out-of-bounds index in its lost-write search);
+//! * where Jepsen could not judge the offsets at all, the verdict is unknown too
+//!   (`unjudgeable-offset`): see [`UNJUDGEABLE_SLOTS`]. This checker keeps offsets sparse
+//!   and runs every check anyway, so the anomalies it finds are still listed.
 //!
 //! Elle's cycle search is in `checker/cycles.rs`: under Maelstrom's options the cycles it
 //! can find are exactly the *future reads* (`G1c-realtime`), and that module proves it.
@@ -26,6 +29,21 @@ mod cycles;
 
 /// How many examples of each anomaly results keep.
 const EXAMPLES: usize = 8;
+
+/// The most slots Jepsen's dense per-key logs may hold in all, summed over keys (each key's
+/// largest offset plus one); past it the verdict is unknown (`unjudgeable-offset`).
+///
+/// Jepsen's checker turns each key's offsets into a vector indexed by offset, from 0 to the
+/// key's largest offset (its version-order log, and again its realtime-lag table). A
+/// Clojure vector is indexed by a Java `int`, so one key past `2^31 - 2` can never be
+/// built, whatever the heap. Summed over keys the same bound is a memory one: each slot
+/// costs at least 4.5 bytes (a compressed reference in a 32-way trie leaf), twice, so 2^31
+/// slots need more than 19 GiB of heap, and Maelstrom starts its JVM with the default heap,
+/// a quarter of RAM. A run past it ends in an exception or an out-of-memory error under
+/// Maelstrom, with no verdict; here it is judged unknown with the reason. (A negative
+/// offset is unknown too: Jepsen's logs start at offset 0 and drop what lies below, so
+/// its verdict would not be about what the node wrote.)
+pub const UNJUDGEABLE_SLOTS: u64 = i32::MAX as u64;
 
 /// A checker's verdict. Merging follows Jepsen: `False` beats `Unknown` beats `True`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,6 +150,7 @@ pub fn check(h: &History) -> WorkloadResult {
         unknown: false,
     };
     c.index_writes_and_reads();
+    c.judgeable_offsets();
     c.version_orders();
     c.g1a();
     c.g1c_realtime();
@@ -237,6 +256,63 @@ impl<'h> Checker<'h> {
                         .extend(pairs.iter().map(|p| p.1));
                 }
             }
+        }
+    }
+
+    /// `unjudgeable-offset`: offsets that Jepsen's checker could not judge, which make the
+    /// verdict unknown ([`UNJUDGEABLE_SLOTS`]). Every offset in the history counts: Jepsen
+    /// reads them all, in its version orders or its realtime lag.
+    fn judgeable_offsets(&mut self) {
+        let mut max: BTreeMap<KeyId, i64> = BTreeMap::new();
+        let mut negative: Option<(KeyId, i64, &Op)> = None;
+        for &op in &self.ops {
+            let mut see = |k: KeyId, o: i64| {
+                if o < 0 {
+                    negative.get_or_insert((k, o, op));
+                }
+                let m = max.entry(k).or_insert(o);
+                *m = (*m).max(o);
+            };
+            if let Some((k, Some(o), _)) = send_of(op) {
+                see(k, o);
+            }
+            for (k, pairs) in reads_of(op) {
+                // The least and the largest offset of the reply, without walking a run.
+                if let (Some(first), Some(top)) = (pairs.first(), pairs.max_offset()) {
+                    let least = match pairs {
+                        Pairs::Run { .. } => first.0,
+                        Pairs::Explicit(ps) => ps.iter().map(|p| p.0).min().unwrap_or(first.0),
+                    };
+                    see(*k, least);
+                    see(*k, top);
+                }
+            }
+        }
+        if let Some((k, o, op)) = negative {
+            self.unknown = true;
+            self.report("unjudgeable-offset", |c| {
+                json!({"reason": "negative offset: Jepsen's logs start at offset 0",
+                       "key": c.key(k), "offset": o, "op": c.op(op, Some(k))})
+            });
+        }
+        // Saturating: a sum past u64 is past the bound all the same.
+        let slots = max.values().fold(0u64, |n, &m| {
+            n.saturating_add(u64::try_from(m).map_or(0, |m| m + 1))
+        });
+        if slots > UNJUDGEABLE_SLOTS {
+            let (k, o) = max
+                .iter()
+                .max_by_key(|(_, o)| **o)
+                .map(|(k, o)| (*k, *o))
+                .unwrap_or((KeyId(0), 0));
+            self.unknown = true;
+            self.report("unjudgeable-offset", |c| {
+                json!({"reason": format!(
+                    "offsets too large: Jepsen's dense per-key logs would need {slots} slots \
+                     in all (largest offset {o}, key {}), past {UNJUDGEABLE_SLOTS}",
+                    c.h.tables.key_name(k)),
+                       "key": c.key(k), "offset": o, "slots": slots})
+            });
         }
     }
 
@@ -943,6 +1019,48 @@ mod tests {
             .poll(1, &[])
             .poll(1, &[("x", &[(0, 1), (1, 2), (2, 3)])]);
         assert!(omitted.check().errors.is_empty());
+    }
+
+    #[test]
+    fn offsets_jepsen_could_not_judge_are_unknown() {
+        // A correct node that adds 2^40 to every offset: one key's dense log past a Java
+        // int index. Judged unknown, and nothing here is sized by the offsets.
+        let big = 1i64 << 40;
+        let mut b = B::default();
+        b.send(0, "x", 1, big).send(0, "x", 2, big + 1);
+        b.poll(1, &[("x", &[(big, 1), (big + 1, 2)])]);
+        let r = b.check();
+        assert_eq!(r.valid, Validity::Unknown, "{:?}", r.errors);
+        assert_eq!(types(&r), vec!["unjudgeable-offset"]);
+        let ex = &r.errors["unjudgeable-offset"].examples[0];
+        assert_eq!(ex["offset"], big + 1);
+        assert!(ex["reason"].as_str().unwrap().contains("too large"), "{ex}");
+        // The bound is on the sum over keys: two keys, each under it, together past it.
+        let half = (UNJUDGEABLE_SLOTS / 2) as i64;
+        let mut two = B::default();
+        two.send(0, "x", 1, half).send(0, "y", 1, half);
+        two.poll(1, &[("x", &[(half, 1)]), ("y", &[(half, 1)])]);
+        assert_eq!(two.check().valid, Validity::Unknown);
+        // Right at the bound: judged.
+        let top = UNJUDGEABLE_SLOTS as i64 - 1;
+        let mut edge = B::default();
+        edge.send(0, "x", 1, top);
+        edge.poll(1, &[("x", &[(top, 1)])]);
+        let r = edge.check();
+        assert_eq!(r.valid, Validity::True, "{:?}", r.errors);
+        // A negative offset, in a send or inside an explicit poll reply.
+        let mut neg = B::default();
+        neg.send(0, "x", 1, -1);
+        neg.poll(1, &[("x", &[(-1, 1)])]);
+        let r = neg.check();
+        assert_eq!(r.valid, Validity::Unknown);
+        assert_eq!(types(&r), vec!["unjudgeable-offset"]);
+        let mut neg_read = B::default();
+        neg_read.send(0, "x", 1, 0).send(0, "x", 2, 1);
+        neg_read.poll(1, &[("x", &[(0, 1), (-5, 2)])]);
+        let r = neg_read.check();
+        assert_eq!(r.valid, Validity::Unknown);
+        assert_eq!(r.errors["unjudgeable-offset"].examples[0]["offset"], -5);
     }
 
     #[test]

@@ -41,25 +41,39 @@ fn max_offsets(v: &OpValue, out: &mut Vec<(KeyId, i64)>) {
     }
 }
 
+/// When each offset of one key was first known to exist, kept sparse: the ops that raised
+/// the key's highest known offset, as `(offset, time)` with offsets strictly increasing.
+/// Jepsen fills a dense vector from each new highest offset down; offset `i` then holds the
+/// time of the first op in history order whose highest offset reached `i`, which is the
+/// first entry here at or above `i`. The offsets are the node's to choose, so nothing is
+/// sized by them (a node that adds 2^40 to every offset must not make us allocate 2^43 bytes).
+#[derive(Debug, Default)]
+struct Known(Vec<(i64, u64)>);
+
+impl Known {
+    fn saw(&mut self, offset: i64, time: u64) {
+        if offset >= 0 && self.0.last().is_none_or(|&(top, _)| offset > top) {
+            self.0.push((offset, time));
+        }
+    }
+
+    /// When offset `i` was first known to exist, if it ever was.
+    fn at(&self, i: i64) -> Option<u64> {
+        if i < 0 {
+            return None;
+        }
+        let j = self.0.partition_point(|&(o, _)| o < i);
+        self.0.get(j).map(|&(_, t)| t)
+    }
+}
+
 pub fn worst_realtime_lag(h: &History) -> Lag {
-    const UNKNOWN: u64 = u64::MAX;
-    let mut known: HashMap<KeyId, Vec<u64>> = HashMap::new();
+    let mut known: HashMap<KeyId, Known> = HashMap::new();
     let mut offs = Vec::new();
     for op in h.ops.iter().filter(|o| o.kind == OpType::Ok) {
         max_offsets(&op.value, &mut offs);
         for &(k, o) in &offs {
-            let Ok(o) = usize::try_from(o) else { continue };
-            let v = known.entry(k).or_default();
-            if v.len() <= o {
-                v.resize(o + 1, UNKNOWN);
-            }
-            // Everything below a known offset exists too; stop where an earlier op said so.
-            for slot in v[..=o].iter_mut().rev() {
-                if *slot != UNKNOWN {
-                    break;
-                }
-                *slot = op.time;
-            }
+            known.entry(k).or_default().saw(o, op.time);
         }
     }
     let mut invoked: HashMap<u64, u64> = HashMap::new();
@@ -93,10 +107,10 @@ pub fn worst_realtime_lag(h: &History) -> Lag {
                     *p = (*p).max(o);
                 }
                 for (&k, &o) in pos.iter() {
-                    let at = usize::try_from(o + 1)
-                        .ok()
-                        .and_then(|i| known.get(&k)?.get(i).copied())
-                        .unwrap_or(UNKNOWN);
+                    let at = o
+                        .checked_add(1)
+                        .and_then(|i| known.get(&k)?.at(i))
+                        .unwrap_or(u64::MAX);
                     let lag = t.saturating_sub(at);
                     if lag > worst.lag {
                         worst = Lag {
@@ -182,5 +196,58 @@ mod tests {
         assert_eq!((w.lag, w.process), (1600, 2));
         let j = to_json(&w, &h);
         assert_eq!(j["key"], "k");
+    }
+
+    #[test]
+    fn sparse_known_times_match_a_dense_fill() {
+        // The dense table Jepsen builds, filled down from each op's highest offset, against
+        // the sparse one, over offsets that go up, repeat, go back and jump.
+        let ops: [(i64, u64); 8] = [
+            (2, 10),
+            (1, 20),
+            (5, 30),
+            (5, 40),
+            (3, 50),
+            (9, 60),
+            (-1, 70),
+            (7, 80),
+        ];
+        let mut dense: Vec<Option<u64>> = Vec::new();
+        let mut sparse = Known::default();
+        for (o, t) in ops {
+            sparse.saw(o, t);
+            let Ok(o) = usize::try_from(o) else { continue };
+            if dense.len() <= o {
+                dense.resize(o + 1, None);
+            }
+            for slot in dense[..=o].iter_mut().rev() {
+                if slot.is_some() {
+                    break;
+                }
+                *slot = Some(t);
+            }
+        }
+        for i in -2..12 {
+            let want = usize::try_from(i)
+                .ok()
+                .and_then(|i| dense.get(i).copied().flatten());
+            assert_eq!(sparse.at(i), want, "offset {i}");
+        }
+    }
+
+    #[test]
+    fn huge_offsets_cost_nothing_in_proportion() {
+        // A node that adds 2^40 to every offset: the dense table would be 2^43 bytes.
+        let mut h = History::default();
+        let k = h.tables.key("k");
+        let big = 1i64 << 40;
+        send(&mut h, 100, 0, k, big);
+        poll(&mut h, 150, 160, 1, k, &[big]);
+        send(&mut h, 200, 0, k, big + 1);
+        poll(&mut h, 500, 510, 1, k, &[]);
+        poll(&mut h, 600, 610, 2, k, &[i64::MAX]);
+        poll(&mut h, 700, 710, 2, k, &[]);
+        let w = worst_realtime_lag(&h);
+        assert_eq!((w.lag, w.process), (300, 1));
     }
 }

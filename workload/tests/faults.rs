@@ -178,6 +178,54 @@ fn body_that_is_not_a_map_kills_stdout() {
 }
 
 #[test]
+fn offsets_past_what_jepsen_can_hold_are_unknown_not_a_crash() {
+    // A correct node whose offsets start at 2^40: Jepsen's dense per-key logs could not be
+    // built, so there is no verdict to give; the judge itself must not allocate for them.
+    let run = run_fault("huge-offset", &[]);
+    assert_eq!(run.code, Some(2), "{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("Errors occurred during analysis, but no anomalies found. ಠ~ಠ"),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(run.results["valid"], "unknown");
+    assert_eq!(run.results["workload"]["valid"], "unknown");
+    assert_eq!(
+        run.anomalies(),
+        vec!["unjudgeable-offset"],
+        "{}",
+        run.explain()
+    );
+    let ex = &run.results["workload"]["errors"]["unjudgeable-offset"]["examples"][0];
+    assert!(
+        ex["offset"].as_i64().is_some_and(|o| o >= 1 << 40)
+            && ex["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("too large")),
+        "{ex}"
+    );
+    assert!(
+        run.stdout.contains("unjudgeable-offset") && run.stdout.contains("too large"),
+        "the summary names the reason\n{}",
+        run.explain()
+    );
+    // The run was otherwise healthy, and every file was written.
+    assert_eq!(run.results["stats"]["valid"], true);
+    for f in [
+        "results.json",
+        "results.edn",
+        "history.jsonl",
+        "latency.svg",
+        "rate.svg",
+        "index.html",
+        "timeline.html",
+    ] {
+        assert!(run.dir.join(f).is_file(), "missing {f}");
+    }
+}
+
+#[test]
 fn node_stops_answering() {
     let run = run_fault("silent", &["--rpc-timeout", "1000"]);
     assert_invalid_with(&run, "unseen");

@@ -20,6 +20,7 @@
 //! | `string-body`    | sends one reply with its body encoded twice: a string  | stdout dead             |
 //! | `silent`         | acks one more send, then never answers again           | `unseen`                |
 //! | `crash`          | exits with status 3                                    | node crashed            |
+//! | `huge-offset`    | correct, but every key's offsets start at 2^40 (from the start) | unknown: `unjudgeable-offset` |
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
@@ -42,6 +43,7 @@ enum Fault {
     StringBody,
     Silent,
     Crash,
+    HugeOffset,
 }
 
 impl Fault {
@@ -61,6 +63,7 @@ impl Fault {
             "string-body" => Fault::StringBody,
             "silent" => Fault::Silent,
             "crash" => Fault::Crash,
+            "huge-offset" => Fault::HugeOffset,
             _ => return None,
         })
     }
@@ -266,7 +269,17 @@ impl Node {
         let newest = number.is_some() && number == self.newest_key;
         let step = self.step;
         let last_sent = self.last_sent.get(&(src.to_owned(), key.clone())).copied();
-        let log = self.logs.entry(key.clone()).or_default();
+        let huge = self.fault == Fault::HugeOffset;
+        let log = self.logs.entry(key.clone()).or_insert_with(|| {
+            if huge {
+                eprintln!("fixture-node: fault HugeOffset: key {key} starts at offset 2^40");
+            }
+            Log {
+                msgs: Vec::new(),
+                // A correct log, offset by a number the checker must not allocate for.
+                next: if huge { 1 << 40 } else { 0 },
+            }
+        });
         let offset;
         let mut fail = false;
         if self.fault == Fault::LoseWrite
