@@ -41,8 +41,9 @@ pub enum Command {
     Serve(ServeOpts),
 }
 
-/// `kafka-workload serve`.
+/// `kafka-workload serve`. A repeated option keeps its last value, as for `test`.
 #[derive(Debug, Clone, Args)]
+#[command(args_override_self = true)]
 pub struct ServeOpts {
     /// The store to serve (what `test --store` wrote to).
     #[arg(long, default_value = "store")]
@@ -62,8 +63,11 @@ pub enum Parsed {
     Serve(ServeOpts),
 }
 
+/// A repeated option keeps its last value (`--rate 500 --rate 40` runs at 40/s), as
+/// Jepsen's command line does.
 #[derive(Debug, Clone, Args)]
 #[command(
+    args_override_self = true,
     after_help = "Positional arguments go to the node binary, as in Maelstrom; put them after `--` if they start with `-`.\nExit codes: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 internal error."
 )]
 pub struct TestOpts {
@@ -543,6 +547,45 @@ mod tests {
         let cfg = parse(&["test", "--node-count", "2", "--bin", "x", "--time-limit=3"]).unwrap();
         assert_eq!(cfg.opts.time_limit, 3.0);
         assert_eq!(cfg.node_ids, vec!["n0", "n1"]);
+    }
+
+    #[test]
+    fn a_repeated_option_keeps_its_last_value_as_jepsens_cli_does() {
+        let cfg = parse(&[
+            "test",
+            "--bin",
+            "x",
+            "--rate",
+            "500",
+            "a",
+            "--rate",
+            "40",
+            "--node-count",
+            "3",
+            "--node-count=2",
+            "--nemesis",
+            "partition",
+            "--nemesis",
+            "partition",
+            "b",
+            "--no-progress",
+            "--no-progress",
+            "--bin",
+            "y",
+        ])
+        .unwrap();
+        assert_eq!(cfg.opts.rate, 40.0);
+        assert_eq!(cfg.node_ids, vec!["n0", "n1"]);
+        assert!(cfg.partitions && cfg.opts.no_progress);
+        assert_eq!(cfg.opts.bin, std::path::PathBuf::from("y"));
+        // Node arguments still gather, wherever they stand.
+        assert_eq!(cfg.opts.args, vec!["a", "b"]);
+        let Ok(Parsed::Serve(s)) = super::parse(
+            ["kafka-workload", "serve", "--port", "1", "--port", "2"].map(std::ffi::OsString::from),
+        ) else {
+            panic!("serve parses");
+        };
+        assert_eq!(s.port, 2);
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct Worker {
     /// When the outstanding request times out.
     pub deadline: u64,
     pub fin: FinalState,
+    /// The worker's process ended indeterminately (`:info`): as in Maelstrom, its client
+    /// stays on the network, ignoring late replies, until the worker invokes its next
+    /// operation, which opens a new client (and process) first.
+    pub retired: bool,
 }
 
 impl Worker {
@@ -93,6 +97,7 @@ impl Worker {
             seq: 0,
             deadline: 0,
             fin: FinalState::NotStarted,
+            retired: false,
         }
     }
 
@@ -111,6 +116,7 @@ impl Worker {
         self.process += concurrency;
         self.next_msg_id = 0;
         self.offsets.clear();
+        self.retired = false;
     }
 
     /// Ends the pending op without a usable reply: the completion type and value. A

@@ -62,12 +62,29 @@ impl Clients {
     }
 
     /// Worker `w` gets a new client (and with it a new process): the old id leaves the
-    /// network, so a late reply to it is an invalid destination.
-    pub(super) fn replace_client(&mut self, w: usize, concurrency: usize) {
+    /// network, so a reply to it from now on is an invalid destination.
+    fn replace_client(&mut self, w: usize, concurrency: usize) {
         let c = self.new_client();
         self.live.remove(&self.workers[w].client);
         self.workers[w].replace(c, concurrency as u64);
         self.live.insert(c, w);
+    }
+
+    /// Worker `w`'s op ended indeterminately: its process is over, but its client stays on
+    /// the network until the worker invokes its next operation ([`Clients::fresh_client`]).
+    /// Maelstrom closes a client only then (Jepsen reopens a worker's client when the
+    /// process of the op it invokes differs), so a reply that arrives in between is taken
+    /// and ignored by the old client, and only one that arrives later has no destination.
+    pub(super) fn retire(&mut self, w: usize) {
+        self.workers[w].retired = true;
+    }
+
+    /// Before worker `w` invokes an operation: a retired client is closed and a new one
+    /// opened.
+    pub(super) fn fresh_client(&mut self, w: usize, concurrency: usize) {
+        if self.workers[w].retired {
+            self.replace_client(w, concurrency);
+        }
     }
 }
 
@@ -157,6 +174,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     }
 
     pub(super) fn start(&mut self, w: usize, op: GenOp, now: u64) {
+        self.clients.fresh_client(w, self.cfg.concurrency);
         self.clients.busy += 1;
         let process = self.clients.workers[w].process;
         match op {
@@ -209,6 +227,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     }
 
     pub(super) fn start_poll(&mut self, w: usize, now: u64) {
+        self.clients.fresh_client(w, self.cfg.concurrency);
         let process = self.clients.workers[w].process;
         self.history
             .push(now, process, OpType::Invoke, OpValue::Poll(None), None);
@@ -255,7 +274,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         self.clients.workers[w].seq += 1;
         self.history.push(now, process, kind, value, error);
         if kind == OpType::Info {
-            self.clients.replace_client(w, self.cfg.concurrency);
+            self.clients.retire(w);
         }
         self.clients.busy -= 1;
         if matches!(self.clients.workers[w].fin, FinalState::NotStarted) {
@@ -264,8 +283,9 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     }
 
     /// A line from `node` to client `c<c>`, read at `read_at`. A client on the network
-    /// takes it as the answer to its request (or ignores it); one that gave up or was
-    /// replaced is not on the network, so the line kills the node's stdout.
+    /// takes it as the answer to its request (or ignores it: a retired client, whose worker
+    /// has not invoked its next operation yet, ignores every line); one that was replaced
+    /// is not on the network, so the line kills the node's stdout.
     pub(super) fn line_to_client(
         &mut self,
         node: usize,
@@ -279,7 +299,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             && self.clients.workers[w].deadline <= read_at
         {
             // Read after the client gave up, though the scheduler had not got to the
-            // timeout yet: the op timed out, and the reply goes to a closed client.
+            // timeout yet: the op timed out, and the retired client ignores the reply.
             let now = self.now();
             self.fail_pending(w, now, "timeout".into(), false);
         }
@@ -315,7 +335,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             self.kill_stdout(
                 node,
                 "invalid-dest",
-                format!("Invalid dest for message: client c{c} is not on the network (it gave up or was replaced)"),
+                format!("Invalid dest for message: client c{c} is not on the network (its worker moved on to a new client)"),
             );
         }
     }

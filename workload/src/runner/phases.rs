@@ -298,14 +298,16 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         self.crashes.due(now).min(self.rate.due(now))
     }
 
-    /// A `crash` op: always `:info`, and the worker gets a fresh process and client.
+    /// A `crash` op: always `:info`, so the worker's next operation gets a fresh process
+    /// and client.
     fn crash(&mut self, w: usize, now: u64) {
+        self.clients.fresh_client(w, self.cfg.concurrency);
         let process = self.clients.workers[w].process;
         self.history
             .push(now, process, OpType::Invoke, OpValue::Crash, None);
         self.history
             .push(now, process, OpType::Info, OpValue::Crash, None);
-        self.clients.replace_client(w, self.cfg.concurrency);
+        self.clients.retire(w);
     }
 
     /// Every worker crashes its client, assigns all keys from offset 0 and starts polling.
@@ -318,6 +320,8 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         self.clients.free.clear();
         for w in 0..self.clients.workers.len() {
             self.crash(w, now);
+            // The final assign is the worker's next operation: a new client for it.
+            self.clients.fresh_client(w, self.cfg.concurrency);
             let process = self.clients.workers[w].process;
             let value = OpValue::Assign {
                 keys: keys.clone(),

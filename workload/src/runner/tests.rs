@@ -302,13 +302,14 @@ fn the_timeout_queue_gives_deadlines_in_order_and_only_when_due() {
     assert_eq!(q.pop_due(u64::MAX), None);
 }
 
-/// Maelstrom's client waits 5 s; then the op is indeterminate (`:info`), the worker gets a
-/// new process and a new client, and the old client leaves the network, so the node's
-/// late reply kills its stdout.
+/// Maelstrom's client waits 5 s; then the op is indeterminate (`:info`) and the worker's
+/// process is over, but its client stays on the network until the worker invokes its next
+/// operation: a reply in between is ignored, harmlessly. The next operation gets a new
+/// process and a new client.
 #[test]
-fn an_unanswered_request_is_info_after_the_rpc_timeout_and_its_client_is_replaced() {
+fn a_reply_after_the_timeout_but_before_the_workers_next_op_is_ignored() {
     let cfg = config("--node-count 1 --concurrency 1");
-    // Sends are answered, but after 6 s.
+    // Sends are answered, but after 6 s; polls at once.
     let script = kafka(|r| if r.body["type"] == "send" { 6 * SEC } else { 0 });
     let mut s = sim(&cfg, script, 60);
     s.runner.init().unwrap();
@@ -331,20 +332,56 @@ fn an_unanswered_request_is_info_after_the_rpc_timeout_and_its_client_is_replace
         (OpType::Info, F::Send, Some("timeout"))
     );
     let w = &s.runner.clients.workers[0];
-    assert_eq!(
-        w.process,
-        old_process + 1,
-        "the next process (+ concurrency)"
-    );
-    assert_ne!(w.client, old_client);
     assert!(matches!(w.pending, Pending::Idle));
+    assert!(w.retired);
+    assert_eq!(w.client, old_client, "closed only at the next invocation");
+    assert!(s.runner.clients.live.contains_key(&old_client));
+
+    // The node answers at 6 s: the old client takes the reply and ignores it.
+    s.runner.wait(t0 + 7 * SEC);
+    assert!(s.runner.faults.is_empty(), "{:?}", s.runner.faults);
+    assert_eq!(s.runner.clients.dropped_replies, 1);
+    assert!(!s.runner.nodes[0].stdout_dead);
+
+    // The worker's next operation: a new process (+ concurrency) and a new client.
+    let t1 = s.clock.now();
+    s.runner.start(0, GenOp::Poll, t1);
+    let invoke = ops(&s).last().unwrap();
+    assert_eq!(
+        (invoke.kind, invoke.process),
+        (OpType::Invoke, old_process + 1)
+    );
+    let w = &s.runner.clients.workers[0];
+    assert_ne!(w.client, old_client);
+    assert!(!w.retired);
     assert!(!s.runner.clients.live.contains_key(&old_client));
     assert!(s.runner.clients.live.contains_key(&w.client));
-    assert!(s.runner.faults.is_empty());
+}
 
-    // The node answers at 6 s, to a client that is gone.
-    s.runner.wait(t0 + 7 * SEC);
-    assert_eq!(s.runner.faults.len(), 1);
+/// Once the worker has invoked its next operation, the old client is off the network, and
+/// a reply to it has no destination: the node's stdout dies, as in Maelstrom.
+#[test]
+fn a_reply_after_the_workers_next_op_kills_the_nodes_stdout() {
+    let cfg = config("--node-count 1 --concurrency 1");
+    let script = kafka(|r| if r.body["type"] == "send" { 6 * SEC } else { 0 });
+    let mut s = sim(&cfg, script, 60);
+    s.runner.init().unwrap();
+    s.runner.open_clients();
+    let t0 = s.clock.now();
+    s.runner.clients.free.clear();
+    s.runner.start(0, GenOp::Send { key: 0, msg: 1 }, t0);
+    s.runner.flush();
+    s.runner.expire(t0 + 5 * SEC);
+    assert!(s.runner.faults.is_empty());
+    // At 5.5 s the worker polls (answered at once) with a new client.
+    s.clock.advance_to(t0 + 5 * SEC + 500 * MS);
+    s.runner.start(0, GenOp::Poll, s.clock.now());
+    s.runner.flush();
+    // The poll's reply, then the send's at 6 s, which finds no client.
+    while s.clock.now() < t0 + 7 * SEC {
+        s.runner.wait(t0 + 7 * SEC);
+    }
+    assert_eq!(s.runner.faults.len(), 1, "{:?}", s.runner.faults);
     assert_eq!(s.runner.faults[0].kind, "invalid-dest");
     assert!(s.runner.nodes[0].stdout_dead);
 }
@@ -378,11 +415,10 @@ fn a_reply_read_before_the_deadline_counts_even_when_handled_after_it() {
         .map(|o| (o.process, o.kind))
         .collect();
     assert_eq!(done, [(0, OpType::Ok), (1, OpType::Info)]);
-    assert_eq!(
-        s.runner.faults.len(),
-        1,
-        "the reply at the deadline found no client"
-    );
+    // The reply at the deadline came too late for its op, but its client was still on the
+    // network (its worker had invoked nothing since), which ignored it.
+    assert!(s.runner.faults.is_empty(), "{:?}", s.runner.faults);
+    assert_eq!(s.runner.clients.dropped_replies, 1);
 }
 
 /// `--rate R`: one op every 1/R on average, at gaps uniform in [0, 2/R).
