@@ -13,21 +13,25 @@
 //! In reading order; each module has one job.
 //!
 //! - [`config`]: run-time settings, from the environment.
-//! - `budget`: the bound on bytes of replies between the workers and the writer.
+//! - `limits`: every retention and buffer threshold, with the reason for each.
+//! - `budget`: a bound on bytes in flight between threads (replies to the writer, and request
+//!   lines to the workers).
 //! - `node`: wiring; spawns the threads and owns the shutdown order ([`run`]).
 //! - [`shared`]: the state every thread sees: the node id (set by the reader alone) and the store.
-//! - `reader`: the reader thread, the only code that reads stdin.
-//! - [`protocol`]: wire types, and turning a parsed line into a [`protocol::Request`].
+//! - `reader`: the reader thread, the only code that reads stdin; the batches it hands on.
+//! - [`protocol`]: wire types only, and turning a parsed line into a [`protocol::Incoming`].
 //! - [`json`]: raw member spans and string escaping, which simd-json does not offer.
 //! - `worker`: the worker threads' loop, between the reader's batches and the writer.
 //! - [`rpc`]: one arm per RPC, run against the store; writes the reply line as bytes.
+//! - `envelope`: the start of every line the node writes, replies and replication alike.
 //! - [`store`]: every key's log and committed offset, in a `DashMap`; no I/O, no JSON.
 //! - [`log`]: one key's lock-free append-only log, with its publish watermark.
 //! - [`cluster`]: the nodes `init` names, and which offsets are ours.
-//! - [`replication`]: several nodes: the replication protocol, its state machine and its thread.
+//! - [`replication`]: several nodes: the protocol's documentation, then one job a file (the
+//!   wire, our class outbound, their class inbound, the thread).
 //! - `sync`: the primitives `log` and `doorbell` are built from, swappable for loom's in the model
 //!   tests (`tests/loom.rs`, built only with `--cfg loom`).
-//! - `writer`: the writer thread, the only owner of stdout.
+//! - `writer`: the writer thread, the only owner of stdout; the reply buffers it takes.
 //! - [`error`]: Maelstrom error codes.
 //! - `diag`: diagnostics on stderr, which never panic.
 //! - `doorbell`: the pipeline's channels, whose idle receivers sleep without spinning.
@@ -39,8 +43,10 @@ pub mod cluster;
 pub mod config;
 mod diag;
 mod doorbell;
+mod envelope;
 pub mod error;
 pub mod json;
+mod limits;
 pub mod log;
 #[cfg(test)]
 mod log_tests;

@@ -19,29 +19,11 @@ use crossbeam_channel::bounded;
 
 use crate::budget::ByteBudget;
 use crate::config::Config;
+use crate::limits::{
+    CHANNEL_BATCHES, PEER_MESSAGES, REPLY_BYTES_IN_FLIGHT, REQUEST_BYTES_IN_FLIGHT,
+};
 use crate::shared::Shared;
 use crate::{doorbell, reader, replication, worker, writer};
-
-/// Batches in flight between reader and workers, and between workers and writer; also the size
-/// of the two recycling pools. Bounded, so a stalled stdout slows the reader down instead of
-/// growing memory without limit. 64 (with the 256 KiB recycle cap in `writer.rs`) held the same
-/// throughput as 256 with less memory (long-log replay at 8 workers: 124 MiB peak, not 181 MiB).
-const CHANNEL_BATCHES: usize = 64;
-
-/// Peers' replication messages queued for the replication thread. Each peer sends about one a
-/// period, so this is never near full unless that thread is stuck.
-const PEER_MESSAGES: usize = 1024;
-
-/// Most bytes of replies in flight between the workers and the writer (see `budget.rs`). Steady
-/// traffic keeps a few MiB there (buffers are handed over at 64 KiB); the bound is what holds
-/// when replies are huge and stdout is slow: one 16 MB message polled 200 times with stdout read
-/// slowly peaked at 1.1 GB without it (issue 9).
-const REPLY_BYTES_IN_FLIGHT: usize = 32 << 20;
-
-/// Most bytes of request lines queued for the workers. A parsed request takes about three times
-/// its line (a poll's keys are 32 bytes each in `Keys`), and Maelstrom's final phase sends polls of
-/// every key, megabytes each: 64 of them queued took the node to 600 MB.
-const REQUEST_BYTES_IN_FLIGHT: usize = 32 << 20;
 
 /// Runs the node: reads requests from `input` until it ends, and writes replies to `output`.
 ///
@@ -77,7 +59,7 @@ where
         let max_line = config.max_line;
         let replies = reply_tx.clone();
         spawn("replication".into(), move || {
-            replication::run(&peers_rx, &shared, max_line, &replies)
+            replication::thread::run(&peers_rx, &shared, max_line, &replies)
         })?
     };
     let reader = {

@@ -1,4 +1,5 @@
-//! Wire types: requests as the reader hands them to workers, and how a parsed line becomes one.
+//! Wire types: what a line on stdin is ([`Incoming`]: a client's request, or a peer's
+//! `replicate` message), and how a parsed line becomes one.
 //! The rules of the wire format, and of the client that reads our replies, are in
 //! `docs/protocol.md` (§2 to §4).
 //!
@@ -34,28 +35,12 @@ use simd_json::tape::{Object, Value};
 
 use crate::error::ErrorCode;
 use crate::json;
-use crate::replication::Replicate;
+use crate::limits::{KEY_MAP_RETAIN, SHRINK_ABOVE};
+use crate::replication::wire::{self, Replicate};
 use crate::store::{MAX_OFFSET, Msg};
 
 /// The pairs of (key, offset) that requests point into; list requests use offset 0.
 pub type Keys = Vec<(CompactString, u64)>;
-
-/// Requests the reader hands to a worker in one go, and the key lists their bodies point into.
-///
-/// Keeping every poll's, commit's and list's keys in one shared vector, and recycling whole
-/// batches between reader and workers, means that in steady state the reader allocates
-/// nothing per request (keys and client ids are inline `CompactString`s).
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub requests: Vec<Request>,
-    pub keys: Keys,
-    /// When the reader read the first of `requests` from its input: the reply deadline counts
-    /// from here (`Config::reply_deadline_ms`).
-    pub read_at: Option<std::time::Instant>,
-    /// Bytes of the lines `requests` came from, taken by the reader from the byte budget on
-    /// requests waiting for a worker (`node.rs`), given back by the worker that takes the batch.
-    pub line_bytes: usize,
-}
 
 /// A request that deserves a reply: who asked, which message, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,15 +71,25 @@ pub enum Body {
     CommitOffsets { offsets: Range<usize> },
     /// `keys` indexes the batch's [`Keys`]; their offsets mean nothing.
     ListCommittedOffsets { keys: Range<usize> },
-    /// A peer's replication message (see `replication.rs`): goes to the replication thread,
-    /// and gets no reply.
-    Replicate(Box<Replicate>),
     /// A request the reader already rejected; the reply is this error.
     Reject {
         code: ErrorCode,
         text: String,
         /// Our own id, to sign the reply with, when it is not known yet (before `init`).
         from: Option<CompactString>,
+    },
+}
+
+/// What one line on stdin is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A request that deserves a reply, for a worker.
+    Request(Request),
+    /// A peer's replication message (see `replication/`): for the replication thread, and it
+    /// gets no reply.
+    Replicate {
+        src: CompactString,
+        message: Box<Replicate>,
     },
 }
 
@@ -110,7 +105,7 @@ impl std::fmt::Display for Unanswerable {
 
 impl std::error::Error for Unanswerable {}
 
-/// Turns a line that simd-json parsed into `tape` into a request, appending the keys of a poll,
+/// Turns a line that simd-json parsed into `tape` into what it is, appending the keys of a poll,
 /// commit or list to `keys` (and nothing, if the request is rejected).
 ///
 /// `line` is the line's original text, before simd-json unescaped strings in place; `send`
@@ -123,7 +118,7 @@ pub fn parse(
     line: &[u8],
     structurals: &[u32],
     keys: &mut Keys,
-) -> Result<Request, Unanswerable> {
+) -> Result<Incoming, Unanswerable> {
     let Some(envelope) = tape.as_object() else {
         return Err(Unanswerable("the line is not a JSON object".into()));
     };
@@ -147,15 +142,14 @@ pub fn parse(
         )));
     };
     let fields = Fields::of(&body);
-    if fields.ty.and_then(Value::into_string) == Some(crate::replication::TYPE) {
+    if fields.ty.and_then(Value::into_string) == Some(wire::TYPE) {
         // Between our own nodes: no msg_id, and never a reply, so a malformed one is only noted.
-        return match crate::replication::decode(&body) {
+        return match wire::decode(&body) {
             Ok(mut message) => {
                 message.line_len = line.len();
-                Ok(Request {
+                Ok(Incoming::Replicate {
                     src: src.into(),
-                    msg_id: 0,
-                    body: Body::Replicate(Box::new(message)),
+                    message: Box::new(message),
                 })
             }
             Err(why) => Err(Unanswerable(format!(
@@ -177,11 +171,11 @@ pub fn parse(
             from: None,
         }
     });
-    Ok(Request {
+    Ok(Incoming::Request(Request {
         src: src.into(),
         msg_id,
         body,
-    })
+    }))
 }
 
 /// The body members this node reads, gathered in one pass.
@@ -381,7 +375,7 @@ fn dedup_keys(keys: &mut Keys, start: usize) {
             }
         }
         keys.truncate(kept);
-        if first.capacity() > 1 << 20 {
+        if first.capacity() > KEY_MAP_RETAIN {
             // Do not hold the map of an outsized request for the rest of the run.
             *first = std::collections::HashMap::default();
         }
@@ -513,7 +507,8 @@ impl Default for Parser {
 }
 
 impl Parser {
-    /// Parses one line (without its newline) into a request whose key lists go into `keys`.
+    /// Parses one line (without its newline) into what it is; a request's key lists go into
+    /// `keys`.
     ///
     /// Before `init` (`initialized == false`), every request but `init` is answered with code 11,
     /// signed with the envelope's `dest`, which is our own id.
@@ -522,7 +517,7 @@ impl Parser {
         line: &[u8],
         initialized: bool,
         keys: &mut Keys,
-    ) -> Result<Request, LineError> {
+    ) -> Result<Incoming, LineError> {
         let len = line.len();
         let padded = len + simd_json::INPUT_PADDING;
         if self.scratch.len() < padded {
@@ -541,7 +536,7 @@ impl Parser {
             &mut self.buffers,
             &mut tape,
         ) {
-            Err(e) => unparsed(line, initialized, &e.to_string()),
+            Err(e) => unparsed(line, initialized, &e.to_string()).map(Incoming::Request),
             Ok(()) => parse(
                 tape.as_value(),
                 line,
@@ -549,15 +544,14 @@ impl Parser {
                 keys,
             )
             .map_err(LineError::Unanswerable)
-            .and_then(|mut request| {
-                if !initialized && matches!(request.body, Body::Replicate(_)) {
-                    // Its sender resends what we never acknowledge.
-                    return Err(LineError::Unanswerable(Unanswerable(format!(
-                        "a replicate message from {} before init",
-                        request.src
-                    ))));
-                }
-                if !initialized && !matches!(request.body, Body::Init { .. }) {
+            .and_then(|incoming| match incoming {
+                // Its sender resends what we never acknowledge.
+                Incoming::Replicate { src, .. } if !initialized => Err(LineError::Unanswerable(
+                    Unanswerable(format!("a replicate message from {src} before init")),
+                )),
+                Incoming::Request(mut request)
+                    if !initialized && !matches!(request.body, Body::Init { .. }) =>
+                {
                     let Some(dest) = dest(tape.as_value()) else {
                         return Err(LineError::Unanswerable(Unanswerable(
                             "a request before init with no string `dest` to sign the error with"
@@ -569,11 +563,12 @@ impl Parser {
                         text: "not initialised yet: init must come first".into(),
                         from: Some(dest.into()),
                     };
+                    Ok(Incoming::Request(request))
                 }
-                Ok(request)
+                incoming => Ok(incoming),
             }),
         };
-        if len > crate::reader::SHRINK_ABOVE {
+        if len > SHRINK_ABOVE {
             // A long line's buffers (over 20 times its length at worst, see `Config::max_line`)
             // are freed rather than kept for the rest of the run.
             *self = Self::default();

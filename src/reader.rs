@@ -11,9 +11,27 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::budget::ByteBudget;
 use crate::config::Config;
 use crate::doorbell::BellSender;
-use crate::protocol::{Batch, Body, Keys, Parser, Request};
-use crate::replication::Inbound;
+use crate::limits::{IO_BUFFER, SHRINK_ABOVE};
+use crate::protocol::{Body, Incoming, Keys, Parser, Request};
+use crate::replication::thread::Feed;
 use crate::shared::{IdSetter, Shared};
+
+/// Requests the reader hands to a worker in one go, and the key lists their bodies point into.
+///
+/// Keeping every poll's, commit's and list's keys in one shared vector, and recycling whole
+/// batches between reader and workers, means that in steady state the reader allocates
+/// nothing per request (keys and client ids are inline `CompactString`s).
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(crate) requests: Vec<Request>,
+    pub(crate) keys: Keys,
+    /// When the reader read the first of `requests` from its input: the reply deadline counts
+    /// from here (`Config::reply_deadline_ms`).
+    pub(crate) read_at: Option<Instant>,
+    /// Bytes of the lines `requests` came from, taken by the reader from the byte budget on
+    /// requests waiting for a worker (`node.rs`), given back by the worker that takes the batch.
+    pub(crate) line_bytes: usize,
+}
 
 /// The channels the reader works between.
 #[derive(Debug)]
@@ -27,7 +45,7 @@ pub(crate) struct Lanes {
     /// Batches the workers have emptied, back to be filled again.
     pub(crate) empty_batches: Receiver<Batch>,
     /// Peers' replication messages, and the start signal, to the replication thread.
-    pub(crate) peers: Sender<Inbound>,
+    pub(crate) peers: Sender<Feed>,
 }
 
 /// Reads `input` to its end. Returns early, with `Ok`, if every worker is gone.
@@ -57,20 +75,16 @@ pub(crate) fn run(
                 let line_bytes = line.len();
                 let keys = &mut batch.keys;
                 match parse_line(&mut parser, line, shared, id_setter, keys) {
-                    Some(Request {
-                        src,
-                        body: Body::Replicate(message),
-                        ..
-                    }) => {
+                    Some(Incoming::Replicate { src, message }) => {
                         // A gone replication thread means the node is shutting down.
-                        let _ = peers.send(Inbound::Peer(src, message));
+                        let _ = peers.send(Feed::Peer(src, message));
                     }
-                    Some(request) => {
+                    Some(Incoming::Request(request)) => {
                         if let (Body::Init { .. }, Some(cluster)) =
                             (&request.body, shared.cluster())
                             && cluster.len() > 1
                         {
-                            let _ = peers.send(Inbound::Start(cluster.clone()));
+                            let _ = peers.send(Feed::Start(cluster.clone()));
                         }
                         batch.requests.push(request);
                         batch.line_bytes += line_bytes;
@@ -108,7 +122,7 @@ fn parse_line(
     shared: &Shared,
     id_setter: &IdSetter,
     keys: &mut Keys,
-) -> Option<Request> {
+) -> Option<Incoming> {
     // Blank lines are skipped quietly. A request starts with `{`, so only a line that starts
     // with white space is scanned for anything else (not every line, on the hot path).
     if line.first().is_none_or(u8::is_ascii_whitespace) && line.iter().all(u8::is_ascii_whitespace)
@@ -116,8 +130,12 @@ fn parse_line(
         return None;
     }
     match parser.parse(line, shared.node_id().is_some(), keys) {
-        Ok(request) => {
-            if let Body::Init { node_id, node_ids } = &request.body {
+        Ok(incoming) => {
+            if let Incoming::Request(Request {
+                body: Body::Init { node_id, node_ids },
+                ..
+            }) = &incoming
+            {
                 // Set before this init (or anything after it) goes to a worker, so every later
                 // request sees it.
                 let known = id_setter.set(shared, node_id, node_ids);
@@ -125,7 +143,7 @@ fn parse_line(
                     crate::diag::note!("init as {node_id} after init as {known}; keeping {known}");
                 }
             }
-            Some(request)
+            Some(incoming)
         }
         Err(e) => {
             crate::diag::note!("ignored a line, {e}: {}", preview(line));
@@ -149,9 +167,6 @@ fn preview(line: &[u8]) -> String {
     }
 }
 
-/// Buffers that grew past this for one long line are freed after it, rather than kept.
-pub(crate) const SHRINK_ABOVE: usize = 1 << 20;
-
 /// Splits input into lines, lending each one straight out of the read buffer when it lies
 /// there whole (the common case), and gathering it in `long` only when it spans reads.
 struct Lines<R> {
@@ -167,7 +182,7 @@ struct Lines<R> {
 impl<R: Read> Lines<R> {
     fn new(input: R, max: usize) -> Self {
         Self {
-            input: BufReader::with_capacity(64 * 1024, input),
+            input: BufReader::with_capacity(IO_BUFFER, input),
             read_at: Instant::now(),
             long: Vec::new(),
             max,

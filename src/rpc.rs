@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use compact_str::CompactString;
 
 use crate::config::Config;
+use crate::envelope;
 use crate::error::ErrorCode;
 use crate::json::{write_str, write_u64};
 use crate::protocol::{Body, Keys, Request};
@@ -15,23 +16,23 @@ use crate::shared::Shared;
 /// Runs one request, whose key lists are in `keys`, and appends its reply line to `out`.
 pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, out: &mut Vec<u8>) {
     let store = &shared.store;
-    if let Body::Replicate(_) = request.body {
-        // The reader hands these to the replication thread; one here gets no reply.
-        crate::diag::note!("a replicate message from {} reached a worker", request.src);
-        return;
-    }
-    let from: Option<&str> = match &request.body {
-        Body::Reject {
-            from: Some(from), ..
-        } => Some(from),
-        _ => shared.node_id(),
+    let Request {
+        src,
+        msg_id,
+        mut body,
+    } = request;
+    // A rejection before `init` is signed with the envelope's `dest`, taken out of the body so
+    // that the body can be matched by value below.
+    let signed_as = match &mut body {
+        Body::Reject { from, .. } => from.take(),
+        _ => None,
     };
-    let Some(from) = from else {
+    let Some(from) = signed_as.as_deref().or(shared.node_id()) else {
         // Unreachable in practice: the reader signs every pre-init rejection with `dest`.
-        crate::diag::note!("no node id to sign a reply to {} with", request.src);
+        crate::diag::note!("no node id to sign a reply to {src} with");
         return;
     };
-    let reply = Reply::begin(out, from, &request.src, request.msg_id);
+    let reply = Reply::begin(out, from, &src, msg_id);
     // On several nodes, what a client sends or commits must be able to reach every peer.
     let travels = |key: &str, msg: Option<&str>| match shared.cluster() {
         Some(cluster) if cluster.len() > 1 => {
@@ -39,7 +40,7 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
         }
         _ => Ok(()),
     };
-    match request.body {
+    match body {
         Body::Init { .. } => reply.kind("init_ok"),
         Body::Send { key, msg } => {
             match travels(&key, Some(&msg)).map(|()| store.append(&key, msg)) {
@@ -92,10 +93,8 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
             out.push(b'}');
         }
         Body::Reject { code, text, .. } => reply.error(code, &text),
-        // Returned early above; an error reply is the harmless answer if that ever changes.
-        Body::Replicate(_) => reply.error(ErrorCode::NotSupported, "not a request"),
     }
-    out.extend_from_slice(b"}}\n");
+    envelope::end(out);
 }
 
 /// Writes the members of a `poll_ok`'s `msgs`: for each requested key with anything to return,
@@ -169,33 +168,36 @@ fn poll(requested: &[(CompactString, u64)], shared: &Shared, config: &Config, ou
     }
 }
 
-/// The start of a reply line, up to where the body's `type` goes.
+/// A reply to one request, whose envelope is written once its type is known.
 struct Reply<'a> {
     out: &'a mut Vec<u8>,
+    from: &'a str,
+    to: &'a str,
     in_reply_to: u64,
 }
 
 impl<'a> Reply<'a> {
-    fn begin(out: &'a mut Vec<u8>, from: &str, to: &str, in_reply_to: u64) -> Self {
-        out.extend_from_slice(b"{\"src\":");
-        write_str(out, from);
-        out.extend_from_slice(b",\"dest\":");
-        write_str(out, to);
-        out.extend_from_slice(b",\"body\":{\"type\":");
-        Self { out, in_reply_to }
+    fn begin(out: &'a mut Vec<u8>, from: &'a str, to: &'a str, in_reply_to: u64) -> Self {
+        Self {
+            out,
+            from,
+            to,
+            in_reply_to,
+        }
     }
 
-    /// Writes the reply's type and `in_reply_to`; the caller appends the RPC's own fields.
+    /// Writes the envelope, the reply's type and `in_reply_to`; the caller appends the RPC's
+    /// own fields.
     fn kind(self, kind: &str) {
-        self.out.push(b'"');
-        self.out.extend_from_slice(kind.as_bytes());
-        self.out.extend_from_slice(b"\",\"in_reply_to\":");
+        envelope::begin(self.out, self.from, self.to, kind);
+        self.out.extend_from_slice(b",\"in_reply_to\":");
         write_u64(self.out, self.in_reply_to);
     }
 
     fn error(self, code: ErrorCode, text: &str) {
         let out = &mut *self.out;
-        out.extend_from_slice(b"\"error\",\"in_reply_to\":");
+        envelope::begin(out, self.from, self.to, "error");
+        out.extend_from_slice(b",\"in_reply_to\":");
         write_u64(out, self.in_reply_to);
         out.extend_from_slice(b",\"code\":");
         write_u64(out, code.code().into());

@@ -13,7 +13,9 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::budget::ByteBudget;
 use crate::config::Config;
 use crate::doorbell::{BellReceiver, BellSender};
-use crate::protocol::{Batch, Body, Request};
+use crate::limits::{HANDOFF_BYTES, RECYCLE_KEYS};
+use crate::protocol::{Body, Request};
+use crate::reader::Batch;
 use crate::rpc;
 use crate::shared::Shared;
 use crate::writer::Replies;
@@ -32,12 +34,6 @@ pub(crate) struct Lanes {
     /// Reply buffers the writer has written out and cleared, back for reuse.
     pub(crate) empty_buffers: Receiver<Replies>,
 }
-
-/// Largest key list (in keys, 32 bytes each) worth keeping in a recycled batch.
-const RECYCLE_KEYS: usize = 8192;
-
-/// Reply bytes after which a worker hands its buffer to the writer without finishing the batch.
-const HANDOFF_BYTES: usize = 64 * 1024;
 
 /// Whether the reply deadline applies to the reply to `request`: it does to replies to clients
 /// (Maelstrom names them `c1`, `c2`, …), but for `init_ok`, whose deadline is 10 s; it does not

@@ -8,10 +8,8 @@ use crossbeam_channel::Sender;
 
 use crate::budget::ByteBudget;
 use crate::doorbell::BellReceiver;
+use crate::limits::{IO_BUFFER, RECYCLE_MAX};
 use crate::shared::Shared;
-
-/// Largest reply buffer worth keeping for reuse.
-const RECYCLE_MAX: usize = 256 << 10;
 
 /// Reply lines from one worker, built for one batch of requests (or part of one).
 #[derive(Debug, Default)]
@@ -76,7 +74,7 @@ pub(crate) fn run(
     output: impl Write,
 ) -> io::Result<()> {
     let _close = CloseOnDrop(lanes.budget);
-    let mut output = BufWriter::with_capacity(64 * 1024, output);
+    let mut output = BufWriter::with_capacity(IO_BUFFER, output);
     while let Some(mut lines) = lanes.replies.recv() {
         match lines.read_at.map(|t| t.elapsed()) {
             Some(age) if age > deadline => {

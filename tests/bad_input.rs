@@ -242,7 +242,7 @@ fn a_peers_bad_replicate_messages_get_no_reply_and_change_nothing() {
 #[test]
 fn a_peers_message_that_is_not_one_json_value_on_one_line_is_refused_so_stdout_stays_json() {
     use maelstrom_kafka::cluster::Cluster;
-    use maelstrom_kafka::protocol::{Body, Keys, Parser};
+    use maelstrom_kafka::protocol::{Incoming, Keys, Parser};
     use maelstrom_kafka::replication::{Replicator, Timing};
     use maelstrom_kafka::{Shared, rpc};
 
@@ -265,19 +265,19 @@ fn a_peers_message_that_is_not_one_json_value_on_one_line_is_refused_so_stdout_s
     for (key, text) in texts {
         let update = json!({"src": "n1", "dest": "n0", "body": {"type": "replicate",
             "updates": [[key, 1, 3, 0, [[1, text]]]]}});
-        let request = parser
-            .parse(update.to_string().as_bytes(), true, &mut keys)
-            .expect("a well-formed replicate message");
-        let Body::Replicate(message) = request.body else {
-            panic!("not a replicate message");
+        let Ok(Incoming::Replicate { src, message }) =
+            parser.parse(update.to_string().as_bytes(), true, &mut keys)
+        else {
+            panic!("not a well-formed replicate message");
         };
-        replicator.apply(&request.src, &message, &shared.store);
+        replicator.apply(&src, &message, &shared.store);
     }
     let poll = json!({"src": "c1", "dest": "n0", "body": {"type": "poll", "msg_id": 1,
         "offsets": {"a": 0, "b": 0, "c": 0, "d": 0, "ok": 0}}});
-    let request = parser
-        .parse(poll.to_string().as_bytes(), true, &mut keys)
-        .expect("a poll");
+    let Ok(Incoming::Request(request)) = parser.parse(poll.to_string().as_bytes(), true, &mut keys)
+    else {
+        panic!("not a poll");
+    };
     let mut out = Vec::new();
     rpc::handle(request, &keys, &shared, &Config::default(), &mut out);
     let text = String::from_utf8(out).expect("UTF-8");

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use maelstrom_kafka::protocol::{Keys, Parser};
+use maelstrom_kafka::protocol::{Incoming, Keys, Parser};
 use maelstrom_kafka::{Config, Shared, rpc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -134,7 +134,9 @@ proptest! {
             body["msg_id"] = json!(msg_id);
             let line = json!({"src": "c1", "dest": "n0", "body": body}).to_string();
             let mut keys = Keys::new();
-            let request = parser.parse(line.as_bytes(), true, &mut keys).expect("a well-formed request parses");
+            let Ok(Incoming::Request(request)) = parser.parse(line.as_bytes(), true, &mut keys) else {
+                panic!("a well-formed request parses: {line}");
+            };
             let mut out = Vec::new();
             rpc::handle(request, &keys, &shared, &config, &mut out);
             let reply_line = String::from_utf8(out).expect("replies are UTF-8");

@@ -23,7 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use maelstrom_kafka::cluster::Cluster;
-use maelstrom_kafka::protocol::{Body, Keys, Parser};
+use maelstrom_kafka::protocol::{Incoming, Keys, Parser};
 use maelstrom_kafka::replication::{Replicator, Timing};
 use maelstrom_kafka::{Config, Shared, rpc};
 use serde_json::{Value, json};
@@ -74,10 +74,11 @@ impl SimNode {
     fn request(&mut self, client: &str, msg_id: u64, body: Value) -> Value {
         let me = self.shared.node_id().expect("initialised").to_owned();
         let line = json!({"src": client, "dest": me, "body": body}).to_string();
-        let request = self
-            .parser
-            .parse(line.as_bytes(), true, &mut self.keys)
-            .expect("a valid request");
+        let Ok(Incoming::Request(request)) =
+            self.parser.parse(line.as_bytes(), true, &mut self.keys)
+        else {
+            panic!("not a valid request: {line}");
+        };
         assert_eq!(request.msg_id, msg_id);
         let mut out = Vec::new();
         rpc::handle(request, &self.keys, &self.shared, &self.config, &mut out);
@@ -88,15 +89,12 @@ impl SimNode {
 
     /// Delivers a peer's line through the real parser to the replication.
     fn deliver(&mut self, line: &[u8]) {
-        let request = self
-            .parser
-            .parse(line, true, &mut self.keys)
-            .expect("a valid replicate message");
-        let Body::Replicate(message) = request.body else {
+        let Ok(Incoming::Replicate { src, message }) =
+            self.parser.parse(line, true, &mut self.keys)
+        else {
             panic!("not a replicate message: {}", String::from_utf8_lossy(line));
         };
-        self.replicator
-            .apply(&request.src, &message, &self.shared.store);
+        self.replicator.apply(&src, &message, &self.shared.store);
     }
 }
 
@@ -245,7 +243,7 @@ impl Sim {
     }
 
     fn period(&self, node: usize) -> u64 {
-        self.nodes[node].replicator.timing().period.as_millis() as u64
+        self.nodes[node].replicator.timing().period
     }
 
     fn at(&mut self, time: u64, event: Event) {
