@@ -39,6 +39,26 @@ pub enum Command {
     Test(Box<TestOpts>),
     /// Browses the store's runs over HTTP, like `maelstrom serve`.
     Serve(ServeOpts),
+    /// Re-judges a stored history without running anything: a run directory or
+    /// `history.jsonl` of ours, or a `history.edn` written by Maelstrom. The results go to a
+    /// new run directory in the store, as a test's do.
+    Check(CheckOpts),
+}
+
+/// `kafka-workload check`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Exit codes, as `test`: 0 valid, 1 invalid, 2 unknown, 254 bad arguments or an unreadable history, 255 internal error."
+)]
+pub struct CheckOpts {
+    /// A run directory (`store/kafka/<time>/`, `store/latest`, or a Maelstrom run's
+    /// directory), or a history file: `history.jsonl` (ours) or `history.edn` (Jepsen's).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Root of the store: the results go to STORE/kafka/TIMESTAMP/, and STORE/latest links
+    /// there. The judged run's own files are left as they were.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
 }
 
 /// `kafka-workload serve`. A repeated option keeps its last value, as for `test`.
@@ -61,6 +81,7 @@ pub struct ServeOpts {
 pub enum Parsed {
     Test(Box<Config>),
     Serve(ServeOpts),
+    Check(CheckOpts),
 }
 
 /// A repeated option keeps its last value (`--rate 500 --rate 40` runs at 40/s), as
@@ -405,7 +426,9 @@ where
 {
     match parse(args)? {
         Parsed::Test(cfg) => Ok(*cfg),
-        Parsed::Serve(_) => Err((254, "kafka-workload: expected `test`\n".into())),
+        Parsed::Serve(_) | Parsed::Check(_) => {
+            Err((254, "kafka-workload: expected `test`\n".into()))
+        }
     }
 }
 
@@ -435,6 +458,7 @@ where
             Ok(Parsed::Test(Box::new(cfg)))
         }
         Command::Serve(opts) => Ok(Parsed::Serve(opts)),
+        Command::Check(opts) => Ok(Parsed::Check(opts)),
     }
 }
 

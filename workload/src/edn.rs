@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+pub mod read;
+
 use crate::checker::Validity;
 use crate::history::F;
 use crate::verdict::Verdict;
@@ -32,6 +34,13 @@ pub enum Edn {
     List(Vec<Edn>),
     Set(Vec<Edn>),
     Map(Vec<(Edn, Edn)>),
+    /// A symbol, as read ([`read`]); never written by our results.
+    Symbol(String),
+    /// A character, as read.
+    Char(char),
+    /// A tagged element `#tag form`, as read: a Clojure record prints as its class name
+    /// and a map.
+    Tagged(String, Box<Edn>),
 }
 
 /// Clojure's default `pprint` right margin.
@@ -84,6 +93,28 @@ impl Edn {
             Edn::Vector(v) => write_seq(out, "[", "]", v),
             Edn::List(v) => write_seq(out, "(", ")", v),
             Edn::Set(v) => write_seq(out, "#{", "}", v),
+            Edn::Symbol(s) => out.push_str(s),
+            Edn::Char(c) => match c {
+                '\n' => out.push_str("\\newline"),
+                ' ' => out.push_str("\\space"),
+                '\t' => out.push_str("\\tab"),
+                '\r' => out.push_str("\\return"),
+                c => {
+                    out.push('\\');
+                    out.push(*c);
+                }
+            },
+            Edn::Tagged(tag, form) => {
+                out.push('#');
+                out.push_str(tag);
+                if !matches!(
+                    **form,
+                    Edn::Map(_) | Edn::Vector(_) | Edn::Set(_) | Edn::List(_)
+                ) {
+                    out.push(' ');
+                }
+                form.write_compact(out);
+            }
             Edn::Map(m) => {
                 out.push('{');
                 for (i, (k, v)) in m.iter().enumerate() {

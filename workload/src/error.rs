@@ -16,13 +16,20 @@ pub enum Error {
     },
     /// The console could not be written.
     Console(std::io::Error),
+    /// A history given to `check` that cannot be read as one.
+    History {
+        path: PathBuf,
+        /// 1-based; 0 when the file as a whole is at fault.
+        line: usize,
+        what: String,
+    },
 }
 
 impl Error {
     /// Jepsen's codes: 254 for invalid arguments, 255 for an internal error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Args(_) => 254,
+            Error::Args(_) | Error::History { .. } => 254,
             Error::Io { .. } | Error::Console(_) => 255,
         }
     }
@@ -40,6 +47,14 @@ impl fmt::Display for Error {
                 write!(f, "{what} {}: {source}", path.display())
             }
             Error::Console(e) => write!(f, "writing the console: {e}"),
+            Error::History {
+                path,
+                line: 0,
+                what,
+            } => write!(f, "{}: {what}", path.display()),
+            Error::History { path, line, what } => {
+                write!(f, "{} line {line}: {what}", path.display())
+            }
         }
     }
 }
@@ -47,7 +62,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Args(_) => None,
+            Error::Args(_) | Error::History { .. } => None,
             Error::Io { source, .. } | Error::Console(source) => Some(source),
         }
     }

@@ -26,14 +26,16 @@
 //!   availability, CPU.
 //! * [`verdict`]: every part of the verdict and how they combine; the only place that judges.
 //! * [`report`]: renders results and verdict as `results.json` and the console summary.
-//! * [`edn`]: EDN, and `results.edn` in Maelstrom's layout.
+//! * [`edn`]: EDN, read and written, and `results.edn` in Maelstrom's layout.
 //! * [`plot`]: `latency.svg`, `rate.svg`, `index.html`.
 //! * [`lamport`]: `messages.svg`, the Lamport diagram.
 //! * [`progress`]: the progress bar on stderr.
 //! * [`store`]: `store/kafka/<timestamp>/` and the `latest` link.
 //! * [`timeline`]: `timeline.html`, every operation as a box, one column per process.
 //! * [`serve`]: `kafka-workload serve`: the store's runs over HTTP.
+//! * [`check`]: `kafka-workload check`: a stored history (ours or Maelstrom's) judged again.
 
+pub mod check;
 pub mod checker;
 pub mod cli;
 pub mod client;
@@ -79,20 +81,44 @@ pub fn exit_code(v: Validity) -> i32 {
 /// Runs one test end to end and returns the verdict. Console output (the summary and the
 /// verdict line) goes to `out`; everything else to the run directory.
 pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Error> {
-    let dir = store::new_run_dir(&cfg.opts.store).map_err(|source| Error::Io {
-        what: "creating a run directory under",
-        path: cfg.opts.store.clone(),
-        source,
-    })?;
+    let dir = new_run_dir(&cfg.opts.store)?;
     let outcome = runner::run(cfg, &dir);
+    judge_and_write_with(cfg, &outcome, &cfg.opts.store, &dir, "", out, |_| {})
+}
+
+fn new_run_dir(store: &Path) -> Result<std::path::PathBuf, Error> {
+    store::new_run_dir(store).map_err(|source| Error::Io {
+        what: "creating a run directory under",
+        path: store.to_owned(),
+        source,
+    })
+}
+
+/// Judges a run's outcome, writes its files to `dir` (a new run directory of `store`, then
+/// published as `latest`) and the summary, `note` and the verdict line to `out`. What
+/// `test` and `check` share, so both judge and report alike; `adjust` sees the kafka
+/// checker's result before anything else does (`check` marks what it could not judge).
+fn judge_and_write_with(
+    cfg: &cli::Config,
+    outcome: &runner::Outcome,
+    store: &Path,
+    dir: &Path,
+    note: &str,
+    out: &mut impl Write,
+    adjust: impl FnOnce(&mut checker::WorkloadResult),
+) -> Result<Validity, Error> {
     // The history file and the analysis both only read the history: on two cores,
     // writing hundreds of megabytes of JSON alongside the checker halves the wait.
     let (rep, verdict, samples, written) = std::thread::scope(|s| {
-        let writer = s.spawn(|| write_history(&dir, &outcome.history));
+        let writer = s.spawn(|| write_history(dir, &outcome.history));
         let setup_failed = outcome.setup_error.is_some();
-        let workload = (!setup_failed).then(|| checker::check(&outcome.history));
+        let workload = (!setup_failed).then(|| {
+            let mut w = checker::check(&outcome.history);
+            adjust(&mut w);
+            w
+        });
         let samples = results::samples(&outcome.history);
-        let results = results::measure(cfg, &outcome, &samples);
+        let results = results::measure(cfg, outcome, &samples);
         let verdict = verdict::judge(
             &outcome.history,
             &results,
@@ -100,21 +126,22 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Err
             &outcome.faults,
             setup_failed,
         );
-        let rep = report::render(cfg, &outcome, workload.as_ref(), &results, &verdict);
+        let rep = report::render(cfg, outcome, workload.as_ref(), &results, &verdict);
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("history writer panicked")));
         (rep, verdict, samples, written)
     });
     let mut rep = rep;
+    rep.summary.push_str(note);
     rep.summary
         .push_str(&format!("\nResults in {}\n", dir.display()));
     written
-        .and_then(|()| write_files(&dir, cfg, &outcome, &rep, &verdict, &samples))
-        .and_then(|()| store::publish(&cfg.opts.store, &dir))
+        .and_then(|()| write_files(dir, cfg, outcome, &rep, &verdict, &samples))
+        .and_then(|()| store::publish(store, dir))
         .map_err(|source| Error::Io {
             what: "writing results to",
-            path: dir.clone(),
+            path: dir.to_owned(),
             source,
         })?;
     out.write_all(rep.summary.as_bytes())
@@ -143,10 +170,13 @@ fn write_files(
         dir.join("results.edn"),
         edn::results_edn(&rep.json, verdict),
     )?;
-    std::fs::write(
-        dir.join("messages.svg"),
-        lamport::messages_svg(&outcome.journal),
-    )?;
+    // A re-judged history has no messages to draw.
+    if !outcome.journal.is_empty() {
+        std::fs::write(
+            dir.join("messages.svg"),
+            lamport::messages_svg(&outcome.journal),
+        )?;
+    }
     std::fs::write(
         dir.join("latency.svg"),
         plot::latency_svg(samples, &outcome.timeline),

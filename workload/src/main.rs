@@ -1,5 +1,5 @@
-//! The `kafka-workload` binary: parses the command line, then runs the test or serves the
-//! store.
+//! The `kafka-workload` binary: parses the command line, then runs the test, re-judges a
+//! stored history or serves the store.
 
 use kafka_workload::cli::{self, Parsed};
 
@@ -19,6 +19,8 @@ fn main() {
     };
     let res = match parsed {
         Parsed::Test(cfg) => kafka_workload::run_test(&cfg, &mut std::io::stdout().lock())
+            .map(kafka_workload::exit_code),
+        Parsed::Check(opts) => kafka_workload::check::run(&opts, &mut std::io::stdout().lock())
             .map(kafka_workload::exit_code),
         Parsed::Serve(opts) => {
             kafka_workload::serve::run(&opts, &mut std::io::stdout().lock()).map(|()| 0)

@@ -52,6 +52,12 @@ pub fn render(
     }
 }
 
+/// A history `check` read from elsewhere (Maelstrom's), with no run of ours behind it:
+/// no nodes are known.
+fn foreign(cfg: &Config) -> bool {
+    cfg.node_ids.is_empty()
+}
+
 /// ns as ms, to the µs.
 fn ms(ns: u64) -> f64 {
     (ns as f64 / 1e3).round() / 1000.0
@@ -192,11 +198,10 @@ fn results_json(
         "node-seconds": node_cpu(r),
     });
     let o = &cfg.opts;
-    json!({
-        "valid": verdict.valid.to_json(),
-        "verdict": verdict_line(verdict.valid),
-        "setup-error": out.setup_error.as_ref().map(ToString::to_string),
-        "test": {
+    let test = if foreign(cfg) {
+        json!({"workload": o.workload, "command": cfg.command, "concurrency": cfg.concurrency})
+    } else {
+        json!({
             "workload": o.workload, "bin": o.bin, "args": o.args, "node-ids": cfg.node_ids,
             "concurrency": cfg.concurrency, "time-limit": o.time_limit, "rate": o.rate,
             "key-count": o.key_count, "max-writes-per-key": o.max_writes_per_key, "seed": cfg.seed,
@@ -206,7 +211,13 @@ fn results_json(
             "latency": o.latency, "latency-dist": o.latency_dist,
             "nemesis": o.nemesis, "nemesis-interval": o.nemesis_interval,
             "command": cfg.command,
-        },
+        })
+    };
+    json!({
+        "valid": verdict.valid.to_json(),
+        "verdict": verdict_line(verdict.valid),
+        "setup-error": out.setup_error.as_ref().map(ToString::to_string),
+        "test": test,
         "workload": workload.map(|w| {
             let mut j = w.to_json();
             j["worst-realtime-lag"] = r.lag.map_or(Value::Null, |l| crate::lag::to_json(&l, h));
@@ -245,16 +256,24 @@ fn summary(
 ) -> String {
     let mut s = String::new();
     let o = &cfg.opts;
-    let _ = writeln!(
-        s,
-        "\nkafka test: {} node(s) {}, concurrency {}, rate {}/s, time limit {} s, seed {}",
-        cfg.node_ids.len(),
-        cfg.node_ids.join(","),
-        cfg.concurrency,
-        o.rate,
-        o.time_limit,
-        cfg.seed
-    );
+    if foreign(cfg) {
+        let _ = writeln!(
+            s,
+            "\nkafka history recorded elsewhere ({}): at most {} operation(s) open at once; its options, nodes, network and CPU are unknown",
+            cfg.command, cfg.concurrency
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nkafka test: {} node(s) {}, concurrency {}, rate {}/s, time limit {} s, seed {}",
+            cfg.node_ids.len(),
+            cfg.node_ids.join(","),
+            cfg.concurrency,
+            o.rate,
+            o.time_limit,
+            cfg.seed
+        );
+    }
     if let Some(e) = &out.setup_error {
         let _ = writeln!(s, "\nSetup failed: {e}");
     }
@@ -306,14 +325,17 @@ fn summary(
         num(Some(r.throughput.target_rate))
     );
     let n = r.net.stats;
-    let _ = writeln!(
-        s,
-        "msgs-per-op: {} (servers {}), cpu: runner {} s, nodes {}",
-        num(msgs_per_op(r, n.all().sends)),
-        num(msgs_per_op(r, n.servers.sends)),
-        num(r.cpu.runner.map(round2)),
-        node_cpu(r)
-    );
+    // A history from elsewhere carries no messages or CPU to report.
+    let _ = (!foreign(cfg)).then(|| {
+        writeln!(
+            s,
+            "msgs-per-op: {} (servers {}), cpu: runner {} s, nodes {}",
+            num(msgs_per_op(r, n.all().sends)),
+            num(msgs_per_op(r, n.servers.sends)),
+            num(r.cpu.runner.map(round2)),
+            node_cpu(r)
+        )
+    });
     if out.setup_error.is_none() {
         let expected = match expected(r) {
             Value::Null => String::new(),

@@ -544,7 +544,7 @@ mod tests {
         };
         let faults = [NodeFault {
             node: "n1".into(),
-            kind: "crashed",
+            kind: "crashed".into(),
             detail: "Node n1 crashed with exit status: 1".into(),
             time: 6_000,
         }];

@@ -188,7 +188,7 @@ mod tests {
     fn fault() -> NodeFault {
         NodeFault {
             node: "n0".into(),
-            kind: "invalid-dest",
+            kind: "invalid-dest".into(),
             detail: String::new(),
             time: 0,
         }

@@ -68,7 +68,9 @@ const RATE_SLACK: u64 = 5 * MS;
 #[derive(Debug, Clone)]
 pub struct NodeFault {
     pub node: String,
-    pub kind: &'static str,
+    /// The runner names its faults with constants; `check` reads them back from a run's
+    /// `results.json`.
+    pub kind: std::borrow::Cow<'static, str>,
     pub detail: String,
     pub time: u64,
 }
@@ -260,7 +262,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         if let Some(status) = exit.crashed {
             r.faults.push(NodeFault {
                 node: exit.name.clone(),
-                kind: "crashed",
+                kind: "crashed".into(),
                 detail: format!("Node {} crashed with {status}", exit.name),
                 time: now,
             });

@@ -148,7 +148,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         let time = self.now();
         self.faults.push(NodeFault {
             node: name,
-            kind,
+            kind: kind.into(),
             detail,
             time,
         });

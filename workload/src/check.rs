@@ -1,0 +1,798 @@
+//! `kafka-workload check PATH`: judges a stored history again without running anything.
+//!
+//! PATH is a run directory or a history file:
+//! * ours: a run directory (`store/kafka/<time>/`, `store/latest`) or its `history.jsonl`.
+//!   The run's `results.json` beside it gives what the history does not hold: the command
+//!   line (so the summary and `results.json`'s `test` map are the run's own), the message
+//!   counts, CPU, node faults and crashes, and the phase boundaries. Everything judged
+//!   (the kafka checker, stats, availability, the lag, latencies and throughput) is
+//!   computed afresh from the history, so a newer checker can re-judge an old run.
+//! * Maelstrom's (Jepsen's): a `history.edn`, or the directory holding one, one operation
+//!   a line as `prn` writes it, a plain map or a `#jepsen.history.Op{…}` record. Options,
+//!   nodes, network and CPU are then unknown, and the summary says so.
+//!
+//! The results go where `test` puts them: a new run directory in the store (`--store`,
+//! default `store`), published as `latest`, with the same `results.json`, `results.edn`,
+//! plots, `timeline.html` and `index.html`, plus the judged history as `history.jsonl`;
+//! the summary and the verdict line go to stdout and the exit code is the verdict's. A
+//! Maelstrom user finds them as after `maelstrom test`, and `kafka-workload serve` lists
+//! them; the judged run's own files are never rewritten.
+//!
+//! How Jepsen's shapes map onto ours:
+//! * keys: an integer `9`, a keyword `:x` and a string `"x"` become the keys `"9"`, `"x"`,
+//!   `"x"`; values: integers stay integers, a keyword `:a` becomes the string `"a"` (so `:a`
+//!   and `"a"` are one value here), anything else is compared as its JSON form.
+//! * `:subscribe` is read as `:assign`; `[:poll]` in an `:ok` completion is an empty read.
+//! * a value of several micro-ops (a transaction, `:txn? true`) is judged as its micro-ops
+//!   one after another by the same process: Maelstrom never writes one, and the checker
+//!   judges single-op histories, so such a history's verdict is at best unknown, with a
+//!   `multi-op-transaction` entry naming the first (see [`TXN`]).
+//! * nemesis operations (process `:nemesis`) only mark partitions on the plots.
+//! * operations are numbered again, client operations only, from 0.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::checker::{Anomaly, Validity};
+use crate::cli::{self, CheckOpts, Config};
+use crate::edn::{Edn, read};
+use crate::error::Error;
+use crate::history::{History, KeyId, MsgId, OpType, OpValue, Pairs};
+use crate::network::{Counts, NetStats};
+use crate::node::Exit;
+use crate::protocol::RawMsg;
+use crate::runner::{NodeFault, Outcome, Timeline};
+
+/// The anomaly name a multi-op transaction is reported under: not Jepsen's (it has none,
+/// since its checker takes them), ours, to say why the verdict is unknown.
+pub const TXN: &str = "multi-op-transaction";
+
+/// Judges `opts.path` and writes the results to a new run directory of `opts.store`.
+pub fn run(opts: &CheckOpts, out: &mut impl Write) -> Result<Validity, Error> {
+    let loaded = load(&opts.path)?;
+    let dir = crate::new_run_dir(&opts.store)?;
+    let note = format!("\nJudged from {}\n", loaded.source.display());
+    crate::judge_and_write_with(
+        &loaded.cfg,
+        &loaded.outcome,
+        &opts.store,
+        &dir,
+        &note,
+        out,
+        |w| mark_transactions(w, &loaded.txns),
+    )
+}
+
+/// A stored history, ready to be judged as a run's outcome.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The history file read.
+    pub source: PathBuf,
+    pub cfg: Config,
+    pub outcome: Outcome,
+    /// Multi-op transactions seen: (the first one's line, how many).
+    pub txns: Option<(usize, usize)>,
+}
+
+/// Reads what `check` judges from `path` (see the module docs).
+pub fn load(path: &Path) -> Result<Loaded, Error> {
+    let file = if path.is_dir() {
+        ["history.jsonl", "history.edn"]
+            .iter()
+            .map(|f| path.join(f))
+            .find(|f| f.is_file())
+            .ok_or_else(|| Error::History {
+                path: path.to_owned(),
+                line: 0,
+                what: "no history.jsonl or history.edn in this directory".into(),
+            })?
+    } else {
+        path.to_owned()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        what: "reading the history",
+        path: file.clone(),
+        source,
+    })?;
+    let err = |line: usize, what: String| Error::History {
+        path: file.clone(),
+        line,
+        what,
+    };
+    let mut builder = Builder::default();
+    let json = is_json_lines(&file, &text);
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let op = if json {
+            serde_json::from_str(line).map_err(|e| err(i + 1, format!("not JSON: {e}")))?
+        } else {
+            let forms = read::read_all(line).map_err(|e| err(i + 1, format!("not EDN: {e}")))?;
+            match forms.as_slice() {
+                [] => continue,
+                [form] => to_json(form),
+                _ => return Err(err(i + 1, "more than one operation on a line".into())),
+            }
+        };
+        builder.op(&op, i + 1).map_err(|what| err(i + 1, what))?;
+    }
+    if builder.h.ops.is_empty() {
+        return Err(err(0, "no client operations".into()));
+    }
+    let results = file
+        .parent()
+        .map(|d| d.join("results.json"))
+        .filter(|_| json)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let stored = results
+        .as_ref()
+        .and_then(|r| stored_config(r).map(|c| (r, c)));
+    let (cfg, outcome) = match stored {
+        Some((r, cfg)) => {
+            let outcome = stored_outcome(r, builder.h, &builder.partitions);
+            (cfg, outcome)
+        }
+        None => foreign(&file, builder.h, &builder.partitions),
+    };
+    Ok(Loaded {
+        source: file,
+        cfg,
+        outcome,
+        txns: builder.txns,
+    })
+}
+
+/// Ours (`.jsonl`, or a first line that is a JSON object) or Jepsen's EDN.
+fn is_json_lines(file: &Path, text: &str) -> bool {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "json") => true,
+        Some("edn") => false,
+        _ => text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| l.trim_start().starts_with("{\"")),
+    }
+}
+
+/// A read EDN form as JSON: keywords, symbols and characters become strings (a keyword
+/// without its colon), sets and lists arrays, map keys strings, a tagged form its form.
+pub fn to_json(e: &Edn) -> Value {
+    match e {
+        Edn::Nil => Value::Null,
+        Edn::Bool(b) => Value::Bool(*b),
+        Edn::Int(i) => i64::try_from(*i)
+            .map(Value::from)
+            .or_else(|_| u64::try_from(*i).map(Value::from))
+            // Beyond JSON's integers: kept distinct as its digits.
+            .unwrap_or_else(|_| Value::String(i.to_string())),
+        Edn::Float(x) => json!(x),
+        Edn::Float32(x) => json!(x),
+        Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s.clone()),
+        Edn::Char(c) => Value::String(c.to_string()),
+        Edn::Vector(v) | Edn::List(v) | Edn::Set(v) => {
+            Value::Array(v.iter().map(to_json).collect())
+        }
+        Edn::Map(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (key_text(&to_json(k)), to_json(v)))
+                .collect(),
+        ),
+        Edn::Tagged(_, form) => to_json(form),
+    }
+}
+
+/// A key (of a map, or a kafka key) as text: a string as itself, anything else as JSON.
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn raw_msg(v: &Value) -> RawMsg {
+    match v.as_i64() {
+        Some(i) => RawMsg::Int(i),
+        None => RawMsg::Other(v.to_string().into()),
+    }
+}
+
+/// Builds the history op by op.
+#[derive(Default)]
+struct Builder {
+    h: History,
+    /// Each process's open invocation: its time and, for a transaction, its micro-ops.
+    open: HashMap<u64, (u64, Vec<Value>)>,
+    /// (start, heal) of each partition, from the nemesis's operations.
+    partitions: Vec<(u64, u64)>,
+    partition_start: Option<u64>,
+    txns: Option<(usize, usize)>,
+    last_time: u64,
+}
+
+impl Builder {
+    fn op(&mut self, op: &Value, line: usize) -> Result<(), String> {
+        let time = match op.get("time") {
+            Some(t) => t
+                .as_u64()
+                .ok_or_else(|| format!(":time {t} is not a non-negative integer"))?,
+            None => self.last_time,
+        };
+        self.last_time = time;
+        let f = op.get("f").and_then(Value::as_str).unwrap_or("");
+        let Some(process) = op.get("process").and_then(Value::as_u64) else {
+            // The nemesis (or another non-client process): partitions only.
+            self.nemesis(time, f, op);
+            return Ok(());
+        };
+        let kind = match op.get("type").and_then(Value::as_str) {
+            Some("invoke") => OpType::Invoke,
+            Some("ok") => OpType::Ok,
+            Some("fail") => OpType::Fail,
+            Some("info") => OpType::Info,
+            other => return Err(format!("unknown :type {other:?}")),
+        };
+        let error = op.get("error").map(|e| match e {
+            Value::String(s) => s.as_str().into(),
+            e => e.to_string().into(),
+        });
+        let value = op.get("value").unwrap_or(&Value::Null);
+        match f {
+            "crash" => self.h.push(time, process, kind, OpValue::Crash, error),
+            "assign" | "subscribe" => {
+                let keys = value
+                    .as_array()
+                    .map(|ks| ks.iter().map(|k| self.h.tables.key(&key_text(k))).collect())
+                    .unwrap_or_default();
+                let seek = op.get("seek-to-beginning?") == Some(&Value::Bool(true));
+                let v = OpValue::Assign {
+                    keys,
+                    seek_to_beginning: seek,
+                };
+                self.h.push(time, process, kind, v, error);
+            }
+            "send" | "poll" | "txn" => {
+                let mops = value
+                    .as_array()
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| format!(":value {value} is not a list of micro-ops"))?;
+                self.mops(time, process, kind, mops, error, line)?;
+            }
+            other => return Err(format!("unknown :f {other:?}")),
+        }
+        Ok(())
+    }
+
+    /// A send or poll: one micro-op, or a transaction of several judged one by one (the
+    /// first at the invocation, the rest invoked and completed at the completion).
+    fn mops(
+        &mut self,
+        time: u64,
+        process: u64,
+        kind: OpType,
+        mops: &[Value],
+        error: Option<Box<str>>,
+        line: usize,
+    ) -> Result<(), String> {
+        if mops.len() > 1 {
+            let (first, n) = self.txns.unwrap_or((line, 0));
+            self.txns = Some((first, n + usize::from(kind == OpType::Invoke)));
+        }
+        if kind == OpType::Invoke {
+            let v = self.mop(&mops[0], kind)?;
+            self.open.insert(process, (time, mops.to_vec()));
+            self.h.push(time, process, kind, v, None);
+            return Ok(());
+        }
+        let invoked = self.open.remove(&process);
+        let v = self.mop(&mops[0], kind)?;
+        self.h.push(time, process, kind, v, error.clone());
+        let invoke_time = invoked.as_ref().map_or(time, |(t, _)| *t);
+        for (i, m) in mops.iter().enumerate().skip(1) {
+            let inv = invoked.as_ref().and_then(|(_, ms)| ms.get(i)).unwrap_or(m);
+            let iv = self.mop(inv, OpType::Invoke)?;
+            self.h.push(invoke_time, process, OpType::Invoke, iv, None);
+            let v = self.mop(m, kind)?;
+            self.h.push(time, process, kind, v, error.clone());
+        }
+        Ok(())
+    }
+
+    /// One micro-op: `[:send k v]`, `[:send k [offset v]]`, `[:poll]` or `[:poll {k pairs}]`.
+    fn mop(&mut self, m: &Value, kind: OpType) -> Result<OpValue, String> {
+        let parts = m.as_array().map(Vec::as_slice).unwrap_or_default();
+        match parts {
+            [f, k, v] if f == "send" => {
+                let key = self.h.tables.key(&key_text(k));
+                let (offset, v) = match v.as_array().map(Vec::as_slice) {
+                    // A completion's `[offset v]`; an invocation's value is taken whole.
+                    Some([o, v]) if kind != OpType::Invoke && (o.is_i64() || o.is_null()) => {
+                        (o.as_i64(), v)
+                    }
+                    _ => (None, v),
+                };
+                let msg = self.h.tables.msg(&raw_msg(v));
+                Ok(OpValue::Send { key, offset, msg })
+            }
+            [f] if f == "poll" => Ok(match kind {
+                OpType::Ok => OpValue::Poll(Some(Box::default())),
+                _ => OpValue::Poll(None),
+            }),
+            [f, Value::Object(reads)] if f == "poll" => {
+                let mut out: Vec<(KeyId, Pairs)> = Vec::with_capacity(reads.len());
+                for (k, pairs) in reads {
+                    let key = self.h.tables.key(k);
+                    let pairs = pairs
+                        .as_array()
+                        .ok_or_else(|| format!("poll of {k}: {pairs} is not a list of pairs"))?;
+                    let pairs = pairs
+                        .iter()
+                        .map(|p| self.pair(k, p))
+                        .collect::<Result<Pairs, String>>()?;
+                    out.push((key, pairs));
+                }
+                Ok(OpValue::Poll(Some(out.into())))
+            }
+            _ => Err(format!("unknown micro-op {m}")),
+        }
+    }
+
+    fn pair(&mut self, k: &str, p: &Value) -> Result<(i64, MsgId), String> {
+        match p.as_array().map(Vec::as_slice) {
+            Some([o, v]) => {
+                let o = o
+                    .as_i64()
+                    .ok_or_else(|| format!("poll of {k}: offset {o} is not an integer"))?;
+                Ok((o, self.h.tables.msg(&raw_msg(v))))
+            }
+            _ => Err(format!("poll of {k}: {p} is not an [offset value] pair")),
+        }
+    }
+
+    /// Jepsen's partitioner: `:start-partition` then `:stop-partition`, each an `:info`
+    /// invocation and completion; a partition runs from the first start to the first stop.
+    fn nemesis(&mut self, time: u64, f: &str, op: &Value) {
+        let completion = op.get("type").and_then(Value::as_str) != Some("invoke");
+        let name = match f {
+            "start-partition" => "start-partition",
+            "stop-partition" => "stop-partition",
+            _ => return,
+        };
+        let value = op.get("value").cloned().unwrap_or(Value::Null);
+        self.h.push_nemesis(time, name, value);
+        if !completion {
+            return;
+        }
+        match (name, self.partition_start) {
+            ("start-partition", None) => self.partition_start = Some(time),
+            ("stop-partition", Some(start)) => {
+                self.partitions.push((start, time));
+                self.partition_start = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The run's own config, from the command line `results.json` recorded.
+fn stored_config(results: &Value) -> Option<Config> {
+    let command = results["test"]["command"].as_str()?;
+    cli::parse_args(shell_words(command)?).ok()
+}
+
+/// Splits a command line as `cli` quoted it: plain words, `'…'`, and `'\''` for a quote.
+fn shell_words(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' if in_word => {
+                words.push(std::mem::take(&mut word));
+                in_word = false;
+            }
+            ' ' => {}
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.push(chars.next()?);
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Some(words)
+}
+
+fn secs_to_ns(v: &Value) -> u64 {
+    // Seconds as results.json wrote them (ns / 1e9): rounding recovers the ns exactly for
+    // any run shorter than about a hundred days.
+    (v.as_f64().unwrap_or(0.0) * 1e9).round() as u64
+}
+
+fn count(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// What the run measured that its history does not hold, from its `results.json`.
+fn stored_outcome(r: &Value, history: History, partitions: &[(u64, u64)]) -> Outcome {
+    let net = |p: &Value| Counts {
+        sends: count(&p["send-count"]),
+        recvs: count(&p["recv-count"]),
+    };
+    let tl = &r["timeline-seconds"];
+    let faults = r["node"]["faults"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .map(|f| NodeFault {
+                    node: f["node"].as_str().unwrap_or("").to_owned(),
+                    kind: f["kind"].as_str().unwrap_or("").to_owned().into(),
+                    detail: f["detail"].as_str().unwrap_or("").to_owned(),
+                    time: count(&f["time"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let lines = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|ls| {
+                ls.iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let exits = r["node"]["crashes"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Exit {
+                    name: c["node"].as_str().unwrap_or("").to_owned(),
+                    crashed: Some(exit_status(c["status"].as_str().unwrap_or(""))),
+                    stdout_tail: lines(&c["stdout-tail"]),
+                    stderr_tail: lines(&c["stderr-tail"]),
+                    held_open: Vec::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let node_cpu = r["cpu"]["node-seconds"]
+        .as_object()
+        .map(|m| m.values().map(Value::as_f64).collect())
+        .unwrap_or_default();
+    Outcome {
+        history,
+        net: NetStats {
+            clients: net(&r["net"]["clients"]),
+            servers: net(&r["net"]["servers"]),
+            partitioned: count(&r["network"]["partitioned-messages"]),
+        },
+        dropped_replies: count(&r["network"]["dropped-replies"]),
+        journal: Vec::new(),
+        faults,
+        exits,
+        setup_error: None,
+        timeline: Timeline {
+            main_start: secs_to_ns(&tl["main-start"]),
+            main_end: secs_to_ns(&tl["main-end"]),
+            final_start: secs_to_ns(&tl["final-start"]),
+            final_end: secs_to_ns(&tl["final-end"]),
+            end: secs_to_ns(&tl["end"]),
+            partitions: partitions.to_vec(),
+        },
+        runner_cpu: r["cpu"]["runner-seconds"].as_f64(),
+        node_cpu,
+    }
+}
+
+/// An exit status from its `Display` form (`exit status: 1`, `signal: 9 (SIGKILL)`), as
+/// `results.json` records a crash.
+fn exit_status(s: &str) -> std::process::ExitStatus {
+    use std::os::unix::process::ExitStatusExt as _;
+    let number = |t: &str| -> i32 {
+        t.trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    };
+    let raw = if let Some(code) = s.strip_prefix("exit status: ") {
+        (number(code) & 0xff) << 8
+    } else if let Some(sig) = s.strip_prefix("signal: ") {
+        let core = if s.contains("core dumped") { 0x80 } else { 0 };
+        (number(sig) & 0x7f) | core
+    } else {
+        0xff << 8
+    };
+    std::process::ExitStatus::from_raw(raw)
+}
+
+/// A history recorded elsewhere: no options, nodes, network or CPU, one phase spanning
+/// every operation, and as many client threads as operations were ever open at once.
+fn foreign(file: &Path, history: History, partitions: &[(u64, u64)]) -> (Config, Outcome) {
+    let mut cfg = cli::parse_args(["kafka-workload", "test", "--bin", "-", "--seed", "0"])
+        .unwrap_or_else(|(_, e)| unreachable!("fixed arguments parse: {e}"));
+    cfg.node_ids = Vec::new();
+    cfg.opts.rate = f64::NAN;
+    cfg.opts.time_limit = f64::NAN;
+    cfg.command = format!(
+        "kafka-workload check {}",
+        shell_quote_path(&file.display().to_string())
+    );
+    let (mut open, mut most) = (0usize, 0usize);
+    let mut busy: HashMap<u64, bool> = HashMap::new();
+    for op in &history.ops {
+        let was = busy.insert(op.process, op.kind == OpType::Invoke) == Some(true);
+        match (op.kind == OpType::Invoke, was) {
+            (true, false) => open += 1,
+            (false, true) => open -= 1,
+            _ => {}
+        }
+        most = most.max(open);
+    }
+    cfg.concurrency = most.max(1);
+    let first = history.ops.first().map_or(0, |o| o.time);
+    let last = history.ops.last().map_or(0, |o| o.time) + 1;
+    let outcome = Outcome {
+        history,
+        net: NetStats::default(),
+        dropped_replies: 0,
+        journal: Vec::new(),
+        faults: Vec::new(),
+        exits: Vec::new(),
+        setup_error: None,
+        timeline: Timeline {
+            main_start: first,
+            main_end: last,
+            final_start: last,
+            final_end: last,
+            end: last,
+            partitions: partitions.to_vec(),
+        },
+        runner_cpu: None,
+        node_cpu: Vec::new(),
+    };
+    (cfg, outcome)
+}
+
+fn shell_quote_path(p: &str) -> String {
+    if !p.is_empty()
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c))
+    {
+        p.to_owned()
+    } else {
+        format!("'{}'", p.replace('\'', r"'\''"))
+    }
+}
+
+/// A history with multi-op transactions: the checker judged their micro-ops one by one,
+/// which is not how Jepsen judges a transaction, so the verdict is at best unknown.
+fn mark_transactions(w: &mut crate::checker::WorkloadResult, txns: &Option<(usize, usize)>) {
+    let Some((line, n)) = *txns else {
+        return;
+    };
+    w.errors.insert(
+        TXN,
+        Anomaly {
+            count: n,
+            examples: vec![json!({
+                "line": line,
+                "why": "Maelstrom runs Jepsen's kafka checker without transactions (:txn? false); this checker judges single-op histories and split each transaction into its micro-ops",
+            })],
+        },
+    );
+    if w.valid == Validity::True {
+        w.valid = Validity::Unknown;
+    }
+}
+
+/// Counts of each anomaly kind, for tests and comparisons.
+pub fn kinds(w: &Value) -> BTreeMap<String, u64> {
+    w["errors"]
+        .as_object()
+        .map(|e| {
+            e.iter()
+                .map(|(k, v)| (k.clone(), v["count"].as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `text` to a fresh file named `name` and loads it.
+    fn load_text(name: &str, text: &str) -> Result<Loaded, Error> {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("check-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let loaded = load(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    #[test]
+    fn command_lines_split_as_cli_quotes_them() {
+        assert_eq!(
+            shell_words(r"kafka-workload test --bin 'it'\''s' --seed 3 -- 'a b' ''"),
+            Some(
+                [
+                    "kafka-workload",
+                    "test",
+                    "--bin",
+                    "it's",
+                    "--seed",
+                    "3",
+                    "--",
+                    "a b",
+                    ""
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(shell_words("a 'unclosed"), None);
+    }
+
+    #[test]
+    fn exit_statuses_read_back_from_their_display() {
+        for raw in [3 << 8, 255 << 8, 9, 6 | 0x80] {
+            use std::os::unix::process::ExitStatusExt as _;
+            let status = std::process::ExitStatus::from_raw(raw);
+            assert_eq!(exit_status(&status.to_string()), status, "{status}");
+        }
+    }
+
+    #[test]
+    fn reads_jepsens_shapes() {
+        let loaded = load_text(
+            "history.edn",
+            r#"{:type :invoke, :f :send, :value [[:send 9 :a]], :time 10, :process 0, :index 0}
+#jepsen.history.Op{:index 1, :time 20, :type :ok, :process 0, :f :send, :value [[:send 9 [0 :a]]]}
+{:type :info, :f :start-partition, :value :majority, :time 25, :process :nemesis}
+{:type :invoke, :f :subscribe, :value [9 :x], :time 30, :process 1}
+{:type :ok, :f :subscribe, :value [9 :x], :time 31, :process 1}
+{:type :invoke, :f :poll, :value [[:poll]], :time 40, :process 1}
+{:type :ok, :f :poll, :value [[:poll {9 [[0 :a]], :x []}]], :time 50, :process 1}
+{:type :info, :f :stop-partition, :value nil, :time 55, :process :nemesis}
+{:type :invoke, :f :poll, :value [[:poll]], :time 60, :process 1}
+{:type :ok, :f :poll, :value [[:poll]], :time 70, :process 1}
+{:type :invoke, :f :crash, :value nil, :time 80, :process 2}
+{:type :info, :f :crash, :value nil, :time 80, :process 2, :error [:node-crashed "n1"]}
+"#,
+        )
+        .unwrap();
+        let h = &loaded.outcome.history;
+        assert_eq!(h.ops.len(), 10, "client ops only, renumbered");
+        assert_eq!(h.ops[1].index, 1);
+        let k9 = KeyId(0);
+        assert_eq!(h.tables.key_name(k9), "9");
+        let OpValue::Send { key, offset, msg } = h.ops[1].value else {
+            panic!("{:?}", h.ops[1])
+        };
+        assert_eq!(
+            (key, offset, h.tables.msg_json(msg)),
+            (k9, Some(0), "\"a\"".into())
+        );
+        let OpValue::Assign { keys, .. } = &h.ops[3].value else {
+            panic!("{:?}", h.ops[3])
+        };
+        assert_eq!(keys.len(), 2);
+        let OpValue::Poll(Some(reads)) = &h.ops[5].value else {
+            panic!("{:?}", h.ops[5])
+        };
+        assert_eq!(reads.len(), 2);
+        assert_eq!(h.ops[7].value, OpValue::Poll(Some(Box::default())));
+        assert_eq!(h.ops[9].value, OpValue::Crash);
+        assert_eq!(h.ops[9].error.as_deref(), Some(r#"["node-crashed","n1"]"#));
+        assert_eq!(loaded.outcome.timeline.partitions, vec![(25, 55)]);
+        assert_eq!(loaded.cfg.concurrency, 1);
+        assert!(loaded.txns.is_none());
+        // Key x was only ever polled empty: Jepsen's lost-write search throws on it.
+        let w = crate::checker::check(h);
+        assert_eq!(w.valid, Validity::Unknown, "{:?}", w.errors);
+        assert_eq!(w.errors.keys().collect::<Vec<_>>(), ["unread-polled-key"]);
+    }
+
+    #[test]
+    fn a_transaction_is_judged_as_its_micro_ops_and_at_best_unknown() {
+        let loaded = load_text(
+            "h.edn",
+            r#"{:type :invoke, :f :txn, :value [[:send :x 1] [:send :y 2]], :time 1, :process 0}
+{:type :ok, :f :txn, :value [[:send :x [0 1]] [:send :y [0 2]]], :time 2, :process 0}
+{:type :invoke, :f :txn, :value [[:poll] [:poll]], :time 3, :process 1}
+{:type :ok, :f :txn, :value [[:poll {:x [[0 1]]}] [:poll {:y [[0 2]]}]], :time 4, :process 1}
+"#,
+        )
+        .unwrap();
+        assert_eq!(loaded.txns, Some((1, 2)));
+        let kinds: Vec<(OpType, u64)> = loaded
+            .outcome
+            .history
+            .ops
+            .iter()
+            .map(|o| (o.kind, o.time))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (OpType::Invoke, 1),
+                (OpType::Ok, 2),
+                (OpType::Invoke, 1),
+                (OpType::Ok, 2),
+                (OpType::Invoke, 3),
+                (OpType::Ok, 4),
+                (OpType::Invoke, 3),
+                (OpType::Ok, 4)
+            ]
+        );
+        let mut w = crate::checker::check(&loaded.outcome.history);
+        assert_eq!(w.valid, Validity::True);
+        mark_transactions(&mut w, &loaded.txns);
+        assert_eq!(w.valid, Validity::Unknown);
+        assert_eq!(w.errors[TXN].count, 2);
+    }
+
+    #[test]
+    fn unreadable_histories_name_the_line() {
+        for (text, needle) in [
+            ("{:type :ok, :f :send, :value [[:send 1", "line 1: not EDN"),
+            (
+                "{:type :ok, :f :frob, :value nil, :process 0}",
+                "unknown :f",
+            ),
+            (
+                "{:type :done, :f :poll, :value [[:poll]], :process 0}",
+                "unknown :type",
+            ),
+            (
+                "\n{:type :ok, :f :poll, :value [[:poll {1 [[:a 1]]}]], :process 0}",
+                "line 2",
+            ),
+            (
+                "{:type :ok, :f :poll, :value [[:scan]], :process 0}",
+                "micro-op",
+            ),
+            (
+                "{:type :ok, :f :poll, :value [[:poll]], :process 0, :time -1}",
+                ":time",
+            ),
+            (
+                "{:process :nemesis, :f :start-partition, :type :info}",
+                "no client operations",
+            ),
+            ("{:a 1} {:b 2}", "more than one"),
+        ] {
+            let e = load_text("history.edn", text).unwrap_err();
+            assert!(e.to_string().contains(needle), "{text:?}: {e}");
+            assert_eq!(e.exit_code(), 254);
+        }
+        let e = load_text("history.jsonl", "{\"type\": ").unwrap_err();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+    }
+}
