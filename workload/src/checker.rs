@@ -161,6 +161,7 @@ pub fn check(h: &History) -> WorkloadResult {
     c.duplicate();
     c.unseen();
     c.no_writer();
+    c.empty_transaction_graph();
     // The anomalies are still reported when Jepsen would have thrown, to help diagnosis, but
     // they cannot make the verdict false: Jepsen never gets to them.
     let valid = if c.unknown {
@@ -667,6 +668,20 @@ impl<'h> Checker<'h> {
                 "no-writer-of-value",
                 |c| json!({"key": c.key(k), "value": c.msg(v), "reader": c.op(op, Some(k))}),
             );
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// `empty-transaction-graph`: no `send` or `poll` completed at all, so Elle, which
+    /// judges only those, has no operation to build its graph from. Jepsen's kafka checker
+    /// does not allow the anomaly, so the history is invalid (Jepsen's own empty-history
+    /// test). Only this sure case is flagged: whether Elle's graph is also empty when every
+    /// send and poll failed depends on which failed operations Elle keeps, and such a run
+    /// fails the stats checker anyway.
+    fn empty_transaction_graph(&mut self) {
+        if !self.ops.iter().any(|o| matches!(o.f(), F::Send | F::Poll)) {
+            self.report("empty-transaction-graph", |_| json!({}));
         }
     }
 }
