@@ -716,7 +716,10 @@ mod tests {
         // Key x was only ever polled empty: Jepsen's lost-write search throws on it.
         let w = crate::checker::check(h);
         assert_eq!(w.valid, Validity::Unknown, "{:?}", w.errors);
-        assert_eq!(w.errors.keys().collect::<Vec<_>>(), ["unread-polled-key"]);
+        assert_eq!(
+            w.errors.keys().copied().collect::<Vec<&str>>(),
+            vec!["unread-polled-key"]
+        );
     }
 
     #[test]
