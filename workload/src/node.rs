@@ -1,8 +1,11 @@
-//! One node under test: its child process and the three threads that own its pipes.
+//! One node under test: its child process, its stdin, and the two threads that own its
+//! other pipes.
 //!
-//! * `writer` is the only writer of the node's stdin. It takes byte chunks off a channel,
-//!   writes them, and flushes whenever the channel is momentarily empty, so a burst of
-//!   requests costs one syscall rather than one each.
+//! * The scheduler writes the node's stdin itself, without blocking: the pipe is
+//!   non-blocking, so what does not fit waits in a backlog, written first on the next send
+//!   or [`Node::retry`]. A handover to a writer thread cost a wake-up per batch of requests
+//!   (about a third of the runner's CPU at 100k ops/s); a direct write costs one syscall
+//!   per batch, and a node that stops reading its stdin still cannot stall the scheduler.
 //! * `reader` reads stdout lines, stamps each with the time it was read from the pipe,
 //!   validates it with [`protocol::parse_line`] and hands batches of events to the scheduler.
 //!   The first invalid line (not UTF-8, longer than [`MAX_STDOUT_LINE`], not JSON, a bad
@@ -26,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use std::sync::Condvar;
 
 use crate::protocol::{self, Inbound, Names};
 
@@ -88,8 +91,10 @@ pub enum Event {
 pub struct Node {
     pub name: String,
     child: Child,
-    stdin: Option<Sender<Vec<u8>>>,
-    writer: Option<JoinHandle<()>>,
+    stdin: Option<ChildStdin>,
+    /// Bytes the pipe would not take yet, in order, from `backlog_at` on.
+    backlog: Vec<u8>,
+    backlog_at: usize,
     reader: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<()>>,
     stdout: Arc<Stdout>,
@@ -104,7 +109,7 @@ pub struct Exit {
     pub crashed: Option<ExitStatus>,
     pub stdout_tail: Vec<String>,
     pub stderr_tail: Vec<String>,
-    /// Pipes (`stdin`, `stdout`, `stderr`) still open after the node was killed and the
+    /// Pipes (`stdout`, `stderr`) still open after the node was killed and the
     /// grace had passed: some process the node started holds them. Their threads were left.
     pub held_open: Vec<&'static str>,
 }
@@ -151,7 +156,7 @@ impl Node {
         names: Names,
         log_path: &Path,
         echo_stderr: bool,
-        events: Sender<Vec<Event>>,
+        events: EventSender,
     ) -> io::Result<Node> {
         let name = names.node_ids()[index].clone();
         // The node runs in the temp directory, as under Maelstrom, which makes `--bin` canonical
@@ -166,6 +171,12 @@ impl Node {
             .stderr(Stdio::piped())
             .spawn()?;
         let stdin = child.stdin.take().expect("piped stdin");
+        // Only our end's open file description turns non-blocking: the node's end is
+        // another one and keeps blocking reads.
+        rustix::fs::fcntl_setfl(&stdin, rustix::fs::OFlags::NONBLOCK)?;
+        // A bigger pipe (1 MiB, Linux's default cap for unprivileged processes) holds a
+        // final-phase burst of requests, so the backlog is rarely used; a smaller one works.
+        let _ = rustix::pipe::fcntl_setpipe_size(&stdin, 1 << 20);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = File::create(log_path)?;
@@ -175,10 +186,6 @@ impl Node {
             tail: Mutex::new(VecDeque::with_capacity(TAIL)),
         });
         let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL)));
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let writer = thread::Builder::new()
-            .name(format!("{name}-stdin"))
-            .spawn(move || write_loop(stdin, rx))?;
         let reader = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
@@ -194,8 +201,9 @@ impl Node {
         Ok(Node {
             name,
             child,
-            stdin: Some(tx),
-            writer: Some(writer),
+            stdin: Some(stdin),
+            backlog: Vec::new(),
+            backlog_at: 0,
             reader: Some(reader),
             stderr: Some(stderr),
             stdout: shared,
@@ -203,13 +211,63 @@ impl Node {
         })
     }
 
-    /// Queues bytes (whole lines) for the node's stdin.
-    pub fn send(&self, bytes: Vec<u8>) {
-        if let Some(tx) = &self.stdin {
-            // A send error means the writer stopped because the node's stdin is closed;
-            // the reader's EOF reports that.
-            let _ = tx.send(bytes);
+    /// Writes bytes (whole lines) to the node's stdin, after any backlog, as far as the pipe
+    /// takes them now; the rest joins the backlog.
+    pub fn send(&mut self, bytes: &[u8]) {
+        if self.retry() {
+            self.backlog.extend_from_slice(bytes);
+            return;
         }
+        let n = self.write_some(bytes);
+        if n < bytes.len() {
+            self.backlog.clear();
+            self.backlog_at = 0;
+            self.backlog.extend_from_slice(&bytes[n..]);
+        }
+    }
+
+    /// Whether some bytes wait in the backlog.
+    pub fn held_back(&self) -> bool {
+        self.backlog_at < self.backlog.len()
+    }
+
+    /// Writes what it can of the backlog. True if some of it is still waiting.
+    pub fn retry(&mut self) -> bool {
+        if self.backlog_at == self.backlog.len() {
+            return false;
+        }
+        let backlog = std::mem::take(&mut self.backlog);
+        self.backlog_at += self.write_some(&backlog[self.backlog_at..]);
+        self.backlog = backlog;
+        if self.backlog_at == self.backlog.len() {
+            self.backlog.clear();
+            self.backlog_at = 0;
+            return false;
+        }
+        true
+    }
+
+    /// Writes a prefix of `bytes` without blocking; returns its length. Once the pipe is
+    /// broken (the node closed its stdin or exited), everything counts as written: nobody
+    /// will read it, and the reader's EOF reports the node's end.
+    fn write_some(&mut self, bytes: &[u8]) -> usize {
+        let Some(stdin) = &mut self.stdin else {
+            return bytes.len();
+        };
+        let mut done = 0;
+        while done < bytes.len() {
+            match stdin.write(&bytes[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return done,
+                Err(_) => {
+                    self.stdin = None;
+                    return bytes.len();
+                }
+            }
+        }
+        done
     }
 
     /// The OS pid, for CPU accounting.
@@ -251,7 +309,6 @@ impl Node {
         let deadline = Instant::now() + PIPE_GRACE;
         let mut held_open = Vec::new();
         for (pipe, thread) in [
-            ("stdin", self.writer.take()),
             ("stdout", self.reader.take()),
             ("stderr", self.stderr.take()),
         ] {
@@ -304,23 +361,6 @@ fn push_tail(tail: &Mutex<VecDeque<String>>, line: &[u8]) {
         kept.push('…');
     }
     tail.push_back(kept);
-}
-
-fn write_loop(stdin: ChildStdin, rx: Receiver<Vec<u8>>) {
-    let mut w = BufWriter::with_capacity(1 << 16, stdin);
-    while let Ok(chunk) = rx.recv() {
-        if w.write_all(&chunk).is_err() {
-            return;
-        }
-        while let Ok(more) = rx.try_recv() {
-            if w.write_all(&more).is_err() {
-                return;
-            }
-        }
-        if w.flush().is_err() {
-            return;
-        }
-    }
 }
 
 /// Splits a pipe into lines of bounded length, without assuming they are text.
@@ -518,9 +558,9 @@ impl Reader<'_> {
     }
 
     /// Hands the batch over; false if the scheduler is gone.
-    fn send(&mut self, events: &Sender<Vec<Event>>) -> bool {
+    fn send(&mut self, events: &impl Handoff) -> bool {
         self.batch_bytes = 0;
-        self.batch.is_empty() || events.send(std::mem::take(&mut self.batch)).is_ok()
+        self.batch.is_empty() || events.hand_over(std::mem::take(&mut self.batch))
     }
 }
 
@@ -528,7 +568,7 @@ fn read_loop(
     node: usize,
     stdout: impl Read,
     names: &Names,
-    events: &Sender<Vec<Event>>,
+    events: &impl Handoff,
     shared: &Stdout,
 ) {
     let mut lines = Lines::new(stdout, MAX_STDOUT_LINE, TAIL_LINE);
@@ -576,6 +616,133 @@ fn read_loop(
     }
     reader.batch.push(Event::Eof { node });
     reader.send(events);
+}
+
+/// Where a reader hands its batches: the scheduler's [`EventSender`] in a run.
+pub trait Handoff {
+    /// False if nobody will take batches any more.
+    fn hand_over(&self, batch: Vec<Event>) -> bool;
+}
+
+/// The readers' side of the queue their batches wait in for the scheduler.
+///
+/// A mutex and a condvar rather than a channel: crossbeam's blocking receive spins and
+/// calls `sched_yield` several times before it sleeps, and at 100k ops/s the scheduler
+/// waits for nearly every batch, so on two busy cores those yields were a quarter of its
+/// CPU. Here a waiting scheduler sleeps at once, and a reader only makes the wake-up
+/// syscall when the scheduler is asleep.
+#[derive(Debug)]
+pub struct EventSender(Arc<EventQueue>);
+
+/// The scheduler's side of the queue: see [`EventSender`].
+#[derive(Debug)]
+pub struct EventReceiver(Arc<EventQueue>);
+
+#[derive(Debug, Default)]
+struct EventQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    batches: VecDeque<Vec<Event>>,
+    senders: usize,
+    receiver_gone: bool,
+    /// The receiver sleeps on `ready`: a batch or the last sender's end must wake it.
+    waiting: bool,
+}
+
+/// A new queue with one sender (clone it for each reader).
+pub fn event_queue() -> (EventSender, EventReceiver) {
+    let q = Arc::new(EventQueue::default());
+    lock(&q.state).senders = 1;
+    (EventSender(Arc::clone(&q)), EventReceiver(q))
+}
+
+impl Clone for EventSender {
+    fn clone(&self) -> EventSender {
+        lock(&self.0.state).senders += 1;
+        EventSender(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for EventSender {
+    fn drop(&mut self) {
+        let mut s = lock(&self.0.state);
+        s.senders -= 1;
+        if s.senders == 0 && s.waiting {
+            self.0.ready.notify_one();
+        }
+    }
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        lock(&self.0.state).receiver_gone = true;
+    }
+}
+
+impl Handoff for EventSender {
+    fn hand_over(&self, batch: Vec<Event>) -> bool {
+        let mut s = lock(&self.0.state);
+        if s.receiver_gone {
+            return false;
+        }
+        s.batches.push_back(batch);
+        if s.waiting {
+            self.0.ready.notify_one();
+        }
+        true
+    }
+}
+
+impl Handoff for crossbeam_channel::Sender<Vec<Event>> {
+    fn hand_over(&self, batch: Vec<Event>) -> bool {
+        self.send(batch).is_ok()
+    }
+}
+
+/// What [`EventReceiver::recv_timeout`] found.
+#[derive(Debug)]
+pub enum Received {
+    Batch(Vec<Event>),
+    Timeout,
+    /// Every sender is gone and every batch was taken.
+    Closed,
+}
+
+impl EventReceiver {
+    /// A batch already queued, without waiting.
+    pub fn try_recv(&self) -> Option<Vec<Event>> {
+        lock(&self.0.state).batches.pop_front()
+    }
+
+    /// The next batch, waiting up to `timeout` for one.
+    pub fn recv_timeout(&self, timeout: Duration) -> Received {
+        let deadline = Instant::now() + timeout;
+        let mut s = lock(&self.0.state);
+        loop {
+            if let Some(batch) = s.batches.pop_front() {
+                return Received::Batch(batch);
+            }
+            if s.senders == 0 {
+                return Received::Closed;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Received::Timeout;
+            }
+            s.waiting = true;
+            s = self
+                .0
+                .ready
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            s.waiting = false;
+        }
+    }
 }
 
 fn stderr_loop(stderr: impl Read, log: File, echo: Option<String>, tail: &Mutex<VecDeque<String>>) {

@@ -6,9 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-
-use crate::node::{Event, Node};
+use crate::node::{self, Event, EventReceiver, Node};
 
 /// Where the scheduler's time comes from. Times are nanoseconds since the run's origin.
 pub(crate) trait Clock {
@@ -39,8 +37,12 @@ pub(crate) trait Pipes {
     /// How many nodes there are (fewer than asked if spawning stopped early).
     fn nodes(&self) -> usize;
 
-    /// Queues bytes (whole lines) for `node`'s stdin.
-    fn send(&mut self, node: usize, bytes: Vec<u8>);
+    /// Writes bytes (whole lines) to `node`'s stdin, never blocking: what the pipe does not
+    /// take now is kept, in order, for later. True if some bytes are still held back.
+    fn send(&mut self, node: usize, bytes: &[u8]) -> bool;
+
+    /// Writes what `node`'s stdin holds back, as far as it goes. True if some is left.
+    fn retry(&mut self, node: usize) -> bool;
 
     /// The next batch the readers hand over, waiting until `until` at most (`now` is the
     /// clock's time now; no wait if `until <= now`).
@@ -89,11 +91,11 @@ impl Clock for WallClock {
 #[derive(Debug)]
 pub(crate) struct Children {
     nodes: Vec<Node>,
-    events: Receiver<Vec<Event>>,
+    events: EventReceiver,
 }
 
 impl Children {
-    pub(crate) fn new(nodes: Vec<Node>, events: Receiver<Vec<Event>>) -> Children {
+    pub(crate) fn new(nodes: Vec<Node>, events: EventReceiver) -> Children {
         Children { nodes, events }
     }
 
@@ -108,8 +110,13 @@ impl Pipes for Children {
         self.nodes.len()
     }
 
-    fn send(&mut self, node: usize, bytes: Vec<u8>) {
+    fn send(&mut self, node: usize, bytes: &[u8]) -> bool {
         self.nodes[node].send(bytes);
+        self.nodes[node].held_back()
+    }
+
+    fn retry(&mut self, node: usize) -> bool {
+        self.nodes[node].retry()
     }
 
     fn recv(&mut self, now: u64, until: u64) -> Received {
@@ -118,17 +125,17 @@ impl Pipes for Children {
         } else {
             self.events
                 .try_recv()
-                .map_err(|_| RecvTimeoutError::Timeout)
+                .map_or(node::Received::Timeout, node::Received::Batch)
         };
         match got {
-            Ok(batch) => Received::Batch(batch),
-            Err(RecvTimeoutError::Timeout) => Received::Timeout,
-            Err(RecvTimeoutError::Disconnected) => Received::Closed,
+            node::Received::Batch(batch) => Received::Batch(batch),
+            node::Received::Timeout => Received::Timeout,
+            node::Received::Closed => Received::Closed,
         }
     }
 
     fn try_recv(&mut self) -> Option<Vec<Event>> {
-        self.events.try_recv().ok()
+        self.events.try_recv()
     }
 
     fn handed_over_before(&self, node: usize) -> Instant {

@@ -235,7 +235,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         cfg.node_ids.clone(),
         services::NAMES.iter().map(|s| s.to_string()).collect(),
     );
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (tx, rx) = crate::node::event_queue();
     let (nodes, spawned) = spawn(cfg, run_dir, &names, &tx);
     drop(tx);
     let mut r = Runner::new(cfg, clock, io::Children::new(nodes, rx), &names);
@@ -297,7 +297,7 @@ fn spawn(
     cfg: &Config,
     run_dir: &Path,
     names: &Names,
-    events: &crossbeam_channel::Sender<Vec<crate::node::Event>>,
+    events: &crate::node::EventSender,
 ) -> (Vec<Node>, Result<(), SetupError>) {
     let logs = run_dir.join("node-logs");
     if let Err(source) = std::fs::create_dir_all(&logs) {

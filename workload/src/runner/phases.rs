@@ -168,7 +168,10 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
                 };
                 wake = wake.min(due).min(end);
             }
-            self.flush();
+            if self.flush() {
+                // A node's stdin pipe is full: write the rest as soon as it reads some.
+                wake = wake.min(now + MS);
+            }
             self.progress
                 .draw(now, self.history.ops.len(), self.clients.busy);
             if self.all_crashed {

@@ -154,12 +154,19 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         });
     }
 
-    /// Hands what this iteration queued for each node to its stdin.
-    pub(super) fn flush(&mut self) {
+    /// Hands what this iteration queued for each node to its stdin, keeping the buffer for
+    /// the next iteration. True if some node's stdin still holds back bytes (its pipe was
+    /// full): the loop then looks again soon.
+    pub(super) fn flush(&mut self) -> bool {
+        let mut held = false;
         for (i, slot) in self.nodes.iter_mut().enumerate() {
-            if !slot.out.is_empty() {
-                self.pipes.send(i, std::mem::take(&mut slot.out));
-            }
+            held |= if slot.out.is_empty() {
+                self.pipes.retry(i)
+            } else {
+                self.pipes.send(i, &slot.out)
+            };
+            slot.out.clear();
         }
+        held
     }
 }

@@ -131,8 +131,12 @@ impl Pipes for SimNodes {
         self.names.node_ids().len()
     }
 
-    fn send(&mut self, node: usize, bytes: Vec<u8>) {
-        let text = String::from_utf8(bytes).expect("the runner writes UTF-8");
+    fn retry(&mut self, _node: usize) -> bool {
+        false
+    }
+
+    fn send(&mut self, node: usize, bytes: &[u8]) -> bool {
+        let text = std::str::from_utf8(bytes).expect("the runner writes UTF-8");
         for line in text.lines() {
             let v: Value = serde_json::from_str(line).expect("the runner writes JSON lines");
             let request = Request {
@@ -156,6 +160,7 @@ impl Pipes for SimNodes {
             }
             self.requests.borrow_mut().push(request);
         }
+        false
     }
 
     fn recv(&mut self, now: u64, until: u64) -> Received {
