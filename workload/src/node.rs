@@ -91,10 +91,7 @@ pub enum Event {
 pub struct Node {
     pub name: String,
     child: Child,
-    stdin: Option<ChildStdin>,
-    /// Bytes the pipe would not take yet, in order, from `backlog_at` on.
-    backlog: Vec<u8>,
-    backlog_at: usize,
+    stdin: Stdin<ChildStdin>,
     reader: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<()>>,
     stdout: Arc<Stdout>,
@@ -201,9 +198,7 @@ impl Node {
         Ok(Node {
             name,
             child,
-            stdin: Some(stdin),
-            backlog: Vec::new(),
-            backlog_at: 0,
+            stdin: Stdin::new(stdin),
             reader: Some(reader),
             stderr: Some(stderr),
             stdout: shared,
@@ -214,60 +209,17 @@ impl Node {
     /// Writes bytes (whole lines) to the node's stdin, after any backlog, as far as the pipe
     /// takes them now; the rest joins the backlog.
     pub fn send(&mut self, bytes: &[u8]) {
-        if self.retry() {
-            self.backlog.extend_from_slice(bytes);
-            return;
-        }
-        let n = self.write_some(bytes);
-        if n < bytes.len() {
-            self.backlog.clear();
-            self.backlog_at = 0;
-            self.backlog.extend_from_slice(&bytes[n..]);
-        }
+        self.stdin.send(bytes);
     }
 
     /// Whether some bytes wait in the backlog.
     pub fn held_back(&self) -> bool {
-        self.backlog_at < self.backlog.len()
+        self.stdin.held_back()
     }
 
     /// Writes what it can of the backlog. True if some of it is still waiting.
     pub fn retry(&mut self) -> bool {
-        if self.backlog_at == self.backlog.len() {
-            return false;
-        }
-        let backlog = std::mem::take(&mut self.backlog);
-        self.backlog_at += self.write_some(&backlog[self.backlog_at..]);
-        self.backlog = backlog;
-        if self.backlog_at == self.backlog.len() {
-            self.backlog.clear();
-            self.backlog_at = 0;
-            return false;
-        }
-        true
-    }
-
-    /// Writes a prefix of `bytes` without blocking; returns its length. Once the pipe is
-    /// broken (the node closed its stdin or exited), everything counts as written: nobody
-    /// will read it, and the reader's EOF reports the node's end.
-    fn write_some(&mut self, bytes: &[u8]) -> usize {
-        let Some(stdin) = &mut self.stdin else {
-            return bytes.len();
-        };
-        let mut done = 0;
-        while done < bytes.len() {
-            match stdin.write(&bytes[done..]) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return done,
-                Err(_) => {
-                    self.stdin = None;
-                    return bytes.len();
-                }
-            }
-        }
-        done
+        self.stdin.retry()
     }
 
     /// The OS pid, for CPU accounting.
@@ -305,7 +257,7 @@ impl Node {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-        self.stdin.take();
+        self.stdin.close();
         let deadline = Instant::now() + PIPE_GRACE;
         let mut held_open = Vec::new();
         for (pipe, thread) in [
@@ -325,6 +277,87 @@ impl Node {
             stderr_tail: lock(&self.stderr_tail).iter().cloned().collect(),
             held_open,
         }
+    }
+}
+
+/// A non-blocking writer and what it would not take yet.
+#[derive(Debug)]
+struct Stdin<W> {
+    /// `None` once a write failed: the node closed its stdin or exited.
+    pipe: Option<W>,
+    /// Bytes the pipe would not take yet, in order, from `backlog_at` on.
+    backlog: Vec<u8>,
+    backlog_at: usize,
+}
+
+impl<W: Write> Stdin<W> {
+    fn new(pipe: W) -> Stdin<W> {
+        Stdin {
+            pipe: Some(pipe),
+            backlog: Vec::new(),
+            backlog_at: 0,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        if self.retry() {
+            self.backlog.extend_from_slice(bytes);
+            return;
+        }
+        let n = self.write_some(bytes);
+        if n < bytes.len() {
+            self.backlog.clear();
+            self.backlog_at = 0;
+            self.backlog.extend_from_slice(&bytes[n..]);
+        }
+    }
+
+    fn held_back(&self) -> bool {
+        self.backlog_at < self.backlog.len()
+    }
+
+    fn retry(&mut self) -> bool {
+        if !self.held_back() {
+            return false;
+        }
+        let backlog = std::mem::take(&mut self.backlog);
+        self.backlog_at += self.write_some(&backlog[self.backlog_at..]);
+        self.backlog = backlog;
+        if self.held_back() {
+            return true;
+        }
+        self.backlog.clear();
+        self.backlog_at = 0;
+        false
+    }
+
+    /// Writes a prefix of `bytes` without blocking; returns its length. Once the pipe is
+    /// broken (the node closed its stdin or exited), everything counts as written: nobody
+    /// will read it, and the reader's EOF reports the node's end.
+    fn write_some(&mut self, bytes: &[u8]) -> usize {
+        let Some(pipe) = &mut self.pipe else {
+            return bytes.len();
+        };
+        let mut done = 0;
+        while done < bytes.len() {
+            match pipe.write(&bytes[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return done,
+                Err(_) => {
+                    self.close();
+                    return bytes.len();
+                }
+            }
+        }
+        done
+    }
+
+    fn close(&mut self) {
+        self.pipe = None;
+        self.backlog = Vec::new();
+        self.backlog_at = 0;
     }
 }
 
@@ -785,6 +818,7 @@ fn stderr_loop(stderr: impl Read, log: File, echo: Option<String>, tail: &Mutex<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossbeam_channel::Receiver;
 
     fn names() -> Names {
         Names::new(vec!["n0".into()])
@@ -792,6 +826,118 @@ mod tests {
 
     const REPLY: &str =
         r#"{"src":"n0","dest":"c1","body":{"type":"send_ok","in_reply_to":1,"offset":0}}"#;
+
+    /// A pipe that takes `room` more bytes, then would block; or is broken.
+    #[derive(Debug, Default)]
+    struct FakePipe {
+        written: Vec<u8>,
+        room: usize,
+        broken: bool,
+    }
+
+    impl Write for &mut FakePipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.broken {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            // At most 3 bytes a call: partial writes must be continued, not dropped.
+            let n = buf.len().min(self.room).min(3);
+            self.written.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stdin_keeps_what_a_full_pipe_refused_and_writes_it_first_in_order() {
+        let mut pipe = FakePipe {
+            room: 4,
+            ..FakePipe::default()
+        };
+        let mut stdin = Stdin::new(&mut pipe);
+        stdin.send(b"abcdefghij");
+        assert!(stdin.held_back());
+        stdin.pipe.as_mut().unwrap().room = 3;
+        // The backlog goes first; what does not fit queues behind it.
+        stdin.send(b"XY");
+        assert!(stdin.held_back());
+        assert!(stdin.retry(), "the pipe is full again");
+        stdin.pipe.as_mut().unwrap().room = 100;
+        stdin.send(b"Z");
+        assert!(!stdin.held_back());
+        assert!(!stdin.retry());
+        stdin.send(b"!");
+        assert_eq!(pipe.written, b"abcdefghijXYZ!");
+    }
+
+    #[test]
+    fn stdin_drops_everything_once_the_pipe_breaks() {
+        let mut pipe = FakePipe::default();
+        let mut stdin = Stdin::new(&mut pipe);
+        stdin.send(b"held");
+        assert!(stdin.held_back());
+        stdin.pipe.as_mut().unwrap().broken = true;
+        assert!(!stdin.retry(), "a broken pipe holds nothing back");
+        stdin.send(b"more");
+        assert!(!stdin.held_back());
+        assert!(stdin.pipe.is_none());
+    }
+
+    #[test]
+    fn event_queue_hands_batches_over_in_order_and_closes_with_its_last_sender() {
+        let (tx, rx) = event_queue();
+        let tx2 = tx.clone();
+        assert!(rx.try_recv().is_none());
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_millis(1)),
+            Received::Timeout
+        ));
+        assert!(tx.hand_over(vec![Event::Eof { node: 0 }]));
+        assert!(tx2.hand_over(vec![Event::Eof { node: 1 }]));
+        drop(tx);
+        drop(tx2);
+        // Batches sent before the senders left still come, then the end.
+        let nodes: Vec<usize> = (0..2)
+            .map(|_| match rx.recv_timeout(Duration::from_secs(60)) {
+                Received::Batch(b) => match b[..] {
+                    [Event::Eof { node }] => node,
+                    _ => panic!("{b:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(nodes, [0, 1]);
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(60)),
+            Received::Closed
+        ));
+    }
+
+    #[test]
+    fn event_queue_wakes_a_sleeping_receiver_and_refuses_batches_once_it_is_gone() {
+        let (tx, rx) = event_queue();
+        let sender = thread::spawn(move || {
+            // Whether the receiver is asleep yet or not, the batch must reach it.
+            thread::sleep(Duration::from_millis(20));
+            assert!(tx.hand_over(vec![Event::Eof { node: 7 }]));
+            tx
+        });
+        // Not a timing assertion: an hour is "forever"; the batch must end the wait.
+        match rx.recv_timeout(Duration::from_secs(3600)) {
+            Received::Batch(b) => assert!(matches!(b[..], [Event::Eof { node: 7 }])),
+            other => panic!("{other:?}"),
+        }
+        let tx = sender.join().unwrap();
+        drop(rx);
+        assert!(!tx.hand_over(Vec::new()));
+    }
 
     /// Runs the stdout reader over `input` and returns every event it produced, and the tail.
     fn read_all(input: &[u8]) -> (Vec<Event>, Vec<String>) {
