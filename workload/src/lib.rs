@@ -109,7 +109,7 @@ fn judge_and_write_with(
 ) -> Result<Validity, Error> {
     // The history file and the analysis both only read the history: on two cores,
     // writing hundreds of megabytes of JSON alongside the checker halves the wait.
-    let (rep, verdict, samples, written) = std::thread::scope(|s| {
+    let (rep, verdict, samples, results, workload, written) = std::thread::scope(|s| {
         let writer = s.spawn(|| write_history(dir, &outcome.history));
         let setup_failed = outcome.setup_error.is_some();
         let workload = (!setup_failed).then(|| {
@@ -130,14 +130,22 @@ fn judge_and_write_with(
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("history writer panicked")));
-        (rep, verdict, samples, written)
+        (rep, verdict, samples, results, workload, written)
     });
     let mut rep = rep;
     rep.summary.push_str(note);
     rep.summary
         .push_str(&format!("\nResults in {}\n", dir.display()));
     written
-        .and_then(|()| write_files(dir, cfg, outcome, &rep, &verdict, &samples))
+        .and_then(|()| {
+            let judged = Judged {
+                rep: &rep,
+                verdict: &verdict,
+                results: &results,
+                workload: workload.as_ref(),
+            };
+            write_files(dir, cfg, outcome, &judged, &samples)
+        })
         .and_then(|()| store::publish(store, dir))
         .map_err(|source| Error::Io {
             what: "writing results to",
@@ -156,14 +164,22 @@ fn write_history(dir: &Path, history: &history::History) -> std::io::Result<()> 
     w.flush()
 }
 
+/// What judging a run made, for the files.
+struct Judged<'a> {
+    rep: &'a report::Report,
+    verdict: &'a verdict::Verdict,
+    results: &'a results::Results,
+    workload: Option<&'a checker::WorkloadResult>,
+}
+
 fn write_files(
     dir: &Path,
     cfg: &cli::Config,
     outcome: &runner::Outcome,
-    rep: &report::Report,
-    verdict: &verdict::Verdict,
+    judged: &Judged<'_>,
     samples: &[results::Sample],
 ) -> std::io::Result<()> {
+    let (rep, verdict) = (judged.rep, judged.verdict);
     let results = serde_json::to_string_pretty(&rep.json).unwrap_or_default();
     std::fs::write(dir.join("results.json"), results + "\n")?;
     std::fs::write(
@@ -185,6 +201,37 @@ fn write_files(
         dir.join("rate.svg"),
         plot::rate_svg(samples, &outcome.timeline),
     )?;
+    let mut plots = vec![
+        ("latency.svg", "latency over time"),
+        ("rate.svg", "throughput over time"),
+    ];
+    if cfg.node_ids.len() > 1 {
+        let nodes = plot::Nodes {
+            ids: &cfg.node_ids,
+            concurrency: cfg.concurrency,
+        };
+        let tl = &outcome.timeline;
+        std::fs::write(
+            dir.join("latency-by-node.svg"),
+            plot::latency_by_node_svg(samples, tl, &nodes),
+        )?;
+        std::fs::write(
+            dir.join("rate-by-node.svg"),
+            plot::rate_by_node_svg(samples, tl, &nodes),
+        )?;
+        plots.extend([
+            ("latency-by-node.svg", "latency by node"),
+            ("rate-by-node.svg", "throughput by node"),
+        ]);
+        // A re-judged run (`check`) has its message count but not when they were sent.
+        if !outcome.server_sends.is_empty() || outcome.net.servers.sends == 0 {
+            std::fs::write(
+                dir.join("server-msgs.svg"),
+                plot::server_msgs_svg(&outcome.server_sends, samples, tl),
+            )?;
+            plots.push(("server-msgs.svg", "server messages over time"));
+        }
+    }
     let focus = timeline::cited_ops(&rep.json["workload"]["errors"]);
     std::fs::write(
         dir.join("timeline.html"),
@@ -197,9 +244,22 @@ fn write_files(
             focus: &focus,
         }),
     )?;
+    let net = judged.results.net.stats;
     std::fs::write(
         dir.join("index.html"),
-        plot::index_html(verdict.valid, &rep.summary, &cfg.node_ids),
+        plot::index_html(&plot::Page {
+            verdict,
+            workload: judged.workload,
+            summary: &rep.summary,
+            node_ids: &cfg.node_ids,
+            command: &cfg.command,
+            msgs_per_op: (
+                report::msgs_per_op(judged.results, net.servers.sends),
+                report::msgs_per_op(judged.results, net.all().sends),
+            ),
+            setup_error: outcome.setup_error.as_ref().map(ToString::to_string),
+            plots: &plots,
+        }),
     )?;
     Ok(())
 }

@@ -86,7 +86,8 @@ fn per_sec(r: &Results, n: usize) -> f64 {
     }
 }
 
-fn msgs_per_op(r: &Results, msgs: u64) -> Option<f64> {
+/// Messages per client invocation, to six places, as `results.json` writes it.
+pub(crate) fn msgs_per_op(r: &Results, msgs: u64) -> Option<f64> {
     r.net.per_op(msgs).map(round6)
 }
 

@@ -16,9 +16,17 @@ use crate::runner::{Outcome, Timeline};
 pub struct Sample {
     pub f: F,
     pub kind: OpType,
+    /// The client process, which names the node it talked to (see [`node_of`]).
+    pub process: u64,
     /// Invocation time, ns since the run's origin.
     pub start: u64,
     pub latency: u64,
+}
+
+/// The node a client process talked to: worker thread `t` keeps node `t % nodes` for
+/// every client it is given, and its processes are `t`, `t + concurrency`, ...
+pub fn node_of(process: u64, concurrency: usize, nodes: usize) -> usize {
+    (process % concurrency.max(1) as u64) as usize % nodes.max(1)
 }
 
 /// Pairs each completion with its process's invocation.
@@ -41,6 +49,7 @@ pub fn samples(h: &History) -> Vec<Sample> {
             out.push(Sample {
                 f: op.f(),
                 kind: op.kind,
+                process: op.process,
                 start,
                 latency: op.time.saturating_sub(start),
             });

@@ -364,13 +364,8 @@ fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
 }
 
 fn node_of(input: &Input<'_>, process: u64) -> String {
-    let n = input.node_ids.len().max(1) as u64;
-    let thread = process % input.concurrency.max(1) as u64;
-    input
-        .node_ids
-        .get((thread % n) as usize)
-        .cloned()
-        .unwrap_or_default()
+    let n = crate::results::node_of(process, input.concurrency, input.node_ids.len());
+    input.node_ids.get(n).cloned().unwrap_or_default()
 }
 
 /// The page.

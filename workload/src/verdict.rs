@@ -145,6 +145,7 @@ mod tests {
             net: Default::default(),
             dropped_replies: 0,
             journal: Vec::new(),
+            server_sends: Vec::new(),
             faults: Vec::new(),
             exits: Vec::new(),
             setup_error: None,

@@ -96,6 +96,8 @@ pub struct Outcome {
     pub dropped_replies: u64,
     /// The first journal events, for the Lamport diagram.
     pub journal: Vec<MsgEvent>,
+    /// Server messages sent per [`SERVER_TICK`](crate::network::SERVER_TICK).
+    pub server_sends: Vec<u32>,
     pub faults: Vec<NodeFault>,
     pub exits: Vec<Exit>,
     /// Set when setup failed (spawn or init): there is no meaningful history.
@@ -282,6 +284,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         net: r.net.stats,
         dropped_replies: r.clients.dropped_replies,
         journal: r.net.take_journal(),
+        server_sends: r.net.take_server_sends(),
         faults: r.faults,
         exits,
         setup_error: setup.err(),
