@@ -277,6 +277,13 @@ impl Config {
                 )));
             }
         }
+        // A main phase of no time sends nothing, and a run that tested nothing must not
+        // read "Everything looks good!".
+        if opts.time_limit == 0.0 {
+            return Err(Error::args(
+                "--time-limit must be more than 0 s: a run of no time tests nothing",
+            ));
+        }
         if !(opts.nemesis_interval > 0.0 && opts.nemesis_interval.is_finite()) {
             return Err(Error::args("--nemesis-interval must be positive"));
         }
@@ -619,6 +626,13 @@ mod tests {
             assert_eq!(code, 254, "{msg}");
             assert!(msg.contains(bad), "{msg}");
         }
+        // A typo is told the option it is near, not how to hand it to the node.
+        let (_, msg) = parse(&["test", "--bin", "x", "--time-limt", "1"]).unwrap_err();
+        assert!(
+            msg.contains("similar argument exists: '--time-limit'"),
+            "{msg}"
+        );
+        assert!(!msg.contains("-- --time-limt"), "{msg}");
         // A node argument that looks like an option must come after `--`.
         let (code, msg) = parse(&["test", "--bin", "x", "--fault"]).unwrap_err();
         assert_eq!(code, 254);
@@ -648,6 +662,7 @@ mod tests {
                 "interval",
             ),
             (&["frobnicate"], "frobnicate"),
+            (&["test", "--bin", "x", "--time-limit", "0"], "--time-limit"),
         ];
         for (args, needle) in cases {
             let (code, msg) = parse(args).unwrap_err();

@@ -87,10 +87,21 @@ pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Err
 }
 
 fn new_run_dir(store: &Path) -> Result<std::path::PathBuf, Error> {
-    store::new_run_dir(store).map_err(|source| Error::Io {
-        what: "creating a run directory under",
-        path: store.to_owned(),
-        source,
+    use std::io::ErrorKind;
+    store::new_run_dir(store).map_err(|source| match source.kind() {
+        // A store the user cannot write is their --store to change (254), not our fault.
+        ErrorKind::PermissionDenied
+        | ErrorKind::ReadOnlyFilesystem
+        | ErrorKind::NotADirectory
+        | ErrorKind::AlreadyExists => Error::args(format!(
+            "cannot create a run directory under --store {}: {source} (choose a store you can write)",
+            store.display()
+        )),
+        _ => Error::Io {
+            what: "creating a run directory under",
+            path: store.to_owned(),
+            source,
+        },
     })
 }
 
@@ -146,7 +157,12 @@ fn judge_and_write_with(
             };
             write_files(dir, cfg, outcome, &judged, &samples)
         })
-        .and_then(|()| store::publish(store, dir))
+        // `latest` names the last run that ran: one whose nodes never started is no
+        // reason to lose it.
+        .and_then(|()| match outcome.setup_error {
+            None => store::publish(store, dir),
+            Some(_) => Ok(()),
+        })
         .map_err(|source| Error::Io {
             what: "writing results to",
             path: dir.to_owned(),
@@ -186,6 +202,40 @@ fn write_files(
         dir.join("results.edn"),
         edn::results_edn(&rep.json, verdict),
     )?;
+    // A run whose setup failed has nothing to draw: its page says what failed.
+    let plots = if outcome.setup_error.is_none() {
+        write_drawings(dir, cfg, outcome, rep, samples)?
+    } else {
+        Vec::new()
+    };
+    let net = judged.results.net.stats;
+    std::fs::write(
+        dir.join("index.html"),
+        plot::index_html(&plot::Page {
+            verdict,
+            workload: judged.workload,
+            summary: &rep.summary,
+            node_ids: &cfg.node_ids,
+            command: &cfg.command,
+            msgs_per_op: (
+                report::msgs_per_op(judged.results, net.servers.sends),
+                report::msgs_per_op(judged.results, net.all().sends),
+            ),
+            setup_error: outcome.setup_error.as_ref().map(ToString::to_string),
+            plots: &plots,
+        }),
+    )?;
+    Ok(())
+}
+
+/// The plots, the Lamport diagram and the timeline; the plots written, for the page.
+fn write_drawings(
+    dir: &Path,
+    cfg: &cli::Config,
+    outcome: &runner::Outcome,
+    rep: &report::Report,
+    samples: &[results::Sample],
+) -> std::io::Result<Vec<(&'static str, &'static str)>> {
     // A re-judged history has no messages to draw.
     if !outcome.journal.is_empty() {
         std::fs::write(
@@ -244,22 +294,5 @@ fn write_files(
             focus: &focus,
         }),
     )?;
-    let net = judged.results.net.stats;
-    std::fs::write(
-        dir.join("index.html"),
-        plot::index_html(&plot::Page {
-            verdict,
-            workload: judged.workload,
-            summary: &rep.summary,
-            node_ids: &cfg.node_ids,
-            command: &cfg.command,
-            msgs_per_op: (
-                report::msgs_per_op(judged.results, net.servers.sends),
-                report::msgs_per_op(judged.results, net.all().sends),
-            ),
-            setup_error: outcome.setup_error.as_ref().map(ToString::to_string),
-            plots: &plots,
-        }),
-    )?;
-    Ok(())
+    Ok(plots)
 }

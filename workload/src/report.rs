@@ -246,6 +246,44 @@ fn num(x: Option<f64>) -> String {
     json!(x).to_string()
 }
 
+/// A run that never got to its main phase: what failed, once, and the last words of any
+/// node that died; no counts, rates or checks, since nothing ran.
+fn setup_failed(s: &mut String, e: &crate::runner::SetupError, out: &Outcome) {
+    let _ = writeln!(s, "\nSetup failed: {e}");
+    // Nodes that died alike (five copies of a binary that exits at once) in one line.
+    let mut silent: Vec<(String, Vec<&str>)> = Vec::new();
+    for x in out.exits.iter() {
+        let Some(status) = x.crashed else { continue };
+        if x.stderr_tail.is_empty() {
+            let status = status.to_string();
+            match silent.iter_mut().find(|(st, _)| *st == status) {
+                Some((_, names)) => names.push(&x.name),
+                None => silent.push((status, vec![&x.name])),
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                "{} ended with {status}; the last lines of its stderr:",
+                x.name
+            );
+            for l in &x.stderr_tail {
+                let _ = writeln!(s, "    {l}");
+            }
+        }
+    }
+    for (status, names) in silent {
+        let _ = writeln!(
+            s,
+            "{} ended with {status}, writing nothing to stderr.",
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nNothing was tested, so no check ran; the store's `latest` still names the last run that did."
+    );
+}
+
 /// The console summary: the test, the op counts, latency, throughput, the verdict's parts
 /// with the anomalies and node faults, and the verdict line.
 fn summary(
@@ -276,7 +314,9 @@ fn summary(
         );
     }
     if let Some(e) = &out.setup_error {
-        let _ = writeln!(s, "\nSetup failed: {e}");
+        setup_failed(&mut s, e, out);
+        let _ = writeln!(s, "\n{}", verdict_line(verdict.valid));
+        return s;
     }
     if !r.stats.by_f.is_empty() {
         let _ = writeln!(
@@ -381,12 +421,20 @@ fn summary(
         let _ = writeln!(s, "  node {} {}: {}", f.node, f.kind, f.detail);
     }
     for e in out.exits.iter().filter(|e| e.crashed.is_some()) {
-        let _ = writeln!(
-            s,
-            "\nNode {} crashed with {}. Last lines of its stderr:",
-            e.name,
-            e.crashed.map(|s| s.to_string()).unwrap_or_default()
-        );
+        let status = e.crashed.map(|s| s.to_string()).unwrap_or_default();
+        if e.stderr_tail.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nNode {} crashed with {status}, writing nothing to its stderr.",
+                e.name
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "\nNode {} crashed with {status}. Last lines of its stderr:",
+                e.name
+            );
+        }
         for l in &e.stderr_tail {
             let _ = writeln!(s, "    {l}");
         }

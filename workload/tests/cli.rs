@@ -10,6 +10,84 @@ fn missing_binary_is_unknown() {
     assert_eq!(run.code, Some(2), "{}", run.explain());
     assert!(run.stdout.contains("could not start"), "{}", run.explain());
     assert_eq!(run.results["valid"], "unknown");
+    // Said once, with no checks that did not run and no plots of nothing.
+    assert_eq!(
+        run.stdout.matches("could not start").count(),
+        1,
+        "{}",
+        run.explain()
+    );
+    assert!(!run.stdout.contains("workload:"), "{}", run.explain());
+    assert!(!run.stdout.contains("throughput:"), "{}", run.explain());
+    assert!(!run.dir.join("latency.svg").exists());
+    assert!(run.dir.join("index.html").exists());
+    // Nothing ran, so nothing became `latest`.
+    let store = run.dir.parent().unwrap().parent().unwrap();
+    assert!(std::fs::symlink_metadata(store.join("latest")).is_err());
+}
+
+#[test]
+fn a_failed_setup_leaves_latest_on_the_last_run_that_ran() {
+    let store = TempDir::new("cli");
+    let test = |bin: &str| {
+        std::process::Command::new(workload_bin())
+            .args(["test", "-w", "kafka", "--bin", bin, "--node-count", "1"])
+            .args([
+                "--time-limit",
+                "0.5",
+                "--recovery-sleep",
+                "0",
+                "--no-progress",
+            ])
+            .arg("--store")
+            .arg(&store.0)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(test(fixture_bin()).status.code(), Some(0));
+    let good = std::fs::canonicalize(store.0.join("latest")).unwrap();
+    let out = test("/bin/false");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::canonicalize(store.0.join("latest")).unwrap(), good);
+    assert_eq!(std::fs::read_dir(store.0.join("kafka")).unwrap().count(), 2);
+}
+
+#[test]
+fn a_store_that_cannot_be_written_is_the_users_to_fix() {
+    // A file where the store should be (as root, a read-only directory is writable).
+    let dir = TempDir::new("cli");
+    let file = dir.0.join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let out = std::process::Command::new(workload_bin())
+        .args(["test", "-w", "kafka", "--bin", fixture_bin(), "--store"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(254), "{stderr}");
+    assert!(
+        stderr.contains("cannot create a run directory under --store"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_time_limit_of_zero_is_refused_not_passed() {
+    let out = std::process::Command::new(workload_bin())
+        .args([
+            "test",
+            "-w",
+            "kafka",
+            "--bin",
+            fixture_bin(),
+            "--time-limit",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(254), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty());
 }
 
 #[test]
@@ -59,6 +137,12 @@ fn a_mistyped_option_is_refused_not_passed_to_the_node() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(254), "{stderr}");
     assert!(stderr.contains("--time-limt"), "{stderr}");
+    // The nearest option is named; nothing suggests handing the typo to the node.
+    assert!(
+        stderr.contains("similar argument exists: '--time-limit'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("-- --time-limt"), "{stderr}");
     assert!(
         std::fs::read_dir(&store.0).unwrap().next().is_none(),
         "a refused command line must not start a run"
@@ -76,7 +160,15 @@ fn node_exiting_at_start_is_unknown_and_reported() {
         run.explain()
     );
     assert!(
-        run.stdout.contains("Node n0 crashed with exit status: 1"),
+        run.stdout
+            .contains("n0 ended with exit status: 1, writing nothing to stderr."),
+        "{}",
+        run.explain()
+    );
+    // What failed, once; no heading with nothing under it.
+    assert_eq!(run.stdout.matches("exited").count(), 1, "{}", run.explain());
+    assert!(
+        !run.stdout.contains("Last lines of its stderr:"),
         "{}",
         run.explain()
     );

@@ -100,6 +100,14 @@ impl Run {
     }
 }
 
+/// The newest run directory under `store/kafka/` (their names sort by start time).
+pub(crate) fn newest_run(store: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(store.join("kafka"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .max()
+}
+
 /// Runs `kafka-workload test` on `bin` with short phases (each overridable by `extra`),
 /// then `-- node_args`.
 pub(crate) fn run(bin: &Path, extra: &[&str], node_args: &[&str]) -> Run {
@@ -126,7 +134,11 @@ pub(crate) fn run(bin: &Path, extra: &[&str], node_args: &[&str]) -> Run {
         cmd.arg("--").args(node_args);
     }
     let out = cmd.output().expect("spawn kafka-workload");
-    let dir = std::fs::canonicalize(store.0.join("latest")).unwrap_or_default();
+    // A run whose setup failed is not published as `latest`: then the store's only run.
+    let dir = std::fs::canonicalize(store.0.join("latest"))
+        .ok()
+        .or_else(|| newest_run(&store.0))
+        .unwrap_or_default();
     let results = std::fs::read_to_string(dir.join("results.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())

@@ -151,23 +151,30 @@ impl fmt::Display for SetupError {
                 write!(f, "could not start {}: {source}", bin.display())
             }
             SetupError::Init(failures) => {
+                // Nodes that failed alike are named together: five nodes that each exit at
+                // once make one sentence, not five.
+                let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
+                for failure in failures {
+                    let why = match &failure.why {
+                        InitFailed::Answered(reply) => format!("expected init_ok, got {reply:?}"),
+                        InitFailed::Exited => {
+                            "exited (or closed stdout) before answering init".to_owned()
+                        }
+                        InitFailed::NoReply { timeout } => {
+                            format!("no init_ok within {timeout} s (--init-timeout)")
+                        }
+                    };
+                    match reasons.iter_mut().find(|(w, _)| *w == why) {
+                        Some((_, nodes)) => nodes.push(&failure.node),
+                        None => reasons.push((why, vec![&failure.node])),
+                    }
+                }
                 f.write_str("init failed: ")?;
-                for (i, failure) in failures.iter().enumerate() {
+                for (i, (why, nodes)) in reasons.iter().enumerate() {
                     if i > 0 {
                         f.write_str("; ")?;
                     }
-                    write!(f, "{}: ", failure.node)?;
-                    match &failure.why {
-                        InitFailed::Answered(reply) => {
-                            write!(f, "expected init_ok, got {reply:?}")?
-                        }
-                        InitFailed::Exited => {
-                            f.write_str("exited (or closed stdout) before answering init")?
-                        }
-                        InitFailed::NoReply { timeout } => {
-                            write!(f, "no init_ok within {timeout} s (--init-timeout)")?
-                        }
-                    }
+                    write!(f, "{}: {why}", nodes.join(", "))?;
                 }
                 Ok(())
             }
