@@ -501,6 +501,7 @@ fn stored_outcome(r: &Value, history: History, partitions: &[(u64, u64)]) -> Out
             end: secs_to_ns(&tl["end"]),
             partitions: partitions.to_vec(),
         },
+        interrupted: None,
         runner_cpu: r["cpu"]["runner-seconds"].as_f64(),
         node_cpu,
     }
@@ -571,6 +572,7 @@ fn foreign(file: &Path, history: History, partitions: &[(u64, u64)]) -> (Config,
             end: last,
             partitions: partitions.to_vec(),
         },
+        interrupted: None,
         runner_cpu: None,
         node_cpu: Vec::new(),
     };

@@ -28,6 +28,7 @@
 //! * [`report`]: renders results and verdict as `results.json` and the console summary.
 //! * [`edn`]: EDN, read and written, and `results.edn` in Maelstrom's layout.
 //! * [`plot`]: `latency.svg`, `rate.svg`, `index.html`.
+//! * [`interrupt`]: SIGINT, SIGTERM and SIGHUP end a run early, judged as far as it got.
 //! * [`lamport`]: `messages.svg`, the Lamport diagram.
 //! * [`progress`]: the progress bar on stderr.
 //! * [`store`]: `store/kafka/<timestamp>/` and the `latest` link.
@@ -44,6 +45,7 @@ pub mod edn;
 pub mod error;
 pub mod generator;
 pub mod history;
+pub mod interrupt;
 pub mod lag;
 pub mod lamport;
 pub mod nemesis;
@@ -83,7 +85,19 @@ pub fn exit_code(v: Validity) -> i32 {
 pub fn run_test(cfg: &cli::Config, out: &mut impl Write) -> Result<Validity, Error> {
     let dir = new_run_dir(&cfg.opts.store)?;
     let outcome = runner::run(cfg, &dir);
-    judge_and_write_with(cfg, &outcome, &cfg.opts.store, &dir, "", out, |_| {})
+    let interrupted = outcome.interrupted.is_some();
+    judge_and_write_with(cfg, &outcome, &cfg.opts.store, &dir, "", out, |w| {
+        // Cut short before its final polls, a run has sends no one read yet: that is
+        // the signal's doing, not the node's.
+        // (`False` with no errors left was unseen's alone; the checker's `Unknown` stays.)
+        if interrupted
+            && w.errors.remove("unseen").is_some()
+            && w.errors.is_empty()
+            && w.valid == checker::Validity::False
+        {
+            w.valid = checker::Validity::True;
+        }
+    })
 }
 
 fn new_run_dir(store: &Path) -> Result<std::path::PathBuf, Error> {
@@ -130,13 +144,16 @@ fn judge_and_write_with(
         });
         let samples = results::samples(&outcome.history);
         let results = results::measure(cfg, outcome, &samples);
-        let verdict = verdict::judge(
+        let mut verdict = verdict::judge(
             &outcome.history,
             &results,
             workload.as_ref(),
             &outcome.faults,
             setup_failed,
         );
+        if outcome.interrupted.is_some() {
+            verdict::unfinished(&mut verdict);
+        }
         let rep = report::render(cfg, outcome, workload.as_ref(), &results, &verdict);
         let written = writer
             .join()
@@ -157,11 +174,11 @@ fn judge_and_write_with(
             };
             write_files(dir, cfg, outcome, &judged, &samples)
         })
-        // `latest` names the last run that ran: one whose nodes never started is no
-        // reason to lose it.
-        .and_then(|()| match outcome.setup_error {
-            None => store::publish(store, dir),
-            Some(_) => Ok(()),
+        // `latest` names the last run that ran to its end: one whose nodes never started,
+        // or that was interrupted, is no reason to lose it.
+        .and_then(|()| match (&outcome.setup_error, outcome.interrupted) {
+            (None, None) => store::publish(store, dir),
+            _ => Ok(()),
         })
         .map_err(|source| Error::Io {
             what: "writing results to",

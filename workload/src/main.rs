@@ -18,8 +18,11 @@ fn main() {
         }
     };
     let res = match parsed {
-        Parsed::Test(cfg) => kafka_workload::run_test(&cfg, &mut std::io::stdout().lock())
-            .map(kafka_workload::exit_code),
+        Parsed::Test(cfg) => {
+            kafka_workload::interrupt::install();
+            kafka_workload::run_test(&cfg, &mut std::io::stdout().lock())
+                .map(kafka_workload::exit_code)
+        }
         Parsed::Check(opts) => kafka_workload::check::run(&opts, &mut std::io::stdout().lock())
             .map(kafka_workload::exit_code),
         Parsed::Serve(opts) => {

@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,6 +164,9 @@ impl Node {
         let mut child = Command::new(&bin)
             .args(args)
             .current_dir(std::env::temp_dir())
+            // A group of its own: Ctrl-C at a terminal signals the whole foreground group,
+            // and the runner, not the terminal, stops its nodes (after judging the run).
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -218,6 +218,7 @@ fn results_json(
         "valid": verdict.valid.to_json(),
         "verdict": verdict_line(verdict.valid),
         "setup-error": out.setup_error.as_ref().map(ToString::to_string),
+        "interrupted": out.interrupted,
         "test": test,
         "workload": workload.map(|w| {
             let mut j = w.to_json();
@@ -311,6 +312,12 @@ fn summary(
             o.rate,
             o.time_limit,
             cfg.seed
+        );
+    }
+    if let Some(signal) = out.interrupted {
+        let _ = writeln!(
+            s,
+            "\nInterrupted by {signal}: the nodes were stopped, and what was recorded until then is judged below (sends no poll had read yet are not counted unseen: the final polls never ran); an unfinished run is at best unknown, and the store's `latest` still names the last run that finished."
         );
     }
     if let Some(e) = &out.setup_error {

@@ -81,6 +81,12 @@ pub fn judge(
     }
 }
 
+/// A run interrupted before its phases ended is at best unknown: what it did not get to
+/// was not tested. Anomalies it did record still make it invalid.
+pub fn unfinished(v: &mut Verdict) {
+    v.valid = v.valid.merge(Validity::Unknown);
+}
+
 /// Maelstrom's availability checker: always reported, judged only against
 /// `--availability` (`total`: every invocation ok).
 fn availability(a: &Availability) -> Validity {
@@ -150,6 +156,7 @@ mod tests {
             exits: Vec::new(),
             setup_error: None,
             timeline: Default::default(),
+            interrupted: None,
             runner_cpu: None,
             node_cpu: Vec::new(),
         };

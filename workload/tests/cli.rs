@@ -200,3 +200,62 @@ fn a_relative_bin_is_found_from_the_working_directory() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("Everything looks good!"), "{stdout}");
 }
+
+#[test]
+fn a_signal_ends_the_run_judged_as_far_as_it_got() {
+    for signal in ["INT", "TERM", "HUP"] {
+        let store = TempDir::new("cli");
+        let child = std::process::Command::new(workload_bin())
+            .args([
+                "test",
+                "-w",
+                "kafka",
+                "--bin",
+                fixture_bin(),
+                "--node-count",
+                "1",
+            ])
+            .args([
+                "--time-limit",
+                "60",
+                "--rate",
+                "100",
+                "--no-progress",
+                "--store",
+            ])
+            .arg(&store.0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let killed = std::process::Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // Ends promptly (the 60 s main phase is cut short), having written its results.
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // A correct node's partial run is unknown, never "Everything looks good!".
+        assert_eq!(out.status.code(), Some(2), "SIG{signal}: {stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "Interrupted by SIG{signal}: the nodes were stopped"
+            )),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("Everything looks good!"), "{stdout}");
+        // Not `latest`, but marked interrupted for the index, with what it recorded.
+        assert!(std::fs::symlink_metadata(store.0.join("latest")).is_err());
+        let dir = crate::util::newest_run(&store.0).unwrap();
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(results["interrupted"], format!("SIG{signal}"));
+        assert!(
+            results["stats"]["ok-count"].as_u64() > Some(10),
+            "{results}"
+        );
+    }
+}

@@ -103,6 +103,8 @@ pub struct Outcome {
     /// Set when setup failed (spawn or init): there is no meaningful history.
     pub setup_error: Option<SetupError>,
     pub timeline: Timeline,
+    /// The signal (SIGINT, SIGTERM, SIGHUP) that ended the run before its phases did.
+    pub interrupted: Option<&'static str>,
     /// CPU seconds used by this process and by each node.
     pub runner_cpu: Option<f64>,
     pub node_cpu: Vec<Option<f64>>,
@@ -226,6 +228,8 @@ struct Runner<'a, C, P> {
     timeline: Timeline,
     /// Every node's stdout ended and every process exited: nothing can answer any more.
     all_crashed: bool,
+    /// The signal that ended the run early.
+    interrupted: Option<&'static str>,
 }
 
 /// What a node's init client has heard.
@@ -296,6 +300,7 @@ pub fn run(cfg: &Config, run_dir: &Path) -> Outcome {
         exits,
         setup_error: setup.err(),
         timeline: r.timeline,
+        interrupted: r.interrupted,
         runner_cpu,
         node_cpu,
     }
@@ -375,6 +380,7 @@ impl<'a, C: Clock, P: Pipes> Runner<'a, C, P> {
             progress: Progress::new(!cfg.opts.no_progress),
             timeline: Timeline::default(),
             all_crashed: false,
+            interrupted: None,
         }
     }
 

@@ -112,7 +112,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             let op = n.heal();
             self.apply_nemesis(op);
         }
-        if self.all_crashed {
+        if self.all_crashed || self.interrupted.is_some() {
             return;
         }
         self.progress.note("Waiting for recovery...");
@@ -120,7 +120,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         let sleep_end = sleep_start + sleep;
         self.progress.phase("recovery", sleep_start, sleep_end);
         self.pump(Phase::Recovery, sleep_end);
-        if self.all_crashed {
+        if self.all_crashed || self.interrupted.is_some() {
             return;
         }
         self.timeline.final_start = self.now();
@@ -175,7 +175,15 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             self.progress
                 .draw(now, self.history.ops.len(), self.clients.busy);
             if self.all_crashed {
-                self.abandon_in_flight(now);
+                self.abandon_in_flight(now, "node crashed");
+                return;
+            }
+            if let Some(signal) = crate::interrupt::requested() {
+                self.progress.note(&format!(
+                    "{signal}: interrupted; stopping the nodes and judging what was recorded"
+                ));
+                self.interrupted = Some(signal);
+                self.abandon_in_flight(now, "interrupted");
                 return;
             }
             match phase {
@@ -270,10 +278,10 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         }
     }
 
-    fn abandon_in_flight(&mut self, now: u64) {
+    fn abandon_in_flight(&mut self, now: u64, why: &str) {
         for w in 0..self.clients.workers.len() {
             if !matches!(self.clients.workers[w].pending, Pending::Idle) {
-                self.fail_pending(w, now, "node crashed".into(), false);
+                self.fail_pending(w, now, why.into(), false);
             }
         }
     }
