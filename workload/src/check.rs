@@ -333,7 +333,8 @@ impl Builder {
                         .iter()
                         .map(|p| self.pair(k, p))
                         .collect::<Result<Pairs, String>>()?;
-                    out.push((key, pairs));
+                    // Shared as in a run, so re-judging a long history needs no more memory.
+                    out.push((key, self.h.tables.share(pairs)));
                 }
                 Ok(OpValue::Poll(Some(out.into())))
             }

@@ -4,9 +4,10 @@
 //! from offset 0, so at high rates a history holds tens of millions of `[offset, msg]`
 //! pairs, kept at 4 bytes a pair when their offsets are consecutive (see [`Pairs`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use crate::protocol::RawMsg;
 
@@ -28,6 +29,8 @@ pub struct Tables {
     key_ids: HashMap<Box<str>, KeyId, FxBuild>,
     others: Vec<RawMsg>,
     other_ids: HashMap<RawMsg, MsgId, FxBuild>,
+    /// Every run of values kept so far, each once (see [`Tables::share`]).
+    runs: HashSet<Arc<[MsgId]>, FxBuild>,
 }
 
 /// The Fx hash (rustc's): interning hashes every key of every poll reply, and SipHash's
@@ -57,6 +60,23 @@ impl Hasher for FxHasher {
         for b in chunks.remainder() {
             self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
         }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    // Whole integers at once: sharing runs hashes one value per pair.
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
     }
 
     fn finish(&self) -> u64 {
@@ -94,6 +114,26 @@ impl Tables {
         self.others.push(m.clone());
         self.other_ids.insert(m.clone(), id);
         id
+    }
+
+    /// `pairs`, with a run's values shared with an equal run already kept. Maelstrom's values
+    /// are 1…16 on every key, so a poll's runs are nearly all slices of that one sequence:
+    /// the final phase's polls (every key from offset 0, hundreds of times over) and the
+    /// main phase's share a few hundred allocations instead of one per key per poll.
+    pub fn share(&mut self, pairs: Pairs) -> Pairs {
+        match pairs {
+            Pairs::Run { first, msgs } => {
+                let msgs = match self.runs.get(&*msgs) {
+                    Some(kept) => Arc::clone(kept),
+                    None => {
+                        self.runs.insert(Arc::clone(&msgs));
+                        msgs
+                    }
+                };
+                Pairs::Run { first, msgs }
+            }
+            explicit => explicit,
+        }
     }
 
     /// The value as JSON text.
@@ -163,12 +203,13 @@ pub type PollResult = Box<[(KeyId, Pairs)]>;
 /// consecutive offsets: those keep the first offset and the values alone, 4 bytes a pair
 /// instead of 16. Anything else (gaps, repeats, disorder: what the checker looks for) keeps
 /// each pair as returned. Either way `iter` yields exactly the pairs the node sent.
+/// A run's values may be shared with other runs of the same values ([`Tables::share`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pairs {
     /// Offsets `first`, `first + 1`, ... in order.
     Run {
         first: i64,
-        msgs: Box<[MsgId]>,
+        msgs: Arc<[MsgId]>,
     },
     Explicit(Box<[(i64, MsgId)]>),
 }
@@ -264,7 +305,7 @@ impl FromIterator<(i64, MsgId)> for Pairs {
         let Some((first, m)) = pairs.next() else {
             return Pairs::Run {
                 first: 0,
-                msgs: Box::default(),
+                msgs: Arc::default(),
             };
         };
         let mut msgs = Vec::with_capacity(pairs.size_hint().0.saturating_add(1));
@@ -541,6 +582,34 @@ mod tests {
             let consecutive = c.windows(2).all(|w| w[0].0.checked_add(1) == Some(w[1].0));
             assert_eq!(matches!(p, Pairs::Run { .. }), consecutive, "{c:?}");
         }
+    }
+
+    #[test]
+    fn equal_runs_share_their_values_and_still_yield_their_own_pairs() {
+        let mut t = Tables::default();
+        let m = MsgId;
+        let a = t.share(vec![(0, m(1)), (1, m(2)), (2, m(3))].into());
+        // Another key, another first offset, the same values: shared, yet its own offsets.
+        let b = t.share(vec![(7, m(1)), (8, m(2)), (9, m(3))].into());
+        let c = t.share(vec![(0, m(1)), (1, m(2))].into());
+        let (Pairs::Run { msgs: ma, .. }, Pairs::Run { msgs: mb, .. }, Pairs::Run { msgs: mc, .. }) =
+            (&a, &b, &c)
+        else {
+            panic!("runs expected: {a:?} {b:?} {c:?}");
+        };
+        assert!(Arc::ptr_eq(ma, mb));
+        assert!(
+            !Arc::ptr_eq(ma, mc),
+            "a different run of values is not shared"
+        );
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            [(7, m(1)), (8, m(2)), (9, m(3))]
+        );
+        assert_eq!(c.iter().collect::<Vec<_>>(), [(0, m(1)), (1, m(2))]);
+        let explicit: Vec<(i64, MsgId)> = vec![(0, m(1)), (0, m(2))];
+        let e = t.share(explicit.clone().into());
+        assert_eq!(e.iter().collect::<Vec<_>>(), explicit);
     }
 
     #[test]

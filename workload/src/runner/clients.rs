@@ -396,7 +396,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
                     .iter()
                     .map(|(o, m)| (*o, self.history.tables.msg(m)))
                     .collect();
-                (key, pairs)
+                (key, self.history.tables.share(pairs))
             })
             .collect();
         let commit = self.clients.workers[w].advance(&msgs);
