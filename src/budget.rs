@@ -1,4 +1,6 @@
-//! A byte budget: bounds the bytes of replies in flight between the workers and the writer.
+//! A byte budget: bounds the bytes in flight between two threads. Three of them: replies between
+//! the workers and the writer (below), request lines between the reader and the workers, and
+//! peers' lines between the reader and the replication thread.
 //!
 //! The reply channel is bounded in buffers, not bytes, and a buffer can hold a reply of any size
 //! (a poll that returns one 16 MB message): 64 of those waiting on a slow stdout took the node
@@ -72,6 +74,12 @@ impl ByteBudget {
     #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
         self.state().in_flight
+    }
+
+    /// Takers waiting for bytes to be given back.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.state().waiting
     }
 
     /// Ends the budget: every waiting and later `take` returns false.

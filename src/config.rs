@@ -6,7 +6,8 @@ use std::num::NonZeroUsize;
 /// How the node runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Worker threads. `MAELSTROM_KAFKA_WORKERS`; default: available parallelism.
+    /// Worker threads. `MAELSTROM_KAFKA_WORKERS`; default: available parallelism; within
+    /// [`WORKERS`].
     pub workers: usize,
     /// Most pairs one poll returns for one key. `MAELSTROM_KAFKA_POLL_MAX`; default 4096.
     ///
@@ -36,8 +37,9 @@ pub struct Config {
     /// fewer hand-offs, and fewer times a worker finds the queue empty and spins before it
     /// sleeps; 256 used about a sixth less CPU than 64 on a 1M-request replay (BENCHMARKS.md).
     pub batch: usize,
-    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB. A longer
-    /// line is skipped with a note on stderr.
+    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB; within
+    /// [`MAX_LINE`]. A longer line is skipped with a note on stderr. It is the one cluster-wide
+    /// setting: no node writes a `replicate` line longer, so every node must be given the same.
     ///
     /// The limit is what bounds the memory one line takes, about 23 bytes per byte of line at
     /// worst: simd-json's tape (24 bytes per value) and structural index (4 bytes per
@@ -69,7 +71,53 @@ impl Default for Config {
     }
 }
 
+/// The range of [`Config::workers`]: at least one, or nothing is served; at most 256. The
+/// pipeline has one reader and one writer, so workers past the machine's cores add only
+/// hand-offs (BENCHMARKS.md's sweep: 1 to 8 workers on 2 cores), and each is a thread with its
+/// own stack: `MAELSTROM_KAFKA_WORKERS=100000` started 32k threads and then aborted.
+pub const WORKERS: std::ops::RangeInclusive<usize> = 1..=256;
+
+/// The range of [`Config::max_line`], in bytes. At least 4 KiB: every request a Maelstrom client
+/// sends is under 1 KiB but for the final phase's polls of every key, and an `init` naming the
+/// most nodes a node serves (`MAX_NODES`, 64) under 1 KiB; below a few hundred bytes a node
+/// skipped its own `init` and served nothing. At most 256 MiB: a line may take about 23 bytes of
+/// memory per byte while it is parsed, so 6 GiB at that size; and the parser indexes a line with
+/// 32-bit positions, which no larger limit could keep within.
+pub const MAX_LINE: std::ops::RangeInclusive<usize> = 4 << 10..=256 << 20;
+
 impl Config {
+    /// This configuration with every setting within its sane range ([`WORKERS`], [`MAX_LINE`],
+    /// and at least 1 for the others), each one moved noted on stderr with the range.
+    ///
+    /// Every node of a cluster reads the same environment and clamps it the same way, so they
+    /// agree on the line limit whatever was set.
+    #[must_use]
+    pub fn sane(self) -> Self {
+        fn clamp(name: &str, value: usize, range: std::ops::RangeInclusive<usize>) -> usize {
+            let sane = value.clamp(*range.start(), *range.end());
+            if sane != value {
+                crate::diag::note!(
+                    "{name}={value} is outside {}..={}; using {sane}",
+                    range.start(),
+                    range.end()
+                );
+            }
+            sane
+        }
+        Self {
+            workers: clamp("MAELSTROM_KAFKA_WORKERS", self.workers, WORKERS),
+            max_line: clamp("MAELSTROM_KAFKA_MAX_LINE", self.max_line, MAX_LINE),
+            batch: clamp("MAELSTROM_KAFKA_BATCH", self.batch, 1..=usize::MAX),
+            poll_max: clamp("MAELSTROM_KAFKA_POLL_MAX", self.poll_max, 1..=usize::MAX),
+            poll_bytes: clamp(
+                "MAELSTROM_KAFKA_POLL_BYTES",
+                self.poll_bytes,
+                1..=usize::MAX,
+            ),
+            ..self
+        }
+    }
+
     /// [`Config::reply_deadline_ms`] as a duration.
     pub fn reply_deadline(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.reply_deadline_ms as u64)

@@ -6,6 +6,16 @@
 //! hold, and *retention* thresholds, past which a buffer grown by one outsized request is freed
 //! instead of kept for reuse, so the node's memory returns to what steady traffic needs.
 
+// What a client may ask of the node.
+
+/// Most nodes an `init` may name. The replication keeps, for every key, a link of about 100
+/// bytes per node (88: what we sent, and what we know), and sends each peer a line every
+/// period: at 64 nodes a key's state is about 6 KiB, and 180,000 keys (a 60 s run at 100k
+/// ops/s) about 1 GB, where 5 nodes take 80 MB.
+/// Maelstrom's kafka runs use 1 to 5 nodes (Fly.io's challenges: 1 and 2). Before this bound,
+/// nothing stopped an `init` naming a million.
+pub(crate) const MAX_NODES: usize = 64;
+
 // Queues between the threads.
 
 /// Batches in flight between reader and workers, and between workers and writer; also the size
@@ -29,6 +39,12 @@ pub(crate) const REPLY_BYTES_IN_FLIGHT: usize = 32 << 20;
 /// 32 bytes each in `Keys`), and Maelstrom's final phase sends polls of every key, megabytes
 /// each: 64 of them queued took the node to 600 MB.
 pub(crate) const REQUEST_BYTES_IN_FLIGHT: usize = 32 << 20;
+
+/// Most bytes of peers' `replicate` lines queued for the replication thread, as
+/// [`REQUEST_BYTES_IN_FLIGHT`] bounds clients' requests: [`PEER_MESSAGES`] alone let 1,024
+/// lines of up to the line limit (16 MiB) wait at once, and a decoded line takes about as much
+/// again as its text. A peer sends about one line a period, far below a MiB in steady traffic.
+pub(crate) const PEER_BYTES_IN_FLIGHT: usize = 32 << 20;
 
 // Buffers.
 
@@ -70,3 +86,19 @@ pub(crate) const RECYCLE_KEYS: usize = 8192;
 /// 64 ranges of 16 bytes, per peer and key, at most; a sender has at most one range in flight
 /// per period and key, and resends from what was acknowledged after its retry, a few periods.
 pub(crate) const PENDING_MAX: usize = 64;
+
+// Diagnostics.
+
+/// Notes on stderr queued for the `diag` thread (`diag.rs`); past this, a note is dropped and
+/// counted rather than wait for a stderr nobody reads. A note is a line of a few hundred bytes
+/// at most (a bad line is quoted up to 200), so the queue holds well under 1 MiB.
+pub(crate) const NOTE_QUEUE: usize = 1024;
+
+/// Notes written at once before the rate limit applies: more than any ordinary run writes in
+/// all (a clean Maelstrom run writes none; a test of bad input, a few dozen).
+pub(crate) const NOTE_BURST: u32 = 200;
+
+/// Notes a second, once the burst is spent: enough to see that something keeps going wrong
+/// and what, while a flood of bad lines (a million a second from a hostile peer) costs a
+/// counter increment each.
+pub(crate) const NOTE_RATE: u32 = 20;

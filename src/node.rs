@@ -20,7 +20,8 @@ use crossbeam_channel::bounded;
 use crate::budget::ByteBudget;
 use crate::config::Config;
 use crate::limits::{
-    CHANNEL_BATCHES, PEER_MESSAGES, REPLY_BYTES_IN_FLIGHT, REQUEST_BYTES_IN_FLIGHT,
+    CHANNEL_BATCHES, PEER_BYTES_IN_FLIGHT, PEER_MESSAGES, REPLY_BYTES_IN_FLIGHT,
+    REQUEST_BYTES_IN_FLIGHT,
 };
 use crate::shared::Shared;
 use crate::{doorbell, reader, replication, worker, writer};
@@ -34,15 +35,15 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    // However `run` returns, its last notes reach stderr before the process can end, unless
+    // nobody reads stderr (then it gives up after a second).
+    let _notes = FlushNotes;
     let (shared, id_setter) = Shared::new();
     let shared = Arc::new(shared);
     let budget = Arc::new(ByteBudget::new(REPLY_BYTES_IN_FLIGHT));
     let work_budget = Arc::new(ByteBudget::new(REQUEST_BYTES_IN_FLIGHT));
-    let config = Arc::new(Config {
-        workers: config.workers.max(1),
-        batch: config.batch.max(1),
-        ..config
-    });
+    let peer_budget = Arc::new(ByteBudget::new(PEER_BYTES_IN_FLIGHT));
+    let config = Arc::new(config.sane());
     let (work_tx, work_rx) = doorbell::channel(CHANNEL_BATCHES);
     let (reply_tx, reply_rx) = doorbell::channel(CHANNEL_BATCHES);
     // Pools that carry spent batches back to the reader and written buffers back to the
@@ -58,8 +59,10 @@ where
         let shared = Arc::clone(&shared);
         let max_line = config.max_line;
         let replies = reply_tx.clone();
+        let peer_budget = Arc::clone(&peer_budget);
         spawn("replication".into(), move || {
-            replication::thread::run(&peers_rx, &shared, max_line, &replies)
+            let feed = replication::thread::FeedLane::new(&peers_rx, &peer_budget);
+            replication::thread::run(&feed, &shared, max_line, &replies)
         })?
     };
     let reader = {
@@ -71,6 +74,7 @@ where
                 work_budget,
                 empty_batches: empty_batches_rx,
                 peers: peers_tx,
+                peer_budget,
             };
             reader::run(input, &lanes, &shared, &id_setter, &config)
         })?
@@ -113,6 +117,15 @@ where
     }
     join(replication);
     join(reader)
+}
+
+/// Waits for the node's notes on stderr to be written, when dropped (see `diag::finish`).
+struct FlushNotes;
+
+impl Drop for FlushNotes {
+    fn drop(&mut self) {
+        crate::diag::finish(std::time::Duration::from_secs(1));
+    }
 }
 
 fn spawn<T: Send + 'static>(

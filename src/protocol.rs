@@ -35,7 +35,7 @@ use simd_json::tape::{Object, Value};
 
 use crate::error::ErrorCode;
 use crate::json;
-use crate::limits::{KEY_MAP_RETAIN, SHRINK_ABOVE};
+use crate::limits::{KEY_MAP_RETAIN, MAX_NODES, SHRINK_ABOVE};
 use crate::replication::wire::{self, Replicate};
 use crate::store::{MAX_OFFSET, Msg};
 
@@ -57,7 +57,7 @@ pub struct Request {
 pub enum Body {
     Init {
         node_id: CompactString,
-        /// Every node's id (`node_ids`); empty if the init did not list them.
+        /// Every node's id (`node_ids`), each once, ours among them (see `check_cluster`).
         node_ids: Vec<CompactString>,
     },
     Send {
@@ -124,10 +124,11 @@ pub fn parse(
     };
     // One pass over the members, rather than a lookup per name; the first of a repeated name
     // wins, as with simd-json's own lookups.
-    let (mut src, mut body) = (None, None);
+    let (mut src, mut dest, mut body) = (None, None, None);
     for (name, value) in envelope.iter() {
         let slot = match name {
             "src" => &mut src,
+            "dest" => &mut dest,
             "body" => &mut body,
             _ => continue,
         };
@@ -165,10 +166,16 @@ pub fn parse(
     let mark = keys.len();
     let body = parse_body(&fields, line, structurals, keys).unwrap_or_else(|(code, text)| {
         keys.truncate(mark);
+        // A refused `init` is answered with its reason even before any init: signed with the
+        // envelope's `dest`, as we have no id of our own yet.
+        let init = fields.ty.and_then(Value::into_string) == Some("init");
         Body::Reject {
             code,
             text,
-            from: None,
+            from: dest
+                .filter(|_| init)
+                .and_then(Value::into_string)
+                .map(CompactString::from),
         }
     });
     Ok(Incoming::Request(Request {
@@ -240,17 +247,17 @@ fn parse_body(
                 .node_id
                 .and_then(Value::into_string)
                 .ok_or_else(|| malformed("init needs a string `node_id`"))?;
-            let node_ids = match body.node_ids {
-                None => Vec::new(),
-                Some(ids) => ids
-                    .as_array()
-                    .and_then(|ids| {
-                        ids.iter()
-                            .map(|id| id.into_string().map(CompactString::from))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .ok_or_else(|| malformed("init's `node_ids` must be a list of strings"))?,
-            };
+            let node_ids = body
+                .node_ids
+                .ok_or_else(|| malformed("init needs `node_ids`, the list of every node's id"))?
+                .as_array()
+                .and_then(|ids| {
+                    ids.iter()
+                        .map(|id| id.into_string().map(CompactString::from))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| malformed("init's `node_ids` must be a list of strings"))?;
+            check_cluster(node_id, &node_ids)?;
             Ok(Body::Init {
                 node_id: node_id.into(),
                 node_ids,
@@ -302,6 +309,38 @@ fn parse_body(
             format!("unsupported request type {other:?}"),
         )),
     }
+}
+
+/// Whether `init`'s `node_ids` describe a cluster this node can serve as `node_id`: itself
+/// listed once, every id once, and at most [`MAX_NODES`] of them.
+///
+/// A node that is not listed cannot place itself, so it would share offsets with whoever has
+/// its place; an id listed twice is two places for one node, and the node replicated to itself,
+/// its polls stuck at offset 0. Either is refused, and the node stays uninitialised, rather
+/// than serve a run whose every poll would be wrong.
+fn check_cluster(node_id: &str, node_ids: &[CompactString]) -> Result<(), Rejection> {
+    if node_ids.len() > MAX_NODES {
+        return Err((
+            ErrorCode::NotSupported,
+            format!(
+                "init names {} nodes; this node serves clusters of at most {MAX_NODES}",
+                node_ids.len()
+            ),
+        ));
+    }
+    if !node_ids.iter().any(|id| id == node_id) {
+        return Err(malformed(format!(
+            "init's `node_ids` must list this node, {node_id:?}"
+        )));
+    }
+    for (i, id) in node_ids.iter().enumerate() {
+        if node_ids[..i].contains(id) {
+            return Err(malformed(format!(
+                "init's `node_ids` lists {id:?} twice: each node must have one place"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The raw text of a `msg` as the node keeps it: byte for byte, except that a carriage return
@@ -550,7 +589,11 @@ impl Parser {
                     Unanswerable(format!("a replicate message from {src} before init")),
                 )),
                 Incoming::Request(mut request)
-                    if !initialized && !matches!(request.body, Body::Init { .. }) =>
+                    if !initialized
+                        && !matches!(
+                            request.body,
+                            Body::Init { .. } | Body::Reject { from: Some(_), .. }
+                        ) =>
                 {
                     let Some(dest) = dest(tape.as_value()) else {
                         return Err(LineError::Unanswerable(Unanswerable(

@@ -46,6 +46,10 @@ pub(crate) struct Lanes {
     pub(crate) empty_batches: Receiver<Batch>,
     /// Peers' replication messages, and the start signal, to the replication thread.
     pub(crate) peers: Sender<Feed>,
+    /// Bounds the bytes of peers' lines queued for the replication thread, as `work_budget`
+    /// does for clients' requests: a message's line bytes are taken before it is sent, and
+    /// given back once it is applied.
+    pub(crate) peer_budget: Arc<ByteBudget>,
 }
 
 /// Reads `input` to its end. Returns early, with `Ok`, if every worker is gone.
@@ -63,6 +67,7 @@ pub(crate) fn run(
         work_budget,
         empty_batches,
         peers,
+        peer_budget,
     } = lanes;
     let send = |batch: Batch| work_budget.take(batch.line_bytes) && work.send(batch).is_ok();
     let fresh = || empty_batches.try_recv().unwrap_or_default();
@@ -75,8 +80,11 @@ pub(crate) fn run(
                 let line_bytes = line.len();
                 let keys = &mut batch.keys;
                 match parse_line(&mut parser, line, shared, id_setter, keys) {
-                    Some(Incoming::Replicate { src, message }) => {
-                        // A gone replication thread means the node is shutting down.
+                    // A gone replication thread (a closed budget, or a failed send) means the
+                    // node is shutting down; the message is dropped.
+                    Some(Incoming::Replicate { src, message })
+                        if peer_budget.take(message.line_len) =>
+                    {
                         let _ = peers.send(Feed::Peer(src, message));
                     }
                     Some(Incoming::Request(request)) => {
@@ -89,7 +97,7 @@ pub(crate) fn run(
                         batch.requests.push(request);
                         batch.line_bytes += line_bytes;
                     }
-                    None => {}
+                    Some(Incoming::Replicate { .. }) | None => {}
                 }
             }
             Err(len) => crate::diag::note!(
@@ -254,4 +262,64 @@ impl<R: Read> Lines<R> {
 
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::doorbell;
+
+    // See: issue 15. Peers' lines waiting for the replication thread were bounded in count
+    // (1,024) but not in bytes, where clients' requests waiting for the workers have a byte
+    // budget: 1,024 lines of 16 MiB each could wait at once.
+    #[test]
+    fn peer_lines_waiting_for_the_replication_thread_are_bounded_in_bytes() {
+        const MAX: usize = 1 << 20;
+        let (work, _work_rx) = doorbell::channel(4);
+        let (_empty_tx, empty_batches) = crossbeam_channel::bounded(4);
+        let (peers, feed) = crossbeam_channel::bounded(1024);
+        let peer_budget = Arc::new(ByteBudget::new(MAX));
+        let lanes = Lanes {
+            work,
+            work_budget: Arc::new(ByteBudget::new(MAX)),
+            empty_batches,
+            peers,
+            peer_budget: Arc::clone(&peer_budget),
+        };
+        let init = r#"{"src":"c0","dest":"n0","body":{"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0","n1"]}}"#;
+        let update = format!(
+            r#"{{"src":"n1","dest":"n0","body":{{"type":"replicate","acks":[["{}",1,0]]}}}}"#,
+            "k".repeat(100_000)
+        );
+        let input = format!("{init}\n{}", format!("{update}\n").repeat(50));
+        let (shared, id_setter) = Shared::new();
+        let config = Config::default();
+        let reader = std::thread::spawn(move || {
+            run(input.as_bytes(), &lanes, &shared, &id_setter, &config).unwrap();
+        });
+        // Until the reader waits for bytes to be given back, or has read everything.
+        let start = Instant::now();
+        while !reader.is_finished() && peer_budget.waiting() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the reader is stuck"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let queued: usize = feed
+            .try_iter()
+            .map(|feed| match feed {
+                Feed::Peer(_, message) => message.line_len,
+                Feed::Start(_) => 0,
+            })
+            .sum();
+        assert!(
+            queued <= MAX,
+            "{queued} bytes of peers' lines waiting, over {MAX}"
+        );
+        peer_budget.close();
+        reader.join().unwrap();
+    }
 }

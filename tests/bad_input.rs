@@ -163,12 +163,13 @@ fn a_two_megabyte_line_is_served_and_a_two_megabyte_garbage_line_is_skipped() {
 fn lines_over_the_limit_are_skipped_whole() {
     let long = body(
         1,
-        json!({"type": "send", "key": "k", "msg": "y".repeat(500)}),
+        json!({"type": "send", "key": "k", "msg": "y".repeat(5000)}),
     );
     let replies = after_init(
         &[long, body(2, json!({"type": "poll", "offsets": {"k": 0}}))],
         Config {
-            max_line: 300,
+            // The least the node accepts (`config::MAX_LINE`).
+            max_line: 4096,
             ..config(1)
         },
     );
@@ -291,4 +292,54 @@ fn a_peers_message_that_is_not_one_json_value_on_one_line_is_refused_so_stdout_s
             "nothing from the bad text of key {key}: {text}"
         );
     }
+}
+
+// See: issue 15. `node_ids` with a duplicate was accepted silently, and the node replicated to
+// itself, its polls stuck at offset 0; an init that did not list the node made it run alone.
+#[test]
+fn an_init_with_duplicate_missing_or_too_many_ids_is_refused_and_the_node_waits_for_a_good_one() {
+    let init = |msg_id: u64, node_ids: Value| {
+        let mut body = json!({"type": "init", "msg_id": msg_id, "node_id": "n0"});
+        if !node_ids.is_null() {
+            body["node_ids"] = node_ids;
+        }
+        json!({"src": "c0", "dest": "n0", "body": body}).to_string()
+    };
+    let many: Vec<String> = (0..65).map(|i| format!("n{i}")).collect();
+    let refused = [
+        (1, json!(["n0", "n1", "n0"]), 12),
+        (2, json!(["n1", "n2"]), 12),
+        (3, json!([]), 12),
+        (4, Value::Null, 12),
+        (5, json!(many), 10),
+    ];
+    let mut input: Vec<String> = refused
+        .iter()
+        .map(|(id, ids, _)| init(*id, ids.clone()))
+        .collect();
+    let send = |msg_id: u64| {
+        json!({"src": "c1", "dest": "n0", "body": {"type": "send", "msg_id": msg_id, "key": "k", "msg": 1}})
+            .to_string()
+    };
+    input.push(send(6));
+    input.push(init(7, json!(["n0", "n1"])));
+    input.push(send(8));
+    let lines = run_text(input.join("\n") + "\n", config(1));
+    let replies: Vec<Value> = lines
+        .iter()
+        .map(|line| check_reply(line)["body"].clone())
+        .collect();
+    assert_eq!(replies.len(), input.len(), "{replies:#?}");
+    for ((msg_id, ids, code), reply) in refused.iter().zip(&replies) {
+        assert_eq!(reply["in_reply_to"], *msg_id, "{reply}");
+        assert_eq!(reply["type"], "error", "init with {ids} was taken: {reply}");
+        assert_eq!(reply["code"], *code, "{reply}");
+    }
+    assert_eq!(
+        replies[5]["code"], 11,
+        "still not initialised: {}",
+        replies[5]
+    );
+    assert_eq!(replies[6]["type"], "init_ok", "{}", replies[6]);
+    assert_eq!(replies[7]["type"], "send_ok", "{}", replies[7]);
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::util::{check_reply, init, msg};
 
@@ -174,4 +174,156 @@ fn a_closed_stdout_is_a_clean_exit() {
     assert!(status.success(), "exit status {status}");
     let stderr = stderr_of(&mut child);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Lines of `child`'s stdout as they come, on a channel (the thread ends with stdout).
+fn stdout_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// `count` lines from a peer the node does not know, each worth a note on stderr.
+fn bad_peer_lines(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"src": "n9", "dest": "n0", "body": {"type": "replicate",
+                    "updates": [[format!("key-{i}-{}", "x".repeat(100)), 0, 2, 0, []]]}})
+            )
+        })
+        .collect()
+}
+
+// See: issue 15. A node whose stderr nobody read stopped answering: 3,000 notes about bad peer
+// lines filled the pipe, and the reader blocked writing the next one.
+#[test]
+fn a_node_whose_stderr_nobody_reads_keeps_answering() {
+    // stderr is a pipe that this test never reads: 64 KiB of notes fill it.
+    let mut child = node().spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let replies = stdout_lines(&mut child);
+    let init = init();
+    let send = msg(
+        "c1",
+        json!({"type": "send", "msg_id": 2, "key": "k", "msg": 5}),
+    );
+    // Writing may itself block once the node stops reading, so it happens on a thread of its own.
+    let input = format!("{init}\n{}{send}\n", bad_peer_lines(5000));
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.flush();
+        stdin
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match replies.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => seen.push(check_reply(&line)["body"]["type"].clone()),
+            Err(_) => break,
+        }
+    }
+    let answered = seen == [json!("init_ok"), json!("send_ok")];
+    if !answered {
+        // Stuck: the test must not hang on it.
+        child.kill().unwrap();
+    }
+    drop(writer.join().unwrap());
+    child.wait().unwrap();
+    assert!(answered, "the node stopped answering: {seen:?}");
+}
+
+#[test]
+fn notes_about_a_flood_of_bad_lines_are_rate_limited_and_say_how_many_were_dropped() {
+    let mut child = node().spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = init();
+    let input = format!("{init}\n{}", bad_peer_lines(5000));
+    let stderr = {
+        let mut stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = stdout_lines(&mut child);
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    assert_eq!(
+        check_reply(&stdout.recv_timeout(Duration::from_secs(20)).unwrap())["body"]["type"],
+        "init_ok"
+    );
+    assert!(child.wait().unwrap().success());
+    let stderr = stderr.join().unwrap();
+    let notes = stderr.lines().count();
+    assert!(
+        (2..=400).contains(&notes),
+        "{notes} notes for 5,000 bad lines"
+    );
+    let dropped: u64 = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("maelstrom-kafka: "))
+        .filter_map(|line| line.split_once(" notes dropped"))
+        .map(|(n, _)| n.parse::<u64>().unwrap())
+        .sum();
+    let about_bad_lines = stderr
+        .matches("ignored a replicate message from n9")
+        .count() as u64;
+    assert_eq!(
+        about_bad_lines + dropped,
+        5000,
+        "every bad line is noted or counted dropped:\n{stderr}"
+    );
+}
+
+// See: issue 15. MAELSTROM_KAFKA_WORKERS=100000 started 32k threads and aborted, and a
+// MAELSTROM_KAFKA_MAX_LINE of 1 made the node skip its own init.
+#[test]
+fn settings_out_of_range_are_clamped_with_a_note_and_the_node_serves() {
+    for (name, value, note) in [
+        (
+            "MAELSTROM_KAFKA_WORKERS",
+            "100000",
+            "MAELSTROM_KAFKA_WORKERS=100000 is outside 1..=256; using 256",
+        ),
+        (
+            "MAELSTROM_KAFKA_MAX_LINE",
+            "1",
+            "MAELSTROM_KAFKA_MAX_LINE=1 is outside 4096..=268435456; using 4096",
+        ),
+    ] {
+        let mut child = node().env(name, value).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let send = msg(
+            "c1",
+            json!({"type": "send", "msg_id": 2, "key": "k", "msg": 5}),
+        );
+        write!(stdin, "{}\n{send}\n", init()).unwrap();
+        drop(stdin);
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let stderr = stderr_of(&mut child);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{name}={value}: {status}\n{stderr}");
+        let types: Vec<Value> = stdout
+            .lines()
+            .map(|line| check_reply(line)["body"]["type"].clone())
+            .collect();
+        assert_eq!(types, ["init_ok", "send_ok"], "{name}={value}\n{stderr}");
+        assert!(stderr.contains(note), "{name}={value}: {stderr}");
+    }
 }

@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::wire::Replicate;
 use super::{Millis, Replicator, Timing};
+use crate::budget::ByteBudget;
 use crate::cluster::Cluster;
 use crate::doorbell::BellSender;
 use crate::shared::Shared;
@@ -23,6 +24,33 @@ pub(crate) enum Feed {
     Peer(CompactString, Box<Replicate>),
 }
 
+/// The replication thread's end of the reader's lane: the messages, and the budget their
+/// bytes were taken from (`reader::Lanes::peer_budget`), given back as each is applied and
+/// closed when the thread ends, so the reader never waits for a thread that is gone.
+#[derive(Debug)]
+pub(crate) struct FeedLane<'a> {
+    messages: &'a Receiver<Feed>,
+    budget: &'a ByteBudget,
+}
+
+impl Drop for FeedLane<'_> {
+    fn drop(&mut self) {
+        self.budget.close();
+    }
+}
+
+impl<'a> FeedLane<'a> {
+    /// The lane from the reader: `messages`, whose `Peer` line bytes were taken from `budget`.
+    pub(crate) fn new(messages: &'a Receiver<Feed>, budget: &'a ByteBudget) -> Self {
+        Self { messages, budget }
+    }
+
+    /// Gives back a message's bytes, once it has been dealt with.
+    fn done(&self, message: &Replicate) {
+        self.budget.give_back(message.line_len);
+    }
+}
+
 /// The milliseconds since `epoch`: the replicator's clock.
 fn millis_since(epoch: Instant) -> Millis {
     epoch
@@ -34,15 +62,16 @@ fn millis_since(epoch: Instant) -> Millis {
 
 /// Runs the replication thread (see the module docs), writing no line longer than `max_line`.
 pub(crate) fn run(
-    feed: &Receiver<Feed>,
+    feed: &FeedLane<'_>,
     shared: &Shared,
     max_line: usize,
     replies: &BellSender<Replies>,
 ) {
     let cluster = loop {
-        match feed.recv() {
+        match feed.messages.recv() {
             Ok(Feed::Start(cluster)) => break cluster,
-            Ok(Feed::Peer(src, _)) => {
+            Ok(Feed::Peer(src, message)) => {
+                feed.done(&message);
                 crate::diag::note!("ignored a replicate message from {src} before init");
             }
             Err(_) => return,
@@ -54,8 +83,14 @@ pub(crate) fn run(
     let epoch = Instant::now();
     let mut next: Millis = period;
     loop {
-        match feed.recv_deadline(epoch + Duration::from_millis(next)) {
-            Ok(Feed::Peer(src, message)) => replicator.apply(&src, &message, &shared.store),
+        match feed
+            .messages
+            .recv_deadline(epoch + Duration::from_millis(next))
+        {
+            Ok(Feed::Peer(src, message)) => {
+                replicator.apply(&src, &message, &shared.store);
+                feed.done(&message);
+            }
             Ok(Feed::Start(_)) => {}
             Err(RecvTimeoutError::Timeout) => {
                 let now = millis_since(epoch);
