@@ -16,8 +16,9 @@ pub struct Cluster {
 impl Cluster {
     /// The cluster `init` describes: `node_ids`, with us at `node_id`'s place.
     ///
-    /// An `init` without `node_ids`, or one that does not list `node_id`, makes a cluster of one
-    /// (the note on stderr says so): a node that cannot place itself must not share offsets.
+    /// The parser refuses an `init` whose `node_ids` do not list `node_id` once, or list any id
+    /// twice (`protocol.rs`); given one anyway, this makes a cluster of one (the note on stderr
+    /// says so): a node that cannot place itself must not share offsets.
     pub fn from_init(node_id: &str, node_ids: &[CompactString]) -> Self {
         match node_ids.iter().position(|id| id == node_id) {
             Some(me) => Self {
@@ -48,7 +49,9 @@ impl Cluster {
         self.ids.len()
     }
 
-    /// Whether we are the only node (always false: a cluster holds at least us).
+    /// Whether the cluster lists no node at all: never true of one built here (`from_init` and
+    /// `alone` both list us), but the pair of `len` and `is_empty` is what callers expect. For
+    /// "are we the only node", ask `len() == 1`.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

@@ -23,7 +23,7 @@ pub struct Config {
     /// pair when there is one, so it may pass the bound by one message. Which keys a bounded
     /// reply serves rotates from poll to poll (see `rpc.rs`), so that clients polling the same
     /// keys read different ones and together cover them all. In that final phase each poll names
-    /// every key (175,000 after 60 s at 100k ops/s), and those requests cost both sides more than
+    /// every key (180,000 after 60 s at 100k ops/s), and those requests cost both sides more than
     /// the replies. With 64 KiB, Maelstrom's 64 clients managed three rounds of about 4 s each
     /// in the phase's 10 s and left messages of that run unread (on a loaded 2-core machine);
     /// with 1 MiB their first round covers its 2.8M messages, and 64 such replies are still a

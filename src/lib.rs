@@ -17,7 +17,8 @@
 //! - `budget`: a bound on bytes in flight between threads (replies to the writer, and request
 //!   lines to the workers).
 //! - `node`: wiring; spawns the threads and owns the shutdown order ([`run`]).
-//! - [`shared`]: the state every thread sees: the node id (set by the reader alone) and the store.
+//! - [`shared`]: the state every thread sees: the node id and cluster (set by the reader alone),
+//!   the store, the poll cursor and the count of dropped replies.
 //! - `reader`: the reader thread, the only code that reads stdin; the batches it hands on.
 //! - [`protocol`]: wire types only, and turning a parsed line into a [`protocol::Incoming`].
 //! - [`json`]: raw member spans and string escaping, which simd-json does not offer.

@@ -1,4 +1,6 @@
-//! The state every thread shares: the node's id, the cluster it belongs to, and the store.
+//! The state every thread shares: the node's id, the cluster it belongs to, the store, the
+//! poll cursor that rotates bounded poll replies over their keys, and the count of replies
+//! dropped past the reply deadline.
 //!
 //! The node id is written once, by the reader, when `init` arrives; the reader sets it before it
 //! hands that `init` (or anything after it) to a worker, so every worker that answers a request

@@ -29,7 +29,7 @@ pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// One key: its log and the highest offset committed for it.
 #[derive(Debug, Default)]
-pub(crate) struct Topic {
+pub(crate) struct KeyLog {
     pub(crate) log: Log<Msg>,
     /// Highest committed offset plus one; 0 means nothing committed yet.
     pub(crate) committed: AtomicU64,
@@ -44,11 +44,11 @@ pub(crate) struct Topic {
 /// flamegraph), still seeded per process.
 #[derive(Debug)]
 pub struct Logs {
-    topics: DashMap<Box<str>, Box<Topic>, foldhash::fast::RandomState>,
+    keys: DashMap<Box<str>, Box<KeyLog>, foldhash::fast::RandomState>,
     /// Which offsets this node hands out; unset means a node alone (every offset).
     class: OnceLock<Class>,
     /// On several nodes, the keys local sends and commits changed since the replication last
-    /// looked (each queued once until then, see `Topic::dirty`). An unbounded crossbeam channel:
+    /// looked (each queued once until then, see `KeyLog::dirty`). An unbounded crossbeam channel:
     /// a lock-free queue, so the append path still takes no lock of its own.
     changed: (Sender<CompactString>, Receiver<CompactString>),
 }
@@ -56,7 +56,7 @@ pub struct Logs {
 impl Default for Logs {
     fn default() -> Self {
         Self {
-            topics: DashMap::default(),
+            keys: DashMap::default(),
             class: OnceLock::new(),
             changed: unbounded(),
         }
@@ -81,10 +81,10 @@ impl Logs {
 
     /// Queues `key` for the replication, unless it is queued already. Called after the change
     /// is made, so the replication, which clears the flag before it looks, sees the change.
-    fn touch(&self, key: &str, topic: &Topic) {
+    fn touch(&self, key: &str, key_log: &KeyLog) {
         // Release: the replication's Acquire swap that clears the flag then sees the message
         // stored (or the commit made) before this.
-        if !topic.dirty.swap(true, Ordering::Release) {
+        if !key_log.dirty.swap(true, Ordering::Release) {
             // The receiver lives as long as the store, so the send cannot fail.
             let _ = self.changed.0.send(key.into());
         }
@@ -96,18 +96,18 @@ impl Logs {
         self.changed.1.try_iter()
     }
 
-    /// `key`'s topic, if the key is known.
+    /// `key`'s log, if the key is known.
     ///
     /// **Locking behaviour:** holds `key`'s shard lock in read mode while the reference lives.
-    pub(crate) fn get(&self, key: &str) -> Option<Ref<'_, Box<str>, Box<Topic>>> {
-        self.topics.get(key)
+    pub(crate) fn get(&self, key: &str) -> Option<Ref<'_, Box<str>, Box<KeyLog>>> {
+        self.keys.get(key)
     }
 
-    /// `key`'s topic, created on first use.
+    /// `key`'s log, created on first use.
     ///
     /// **Locking behaviour:** as [`Logs::append`].
-    pub(crate) fn get_or_create(&self, key: &str) -> Ref<'_, Box<str>, Box<Topic>> {
-        self.topic(key)
+    pub(crate) fn get_or_create(&self, key: &str) -> Ref<'_, Box<str>, Box<KeyLog>> {
+        self.key_log(key)
     }
 
     /// Clears `key`'s changed flag and returns the lowest offset of this node's class that it
@@ -117,14 +117,14 @@ impl Logs {
     /// Every message of ours below the returned offset is stored: it is the first slot of our
     /// class not set yet, and a slot of ours is set only once its message is stored or it is
     /// skipped for good (a hole).
-    pub(crate) fn take_changes(&self, topic: &Topic, promise: u64) -> (u64, u64) {
+    pub(crate) fn take_changes(&self, key_log: &KeyLog, promise: u64) -> (u64, u64) {
         // Acquire: pairs with the Release swap in `touch`, so every send or commit that queued
         // the key before this is visible to the walk and the load below; any later one sets the
         // flag again and queues the key for the next look.
-        topic.dirty.swap(false, Ordering::Acquire);
-        let promise = topic.log.first_unset(promise, self.class().n);
+        key_log.dirty.swap(false, Ordering::Acquire);
+        let promise = key_log.log.first_unset(promise, self.class().n);
         // Relaxed: ordered after the Acquire swap above; see `commit`.
-        (promise, topic.committed.load(Ordering::Relaxed))
+        (promise, key_log.committed.load(Ordering::Relaxed))
     }
 
     /// Appends `msg` to `key`'s log, creating the log on first use, and returns its offset.
@@ -134,10 +134,10 @@ impl Logs {
     /// Never call while holding a reference into the map.
     pub fn append(&self, key: &str, msg: Msg) -> Result<u64, LogFull> {
         let class = self.class();
-        let topic = self.topic(key);
-        let offset = topic.log.append_in(class, msg)?;
+        let key_log = self.key_log(key);
+        let offset = key_log.log.append_in(class, msg)?;
         if class.n > 1 {
-            self.touch(key, &topic);
+            self.touch(key, &key_log);
         }
         Ok(offset)
     }
@@ -148,8 +148,8 @@ impl Logs {
     /// **Locking behaviour:** takes `key`'s shard lock in read mode while reading, so `f` must
     /// not call back into the store.
     pub fn poll(&self, key: &str, from: u64, max: usize, f: impl FnMut(u64, &Msg)) -> usize {
-        match self.topics.get(key) {
-            Some(topic) => topic.log.read_from(from, max, f),
+        match self.keys.get(key) {
+            Some(key_log) => key_log.log.read_from(from, max, f),
             None => 0,
         }
     }
@@ -159,19 +159,19 @@ impl Logs {
     /// **Locking behaviour:** as [`Logs::append`].
     pub fn commit(&self, key: &str, offset: u64) {
         let value = offset.min(MAX_OFFSET) + 1;
-        let topic = self.topic(key);
+        let key_log = self.key_log(key);
         // Relaxed: the committed offset is a value in its own right; nothing else is read on the
         // strength of it, and `fetch_max` keeps it monotonic under any interleaving.
-        let previous = topic.committed.fetch_max(value, Ordering::Relaxed);
+        let previous = key_log.committed.fetch_max(value, Ordering::Relaxed);
         if previous < value && self.class().n > 1 {
-            self.touch(key, &topic);
+            self.touch(key, &key_log);
         }
     }
 
     /// Merges a committed value (offset plus one) a peer sent: the maximum wins.
-    pub(crate) fn merge_commit(topic: &Topic, value: u64) {
+    pub(crate) fn merge_commit(key_log: &KeyLog, value: u64) {
         // Relaxed: see `commit`.
-        topic
+        key_log
             .committed
             .fetch_max(value.min(MAX_OFFSET + 1), Ordering::Relaxed);
     }
@@ -180,22 +180,22 @@ impl Logs {
     ///
     /// **Locking behaviour:** takes `key`'s shard lock in read mode.
     pub fn committed(&self, key: &str) -> Option<u64> {
-        let topic = self.topics.get(key)?;
+        let key_log = self.keys.get(key)?;
         // Relaxed: see `commit`.
-        topic.committed.load(Ordering::Relaxed).checked_sub(1)
+        key_log.committed.load(Ordering::Relaxed).checked_sub(1)
     }
 
-    /// `key`'s topic, created on first use, behind its shard's read lock.
+    /// `key`'s log, created on first use, behind its shard's read lock.
     ///
     /// **Locking behaviour:** a read lock when the key exists (the common case, shared with
     /// every other reader of the shard); otherwise the write lock, briefly, to insert it.
-    fn topic(&self, key: &str) -> Ref<'_, Box<str>, Box<Topic>> {
-        if let Some(topic) = self.topics.get(key) {
-            return topic;
+    fn key_log(&self, key: &str) -> Ref<'_, Box<str>, Box<KeyLog>> {
+        if let Some(key_log) = self.keys.get(key) {
+            return key_log;
         }
         // Another thread may insert the key between the two lookups; `entry` settles it, and
-        // downgrading keeps the shard open to readers while the caller uses the topic.
-        self.topics.entry(key.into()).or_default().downgrade()
+        // downgrading keeps the shard open to readers while the caller uses the log.
+        self.keys.entry(key.into()).or_default().downgrade()
     }
 
     /// How many offsets `key`'s log has handed out, counting appends still in flight (0 for an
@@ -203,7 +203,9 @@ impl Logs {
     ///
     /// **Locking behaviour:** takes `key`'s shard lock in read mode.
     pub fn reserved_offsets(&self, key: &str) -> u64 {
-        self.topics.get(key).map_or(0, |topic| topic.log.reserved())
+        self.keys
+            .get(key)
+            .map_or(0, |key_log| key_log.log.reserved())
     }
 
     /// How many keys the store knows.
@@ -211,7 +213,7 @@ impl Logs {
     /// **Locking behaviour:** takes every shard's lock in read mode, one after another, so the
     /// count may miss keys inserted meanwhile.
     pub fn key_count(&self) -> usize {
-        self.topics.len()
+        self.keys.len()
     }
 }
 
@@ -257,17 +259,17 @@ mod tests {
         let logs = Logs::new();
         logs.set_class(Class { n: 2, i: 0 });
         logs.append("k", msg("a")).unwrap();
-        let topic = logs.get("k").unwrap();
+        let key_log = logs.get("k").unwrap();
         // A worker has reserved round 1 (offset 2) and not stored it yet; a later one has stored
         // round 2 (offset 4).
-        topic.log.reserved.fetch_add(1, Ordering::Relaxed);
-        assert_eq!(topic.log.append_in(logs.class(), msg("c")), Ok(4));
+        key_log.log.reserved.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(key_log.log.append_in(logs.class(), msg("c")), Ok(4));
         // Promising past offset 2 would let a peer mark it a hole before its message arrives.
-        assert_eq!(logs.take_changes(&topic, 0).0, 2);
+        assert_eq!(logs.take_changes(&key_log, 0).0, 2);
         let (seg, idx) = crate::log::locate(2);
-        topic.log.segment_or_create(seg)[idx]
+        key_log.log.segment_or_create(seg)[idx]
             .set(Some(msg("b")))
             .unwrap();
-        assert_eq!(logs.take_changes(&topic, 2).0, 6);
+        assert_eq!(logs.take_changes(&key_log, 2).0, 6);
     }
 }

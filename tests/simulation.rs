@@ -29,6 +29,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use kafka_perf::Rng;
 use kafka_workload::checker::{self, Validity};
 use kafka_workload::history::{History as Recorded, KeyId, OpType, OpValue};
 use kafka_workload::protocol::RawMsg;
@@ -37,27 +38,6 @@ use maelstrom_kafka::protocol::{Incoming, Keys, Parser};
 use maelstrom_kafka::replication::{Replicator, Timing};
 use maelstrom_kafka::{Config, Shared, rpc};
 use serde_json::{Value, json};
-
-/// splitmix64: small, seedable, and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-}
 
 /// How hostile the network is.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +57,7 @@ impl Network {
     /// windows the final checks allow: see `finish`.)
     fn swarm(seed: u64) -> Network {
         // Its own stream, so the profile does not shift the run's own draws.
-        let mut rng = Rng(seed ^ 0x5357_4152_4d00_0000);
+        let mut rng = Rng::new(seed ^ 0x5357_4152_4d00_0000);
         let on = |rng: &mut Rng| rng.chance(0.5);
         let loss = if on(&mut rng) {
             (1 + rng.below(100)) as f64 / 1000.0
@@ -217,7 +197,7 @@ const KEY_COUNT: usize = 10;
 
 impl Sim {
     fn new(seed: u64, n: usize, network: Network) -> Self {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let ids: Vec<_> = (0..n).map(|i| format!("n{i}").into()).collect();
         let poll_max = if rng.chance(0.5) { 4096 } else { 3 };
         let nodes = (0..n)

@@ -66,7 +66,9 @@ pub fn generate_vec(profile: Profile, requests: u64, seed: u64) -> Vec<u8> {
     out
 }
 
-/// splitmix64: tiny, fast, and good enough to drive a load generator.
+/// splitmix64: tiny, fast, seedable, and the same everywhere: the one copy the node's load
+/// generator, its benches and its simulation test share (the workload crate, which shares no
+/// code with the node, keeps its own).
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 
@@ -85,9 +87,14 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// Uniform in `0..n` (`n > 0`); the modulo bias is irrelevant at these sizes.
+    /// Uniform in `0..n` (0 if `n` is 0); the modulo bias is irrelevant at these sizes.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 
     /// True with probability `1 / n`.

@@ -73,8 +73,8 @@ impl Replicator {
 
     fn apply_update(&mut self, j: usize, theirs: Class, update: &Update, store: &Logs) {
         let ours = self.class;
-        let topic = store.get_or_create(&update.key);
-        let log: &Log<Msg> = &topic.log;
+        let key_log = store.get_or_create(&update.key);
+        let log: &Log<Msg> = &key_log.log;
         for (offset, msg) in &update.msgs {
             if log.insert(*offset, msg.clone()).is_err() {
                 crate::diag::note!(
@@ -90,7 +90,7 @@ impl Replicator {
         {
             self.raised.insert(update.key.clone());
         }
-        Logs::merge_commit(&topic, update.committed);
+        Logs::merge_commit(&key_log, update.committed);
         let state = self.key_state(&update.key);
         state.committed = state.committed.max(update.committed);
         let link = &mut state.links[j].theirs;

@@ -147,15 +147,15 @@ impl Replicator {
         fresh.append(&mut self.raised);
         let mut news = Vec::new();
         for key in fresh {
-            let Some(topic) = store.get(&key) else {
+            let Some(key_log) = store.get(&key) else {
                 continue;
             };
             let promise = self
                 .keys
                 .get(key.as_str())
                 .map_or(self.class.i, |s| s.promise);
-            let (promise, committed) = store.take_changes(&topic, promise);
-            drop(topic);
+            let (promise, committed) = store.take_changes(&key_log, promise);
+            drop(key_log);
             let state = self.key_state(&key);
             state.promise = promise;
             state.committed = state.committed.max(committed);
@@ -277,9 +277,9 @@ impl Replicator {
                 }
             }
             let mut to = limit;
-            if let Some(topic) = store.get(key) {
+            if let Some(key_log) = store.get(key) {
                 // A message goes only if the line, with it, may open past it.
-                let stop = topic.log.visit_every(sent, limit, step, |offset, msg| {
+                let stop = key_log.log.visit_every(sent, limit, step, |offset, msg| {
                     line.message(offset, msg, |len| reach(len) > offset)
                 });
                 if let Some(stop) = stop {
