@@ -310,6 +310,9 @@ impl Node {
             && self.backwards_left > 0
             && self.served > self.after
             && let Some(prev) = last_sent
+            // Offset 0 has no free slot before it: -1 would be an offset no checker can judge
+            // (unknown), not the nonmonotonic send this fault is for.
+            && prev > 0
             && log.msgs.iter().any(|(o, _)| *o == prev)
         {
             // The free slot just before this client's previous send.
