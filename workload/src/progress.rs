@@ -39,10 +39,15 @@ impl Progress {
         self.start = start;
         self.end = end;
         if self.enabled && !self.tty {
-            eprintln!(
-                "kafka-workload: {name} phase ({:.1} s)",
-                end.saturating_sub(start) as f64 / SEC
-            );
+            let secs = end.saturating_sub(start) as f64 / SEC;
+            // The final phase ends when every client has caught up: its length is a cap.
+            if name == "final" {
+                eprintln!(
+                    "kafka-workload: final phase (until every client has read all, at most {secs:.1} s)"
+                );
+            } else {
+                eprintln!("kafka-workload: {name} phase ({secs:.1} s)");
+            }
         }
     }
 

@@ -343,6 +343,12 @@ fn summary(
             c.info
         );
     }
+    if r.stats.by_f.contains_key(&F::Crash) {
+        let _ = writeln!(
+            s,
+            "(crash: a client replaced on Maelstrom's schedule, as its generator does; not a node fault)"
+        );
+    }
     if !r.latency.is_empty() {
         let _ = writeln!(
             s,

@@ -190,7 +190,7 @@ fn a_relative_bin_is_found_from_the_working_directory() {
             "0.1",
             "--final-time-limit",
             "1",
-            "--no-progress",
+            // Progress on, not a terminal: the phases are announced line by line.
             "--store",
         ])
         .arg(&store.0)
@@ -199,6 +199,19 @@ fn a_relative_bin_is_found_from_the_working_directory() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("Everything looks good!"), "{stdout}");
+    // The final phase's limit is said to be a cap, and what it took is said after it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("final phase (until every client has read all, at most 1.0 s)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("final phase took "), "{stderr}");
+    // A `crash` row is explained wherever there is one.
+    assert_eq!(
+        stdout.contains("\ncrash "),
+        stdout.contains("(crash: a client replaced on Maelstrom's schedule"),
+        "{stdout}"
+    );
 }
 
 #[test]

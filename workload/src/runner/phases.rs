@@ -130,6 +130,10 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         self.start_final();
         self.pump(Phase::Final, final_end);
         self.timeline.final_end = self.now();
+        self.progress.note(&format!(
+            "final phase took {:.3} s",
+            (self.timeline.final_end - self.timeline.final_start) as f64 / SEC as f64
+        ));
     }
 
     /// Runs the event loop for one phase. Ops are issued until `end` (main, final) and
