@@ -59,6 +59,8 @@ const SLEEP_SHARE: f64 = 0.06;
 const FINAL_SHARE: f64 = 0.2;
 /// Narrowest time bin (s): a rate over less than this is mostly noise.
 const MIN_BIN: f64 = 0.1;
+/// Narrowest bin of the server-message plot (s).
+const SERVER_BIN: f64 = 0.5;
 
 impl Axis {
     fn linear(x_max: f64) -> Axis {
@@ -136,6 +138,11 @@ impl Axis {
     /// at least [`MIN_BIN`] wide (so the last bin of a short final phase may end after
     /// it). None over a squeezed sleep: a line there would join what is far apart.
     fn bins(&self) -> Vec<Bin> {
+        self.bins_at_least(MIN_BIN)
+    }
+
+    /// [`bins`](Self::bins), each at least `min` seconds wide.
+    fn bins_at_least(&self, min: f64) -> Vec<Bin> {
         let mut out = Vec::new();
         for (si, s) in self.segs.iter().enumerate() {
             if s.squeezed {
@@ -143,7 +150,7 @@ impl Axis {
             }
             let span = s.t1 - s.t0;
             let n = ((s.f1 - s.f0) * 100.0).round().max(1.0);
-            let w = (span / n).clamp(MIN_BIN, 1.0);
+            let w = (span / n).clamp(min, min.max(1.0));
             let count = (span / w).ceil().max(1.0) as usize;
             for i in 0..count {
                 let t0 = s.t0 + i as f64 * w;
@@ -797,7 +804,9 @@ pub fn server_msgs_svg(sends: &[u32], samples: &[Sample], tl: &Timeline) -> Stri
     if axis.end() < sends.len() as f64 * tick {
         axis = Axis::for_run(tl, sends.len() as f64 * tick);
     }
-    let bins = axis.bins();
+    // Nodes send in periodic batches (every 20 to 120 ms and more): bins narrower than
+    // half a second alias with the period and draw a saw-tooth that is not there.
+    let bins = axis.bins_at_least(SERVER_BIN);
     let mut counts = vec![0.0; bins.len()];
     for (i, n) in sends.iter().enumerate() {
         // Each tick counted in the bin holding its middle.
