@@ -80,6 +80,57 @@ fn a_test_runs_history_judged_again_gives_the_runs_results() {
     }
 }
 
+#[test]
+fn a_partitioned_cluster_run_judged_again_draws_the_same_plots_and_timeline() {
+    let cluster = Path::new(env!("CARGO_BIN_EXE_fixture-cluster"));
+    let run = util::run(
+        cluster,
+        &[
+            "--node-count",
+            "3",
+            "--rate",
+            "300",
+            "--seed",
+            "7",
+            "--latency",
+            "5",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "0.5",
+        ],
+        &["--mode", "owner"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.explain());
+    let history = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains("start-partition"),
+        "no partition in the run"
+    );
+    let store = TempDir::new("check-cluster");
+    let out = Command::new(workload_bin())
+        .arg("check")
+        .arg(&run.dir)
+        .arg("--store")
+        .arg(&store.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The partitions come back from the nemesis's lines in the history.
+    for f in [
+        "results.json",
+        "results.edn",
+        "latency.svg",
+        "rate.svg",
+        "timeline.html",
+        "history.jsonl",
+    ] {
+        let a = std::fs::read(run.dir.join(f)).unwrap();
+        let b = std::fs::read(store.0.join("latest").join(f)).unwrap();
+        assert!(a == b, "{f} differs");
+    }
+}
+
 /// A fixture's expectations, from its `;; valid:`, `;; expect:` and
 /// `;; worst-realtime-lag:` header lines.
 struct Expected {
