@@ -1,5 +1,5 @@
-//! Loom model tests: the lock-free log and the doorbell, each compiled from its own source file
-//! against loom's model-checked primitives, with their interleavings explored.
+//! Loom model tests: the lock-free log, the doorbell and the byte budget, each compiled from its
+//! own source file against loom's model-checked primitives, with their interleavings explored.
 //!
 //! Built only with `--cfg loom`, in release mode, in a target directory of its own (loom's
 //! exploration is slow unoptimised, and the cfg would otherwise rebuild the normal one):
@@ -11,5 +11,6 @@
 // Test helpers are `pub` for sibling modules; nothing here is a public API.
 #![allow(unreachable_pub)]
 
+mod loom_budget;
 mod loom_doorbell;
 mod loom_log;
