@@ -5,9 +5,10 @@
 //! Only the per-key logs are lock-free (see [`log`] for the one place where an append may wait).
 //! The key map is lock-sharded (a `DashMap`, an `RwLock` per shard), idle workers and the writer
 //! sleep on a `Mutex` and `Condvar` (`doorbell`), the bytes in flight between threads (replies
-//! to the writer, request lines to the workers, peers' lines to the replication thread) are
-//! counted under a `Mutex`, and their senders wait on its `Condvar` (`budget`), the bounded
-//! channels block a sender when they are full, and notes on stderr pass a `Mutex` (`diag`).
+//! to the writer, request lines to the workers, peers' lines to the replication thread) are an
+//! atomic count, but a sender that must wait for room sleeps on a `Mutex` and `Condvar`
+//! (`budget`), the bounded channels block a sender when they are full, and notes on stderr pass
+//! a `Mutex` (`diag`).
 //!
 //! # Layout
 //!
