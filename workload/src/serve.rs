@@ -318,6 +318,8 @@ pub struct Row {
     pub verdict: Verdict,
     /// The run was stopped by a signal before its phases ended.
     pub interrupted: bool,
+    /// The nodes never got to the main phase: there is no timeline to link.
+    pub setup_failed: bool,
     pub nodes: Option<usize>,
     /// The options that tell runs apart, as command-line flags.
     pub options: String,
@@ -360,6 +362,7 @@ pub fn row(name: &str, results: Option<&Value>) -> Row {
             when: when(name),
             verdict: Verdict::NoResults,
             interrupted: false,
+            setup_failed: false,
             nodes: None,
             options: String::new(),
             bin: String::new(),
@@ -462,6 +465,7 @@ pub fn row(name: &str, results: Option<&Value>) -> Row {
         when: when(name),
         verdict,
         interrupted: !r["interrupted"].is_null() && r["interrupted"] != false,
+        setup_failed: !r["setup-error"].is_null(),
         nodes: t["node-ids"].as_array().map(Vec::len),
         options: options.join(" "),
         bin,
@@ -549,6 +553,10 @@ pub fn index_html(rows: &[Row]) -> String {
         };
         let links = if r.verdict == Verdict::NoResults {
             format!("<a href=\"{dir}?files\">files</a>")
+        } else if r.setup_failed {
+            format!(
+                "<a href=\"{dir}results.json\">results.json</a> <a href=\"{dir}?files\">files</a>"
+            )
         } else {
             format!(
                 "<a href=\"{dir}timeline.html\">timeline</a> <a href=\"{dir}results.json\">results.json</a> <a href=\"{dir}?files\">files</a>"
@@ -674,8 +682,12 @@ mod tests {
         assert!(interrupted.interrupted);
         let missing = row("d", None);
         assert_eq!(missing.verdict, Verdict::NoResults);
+        assert!(unknown.setup_failed && !valid.setup_failed);
         let html = index_html(&[valid, unknown, interrupted, missing]);
         assert!(html.contains("interrupted, unknown"), "{html}");
+        // A failed setup drew no timeline: none is linked.
+        assert!(html.contains("href=\"kafka/a/timeline.html\""), "{html}");
+        assert!(!html.contains("href=\"kafka/b/timeline.html\""), "{html}");
         assert!(html.contains("no results"), "{html}");
         // A run without results has no page to link, only its files.
         assert!(!html.contains("href=\"kafka/d/\""), "{html}");
