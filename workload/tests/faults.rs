@@ -226,6 +226,81 @@ fn offsets_past_what_jepsen_can_hold_are_unknown_not_a_crash() {
 }
 
 #[test]
+fn a_future_read_is_g1c_realtime() {
+    // A poll returns a value before its send is invoked: Elle's cycle search under
+    // Maelstrom's options finds G1c-realtime, and nothing else is wrong with the run.
+    let run = run_fault("future-read", &[]);
+    assert_invalid_with(&run, "G1c-realtime");
+    assert_eq!(run.anomalies(), vec!["G1c-realtime"], "{}", run.explain());
+}
+
+#[test]
+fn key_labels_swapped_in_one_poll_are_invalid() {
+    // A forwarding bug: one reply's two keys trade their pairs. Every value has a writer in
+    // both keys (so Jepsen does not throw), but the reading process's next poll of a key
+    // does not continue where its last one ended.
+    let run = run_fault("swap-keys", &[]);
+    assert_eq!(run.code, Some(1), "{}", run.explain());
+    let found = run.anomalies();
+    assert!(
+        found
+            .iter()
+            .any(|a| a == "nonmonotonic-poll" || a == "poll-skip"),
+        "{found:?}\n{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(run.dir.join("node-logs/n0.log")).unwrap_or_default();
+    assert!(log.contains("swapped in one poll_ok"), "{log}");
+}
+
+/// The late-reply fixture with its reply held `late_by` ms, from the first send it reads
+/// `late_at` ms after it started; the RPC timeout is 1 s.
+fn late_reply(late_at: &str, late_by: &str) -> crate::util::Run {
+    crate::util::run(
+        std::path::Path::new(crate::util::fixture_bin()),
+        &["--rpc-timeout", "1000", "--recovery-sleep", "2"],
+        &[
+            "--fault",
+            "late-reply",
+            "--late-at",
+            late_at,
+            "--late-by",
+            late_by,
+        ],
+    )
+}
+
+#[test]
+fn a_late_reply_before_the_workers_next_op_is_harmless() {
+    // The held send is read 1.5 s in, times out at 2.5 s, after the 2 s main phase, and
+    // its reply comes at 2.7 s, during the recovery sleep: its worker invokes nothing until
+    // the final phase, so its client is still on the network and ignores the reply, as in
+    // Maelstrom. The run is valid.
+    let run = late_reply("1500", "1200");
+    assert_eq!(run.code, Some(0), "{}", run.explain());
+    assert_eq!(run.results["valid"], true);
+    assert!(run.node_faults().is_empty(), "{}", run.explain());
+    assert!(
+        run.results["stats"]["by-f"]["send"]["info-count"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "the held send timed out\n{}",
+        run.explain()
+    );
+    let log = std::fs::read_to_string(run.dir.join("node-logs/n0.log")).unwrap_or_default();
+    assert!(log.contains("fault LateReply: answering"), "{log}");
+}
+
+#[test]
+fn a_late_reply_after_the_workers_next_op_kills_the_nodes_stdout() {
+    // Held at 0.5 s, timed out at 1.5 s, answered at 1.7 s: in the main phase, at 1000
+    // ops/s, the worker has long since invoked its next op with a new client.
+    let run = late_reply("500", "1200");
+    assert_eq!(run.code, Some(1), "{}", run.explain());
+    assert_eq!(run.node_faults(), vec!["invalid-dest"], "{}", run.explain());
+}
+
+#[test]
 fn node_stops_answering() {
     let run = run_fault("silent", &["--rpc-timeout", "1000"]);
     assert_invalid_with(&run, "unseen");

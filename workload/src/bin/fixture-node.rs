@@ -21,6 +21,9 @@
 //! | `silent`         | acks one more send, then never answers again           | `unseen`                |
 //! | `crash`          | exits with status 3                                    | node crashed            |
 //! | `huge-offset`    | correct, but every key's offsets start at 2^40 (from the start) | unknown: `unjudgeable-offset` |
+//! | `future-read`    | a poll of the newest key also returns the value its next send will carry, at the offset that send then gets (3 times) | `G1c-realtime` |
+//! | `swap-keys`      | one `poll_ok` returns two keys' pairs under each other's names (values both keys hold, out of the client's order) | invalid: `nonmonotonic-poll` or `poll-skip` |
+//! | `late-reply`     | holds the first send read `--late-at MS` after it started and answers it `--late-by MS` later, from another thread | none by itself: see `tests/faults.rs` |
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
@@ -44,6 +47,9 @@ enum Fault {
     Silent,
     Crash,
     HugeOffset,
+    FutureRead,
+    SwapKeys,
+    LateReply,
 }
 
 impl Fault {
@@ -64,6 +70,9 @@ impl Fault {
             "silent" => Fault::Silent,
             "crash" => Fault::Crash,
             "huge-offset" => Fault::HugeOffset,
+            "future-read" => Fault::FutureRead,
+            "swap-keys" => Fault::SwapKeys,
+            "late-reply" => Fault::LateReply,
             _ => return None,
         })
     }
@@ -103,11 +112,21 @@ struct Node {
     /// The highest decimal key sent to so far.
     newest_key: Option<i64>,
     step: i64,
+    /// `future-read`: how many more times it may strike, and per key the value a poll
+    /// already returned ahead of its send, with the offset it was given.
+    future_left: u32,
+    reserved: HashMap<String, (Value, i64)>,
+    /// `late-reply`: when the node started, when to hold a send (ms after the start) and
+    /// how long to hold it.
+    started: std::time::Instant,
+    late_at: u64,
+    late_by: u64,
 }
 
 fn main() -> io::Result<()> {
     let mut fault = Fault::None;
     let mut after = 200;
+    let (mut late_at, mut late_by) = (0, 0);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -119,6 +138,8 @@ fn main() -> io::Result<()> {
                 });
             }
             "--after" => after = args.next().and_then(|v| v.parse().ok()).unwrap_or(after),
+            "--late-at" => late_at = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "--late-by" => late_by = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             other => {
                 eprintln!("fixture-node: unknown argument {other:?}");
                 std::process::exit(64);
@@ -141,10 +162,17 @@ fn main() -> io::Result<()> {
         backwards_left: 3,
         newest_key: None,
         step,
+        future_left: 3,
+        reserved: HashMap::new(),
+        started: std::time::Instant::now(),
+        late_at,
+        late_by,
     };
     eprintln!("fixture-node: starting, fault {fault:?} after {after} requests");
     let stdin = io::stdin().lock();
-    let mut stdout = io::stdout().lock();
+    // Not locked for the whole run: `late-reply` writes its held reply from another thread
+    // (each line is one locked write).
+    let mut stdout = io::stdout();
     for line in stdin.lines() {
         let line = line?;
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
@@ -169,6 +197,21 @@ fn main() -> io::Result<()> {
             body = Value::String(body.to_string());
         }
         let out = json!({"src": node.me, "dest": src, "body": body});
+        if node.fault == Fault::LateReply
+            && !node.struck
+            && body["type"] == "send_ok"
+            && node.started.elapsed().as_millis() >= u128::from(node.late_at)
+        {
+            let late_by = node.late_by;
+            node.strike(&format!("holding the reply to {src} for {late_by} ms"));
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(late_by));
+                eprintln!("fixture-node: fault LateReply: answering {src} now");
+                let mut stdout = io::stdout();
+                let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
+            });
+            continue;
+        }
         writeln!(stdout, "{out}")?;
         stdout.flush()?;
         node.silent |= node.pending_silence;
@@ -324,6 +367,10 @@ impl Node {
             eprintln!(
                 "fixture-node: fault SendBackwards strikes: key {key} offset {offset} before {prev}"
             );
+        } else if let Some((_, at)) = self.reserved.get(&key).filter(|(v, _)| *v == msg) {
+            // The value a poll returned before this send: it is already in the log there.
+            offset = *at;
+            self.reserved.remove(&key);
         } else {
             offset = log.next;
             log.next += step;
@@ -362,6 +409,13 @@ impl Node {
 
     fn poll(&mut self, src: &str, body: &Map<String, Value>) -> Value {
         let mut msgs = Map::new();
+        // Where this client's last read of each key ended, before this poll.
+        let before: HashMap<String, i64> = self
+            .last_polled
+            .iter()
+            .filter(|((c, _), _)| c == src)
+            .map(|((_, k), o)| (k.clone(), *o))
+            .collect();
         for (k, from) in body
             .get("offsets")
             .and_then(Value::as_object)
@@ -369,6 +423,9 @@ impl Node {
             .flatten()
         {
             let from = from.as_i64().unwrap_or(0);
+            if self.fault == Fault::FutureRead {
+                self.read_ahead(k);
+            }
             let Some(log) = self.logs.get(k) else {
                 continue;
             };
@@ -419,6 +476,84 @@ impl Node {
                 Value::Array(pairs.into_iter().map(|(o, m)| json!([o, m])).collect()),
             );
         }
+        if self.armed(Fault::SwapKeys) {
+            self.swap_two_keys(&mut msgs, &before);
+        }
         json!({"type": "poll_ok", "msgs": msgs})
+    }
+
+    /// `future-read`: on a poll of the newest key, whose values so far are 1..=n, put the
+    /// value its next send will carry (n + 1, the generator's sequence) in the log now, at
+    /// the next offset, and give that offset to the send when it comes. A poll that returns
+    /// it has read a value whose send was invoked only after the poll completed.
+    fn read_ahead(&mut self, k: &str) {
+        if self.future_left == 0
+            || self.served <= self.after
+            || self.reserved.contains_key(k)
+            || k.parse::<i64>().ok() != self.newest_key
+        {
+            return;
+        }
+        let Some(log) = self.logs.get_mut(k) else {
+            return;
+        };
+        let n = log.msgs.len() as i64;
+        let sequence = log
+            .msgs
+            .iter()
+            .all(|(_, m)| m.as_i64().is_some_and(|m| (1..=n).contains(&m)));
+        // The generator sends at most 16 values to a key (Maelstrom's default).
+        if n == 0 || n >= 15 || !sequence {
+            return;
+        }
+        let (offset, value) = (log.next, json!(n + 1));
+        log.next += self.step;
+        log.msgs.push((offset, value.clone()));
+        self.reserved.insert(k.to_owned(), (value, offset));
+        self.future_left -= 1;
+        self.struck = true;
+        eprintln!(
+            "fixture-node: fault FutureRead strikes: key {k} offset {offset} holds {} before it is sent",
+            n + 1
+        );
+    }
+
+    /// `swap-keys`: two keys of one reply trade their pairs, where that cannot pass unseen:
+    /// every value is one the other key holds too (so each has a writer, and the verdict
+    /// is not merely unknown), and under one of them the pairs do not continue where this
+    /// client's last read of that key ended (`before`: key to the last offset it read), so
+    /// the client's process reads that key out of order.
+    fn swap_two_keys(&mut self, msgs: &mut Map<String, Value>, before: &HashMap<String, i64>) {
+        let holds_all = |key: &str, pairs: &Value| {
+            let log = self.logs.get(key).map_or(&[][..], |l| &l.msgs[..]);
+            pairs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|p| log.iter().any(|(_, m)| *m == p[1]))
+        };
+        let breaks = |key: &str, pairs: &Value| {
+            let first = pairs.get(0).and_then(|p| p[0].as_i64());
+            before
+                .get(key)
+                .is_some_and(|l| first != Some(l + self.step))
+        };
+        let keys: Vec<String> = msgs.keys().cloned().collect();
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                let (pa, pb) = (&msgs[a], &msgs[b]);
+                if pa != pb
+                    && holds_all(a, pb)
+                    && holds_all(b, pa)
+                    && (breaks(a, pb) || breaks(b, pa))
+                {
+                    let pa = msgs.insert(a.clone(), Value::Null).unwrap_or_default();
+                    let pb = msgs.insert(b.clone(), pa).unwrap_or_default();
+                    msgs.insert(a.clone(), pb);
+                    self.strike(&format!("keys {a} and {b} swapped in one poll_ok"));
+                    return;
+                }
+            }
+        }
     }
 }
