@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::protocol::RawMsg;
+use crate::protocol::{RawMsg, RawPolled};
 
 /// An interned key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -419,6 +419,21 @@ impl History {
             value,
             error,
         });
+    }
+
+    /// A `poll_ok`'s `msgs` as the history keeps them: keys and values interned, each key's
+    /// pairs compacted ([`Pairs`]) and shared with an equal run already kept.
+    pub fn intern_polled(&mut self, msgs: RawPolled) -> PollResult {
+        msgs.into_iter()
+            .map(|(k, pairs)| {
+                let key = self.tables.key(&k);
+                let pairs: Pairs = pairs
+                    .iter()
+                    .map(|(o, m)| (*o, self.tables.msg(m)))
+                    .collect();
+                (key, self.tables.share(pairs))
+            })
+            .collect()
     }
 
     pub fn push_nemesis(&mut self, time: u64, f: &'static str, value: serde_json::Value) {

@@ -35,6 +35,7 @@
 //! * [`timeline`]: `timeline.html`, every operation as a box, one column per process.
 //! * [`serve`]: `kafka-workload serve`: the store's runs over HTTP.
 //! * [`check`]: `kafka-workload check`: a stored history (ours or Maelstrom's) judged again.
+//! * [`fuzz`]: one entry point over whatever a node may write, for the fuzz target.
 
 pub mod check;
 pub mod checker;
@@ -43,6 +44,7 @@ pub mod client;
 pub mod cpu;
 pub mod edn;
 pub mod error;
+pub mod fuzz;
 pub mod generator;
 pub mod history;
 pub mod interrupt;

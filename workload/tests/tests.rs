@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod cluster;
 mod faults;
+mod fuzz_corpus;
 mod network;
 mod real_node;
 mod robustness;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use super::{Clock, InitState, Pipes, Runner, body_text};
 use crate::client::{self, FinalState, Pending, Worker};
 use crate::generator::GenOp;
-use crate::history::{History, KeyId, OpType, OpValue, Pairs, PollResult};
+use crate::history::{History, KeyId, OpType, OpValue, PollResult};
 use crate::protocol::{self, Encoder, Reply};
 
 /// The `msg_id` of the one request an init client sends.
@@ -388,17 +388,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
 
     /// A `poll_ok`: advance the client's offsets, then commit what it read, if anything.
     fn poll_ok(&mut self, w: usize, now: u64, msgs: protocol::RawPolled) {
-        let msgs: PollResult = msgs
-            .into_iter()
-            .map(|(k, pairs)| {
-                let key = self.history.tables.key(&k);
-                let pairs: Pairs = pairs
-                    .iter()
-                    .map(|(o, m)| (*o, self.history.tables.msg(m)))
-                    .collect();
-                (key, self.history.tables.share(pairs))
-            })
-            .collect();
+        let msgs = self.history.intern_polled(msgs);
         let commit = self.clients.workers[w].advance(&msgs);
         if commit.is_empty() {
             self.poll_done(w, now, msgs);

@@ -1,0 +1,65 @@
+//! The fuzz target's seed corpus (`fuzz/seeds/node_lines/`), run without the fuzzer so every
+//! `cargo test` goes through it: each file as a node's stdout, through the runner's reading,
+//! the history and everything that reads one (`kafka_workload::fuzz::node_lines`). A
+//! finding of the fuzzer is added there as a file, with what it must come to below.
+
+use std::path::PathBuf;
+
+use kafka_workload::checker::Validity;
+use kafka_workload::fuzz::{Judged, node_lines};
+
+fn seeds() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/node_lines")
+}
+
+fn judge(name: &str) -> Judged {
+    let data = std::fs::read(seeds().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    node_lines(&data)
+}
+
+#[test]
+fn every_seed_is_judged_without_a_panic() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(seeds()).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let j = node_lines(&data);
+        assert!(j.ops <= data.len(), "{}: {j:?}", path.display());
+        n += 1;
+    }
+    assert!(n >= 8, "only {n} seeds in {}", seeds().display());
+}
+
+#[test]
+fn a_correct_nodes_replies_are_valid() {
+    let j = judge("valid-run");
+    assert_eq!((j.invalid_lines, j.ops), (0, 5), "{j:?}");
+    assert_eq!(j.valid, Validity::True, "{j:?}");
+}
+
+#[test]
+fn offsets_jepsen_cannot_judge_are_unknown_and_cost_nothing() {
+    for name in ["huge-offsets", "negative-offsets"] {
+        let j = judge(name);
+        assert_eq!(j.valid, Validity::Unknown, "{name}: {j:?}");
+        assert!(j.anomalies.contains(&"unjudgeable-offset"), "{name}: {j:?}");
+    }
+}
+
+#[test]
+fn lines_maelstrom_would_refuse_are_counted_not_recorded() {
+    let j = judge("not-lines");
+    // Not JSON, a string, an array, a string body, a dest not on the network.
+    assert_eq!(j.invalid_lines, 5, "{j:?}");
+    // The init_ok to a client is a reply (to nothing it asked): an error completion.
+    assert_eq!(j.ops, 1, "{j:?}");
+    assert_eq!(judge("non-utf8").invalid_lines, 1);
+}
+
+#[test]
+fn deep_nesting_is_refused_or_kept_as_text_without_recursing_away() {
+    for name in ["deep-nesting", "deep-value"] {
+        let j = judge(name);
+        assert_eq!(j.invalid_lines + j.ops, 1, "{name}: {j:?}");
+    }
+}
