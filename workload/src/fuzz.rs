@@ -4,7 +4,7 @@
 //! [`node_lines`] takes bytes as a node's stdout: each line goes through the runner's
 //! reading of node lines ([`protocol::parse_line`], and the envelope and forwarding slices
 //! the router takes), each reply to a client through a client's state machine
-//! ([`client::Worker`]) and the generator's offset tracking, into a [`History`] as the
+//! ([`Worker`]) and the generator's offset tracking, into a [`History`] as the
 //! runner records it; then the history goes through everything that reads one: the
 //! checker, the stats checker, the realtime lag, `history.jsonl`, the latency and rate
 //! plots and the timeline. Whatever the bytes, none of it may panic, hang, or allocate in
