@@ -10,37 +10,20 @@
 //! same run (`kafka-workload … --concurrency 64 --time-limit 5 --rate 100000`), the node's CPU
 //! fell from 5.1 to 5.6 s to 4.1 s; the highest rate reached was the same within the noise.
 //!
-//! # Who is rung
-//!
-//! Each receiver is in one of three states: busy (away doing what it received), looking (in
-//! `recv`, trying the channel) or asleep (waiting on the condition variable). A sender rings only
-//! when someone sleeps and nobody looks: a looking receiver takes the message itself, so waking a
-//! second one would cost a futex wake and two context switches for nothing. A receiver that takes
-//! a message and sees more queued rings on the same terms, so a backlog still wakes a second
-//! receiver (the replay, where the reader outruns one worker at times); and a busy receiver does
-//! not count, so a message never waits behind a long batch while another receiver sleeps.
-//!
 //! # Why no wake-up is lost
 //!
-//! The states are counted in one word, `state`, which only read-modify-writes change. A receiver
-//! moves from looking to asleep in one step, then looks at the channel once more, then waits; a
-//! sender puts its message in the channel, then loads `state`. Each side has a `SeqCst` fence
-//! between its write and its read, so they cannot both miss the other's write: if the sender's
-//! load saw a receiver looking (or busy), that receiver's later move to asleep comes after the load
-//! in `state`'s order, so its look after the fence finds the message. The same holds for a
-//! looking receiver that takes another message and goes busy: its move to busy is followed by a
-//! fence and a look, and if anything is left it rings on the same terms, so a message is never
-//! left queued behind a receiver that is busy for long while another sleeps. The ring takes and drops
-//! the lock before it notifies, so it cannot slip in between the receiver's last look and its
-//! wait, which happen under that lock; it notifies after dropping the lock so that the woken
-//! receiver does not block on it again. A sender that goes away rings every sleeper, so they
-//! see the channel disconnect.
+//! A receiver counts itself in `sleepers`, then looks at the channel once more, then waits; a
+//! sender puts its message in the channel, then looks at `sleepers`. Each side has a `SeqCst`
+//! fence between its write and its read, so they cannot both miss the other's write: either the
+//! receiver's second look finds the message, or the sender sees it counted and rings. The ring
+//! takes the lock, so it cannot slip in between the receiver's second look and its wait, which
+//! happen under that lock. A sender that goes away rings every sleeper, so they see the channel
+//! disconnect.
 //!
 //! The only thing assumed of the channel is what any channel promises: sending a message
 //! happens before receiving it. `tests/loom_doorbell.rs` compiles this file against loom's
 //! primitives and a channel that promises no more than that, and checks that no wake-up is lost;
-//! it fails when either fence is removed, or when a sender does not ring a sleeper while nobody
-//! looks.
+//! it fails when either fence is removed.
 
 use super::sync::atomic::{AtomicUsize, Ordering, fence};
 use super::sync::channel::{Receiver, SendError, Sender, TryRecvError, bounded};
@@ -50,38 +33,27 @@ use super::sync::{Arc, Condvar, Mutex, PoisonError, spin_loop};
 /// look multiplies the interleavings to explore and adds no new kind of race.
 const SPINS: usize = if cfg!(loom) { 1 } else { 64 };
 
-/// One looking receiver in [`Bell::state`]; the low half counts them.
-const LOOKING: usize = 1;
-/// One sleeping receiver in [`Bell::state`]; the high half counts them.
-const ASLEEP: usize = 1 << 16;
-
 #[derive(Debug, Default)]
 struct Bell {
-    /// Receivers looking (`LOOKING` each) and asleep or about to look once more before sleeping
-    /// (`ASLEEP` each). Busy receivers are not counted. Changed only by read-modify-writes, so
-    /// every change is in one order that a sender's load reads a point of.
-    state: AtomicUsize,
+    /// Receivers counted in for sleep (some may be about to look once more).
+    sleepers: AtomicUsize,
     lock: Mutex<()>,
     ring: Condvar,
 }
 
 impl Bell {
-    /// Rings one sleeper if nobody is looking. Called after a message was put in the channel.
     fn ring_one(&self) {
-        // SeqCst fence: orders the message just sent before the load below (see the module
+        // SeqCst fence: orders the message we just sent before the load below (see the module
         // docs); the load itself can then be Relaxed.
         fence(Ordering::SeqCst);
-        let state = self.state.load(Ordering::Relaxed);
-        let (asleep, looking) = (state / ASLEEP, state % ASLEEP);
-        if asleep > 0 && looking == 0 {
-            // Taking the lock waits out a receiver between its last look and its wait.
-            drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner));
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.ring.notify_one();
         }
     }
 
     fn ring_all(&self) {
-        drop(self.lock.lock().unwrap_or_else(PoisonError::into_inner));
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.ring.notify_all();
     }
 }
@@ -159,29 +131,6 @@ impl<T> BellReceiver<T> {
     /// The next message, sleeping while there is none; `None` once the channel is empty and
     /// every sender is gone.
     pub(crate) fn recv(&self) -> Option<T> {
-        // Relaxed: the count of lookers is a hint to senders; what makes a wake-up certain is
-        // the move to asleep below, with its fence.
-        self.bell.state.fetch_add(LOOKING, Ordering::Relaxed);
-        let got = self.look();
-        // Busy again (or gone). Relaxed, then a SeqCst fence before looking at the channel: a
-        // sender that saw this receiver looking did not ring, and the message it sent may not
-        // be the one taken here. The fence pairs with the one in `ring_one` as the fences of a
-        // move to asleep do (see the module docs), so the look below finds that message, and
-        // rings for it.
-        self.bell.state.fetch_sub(LOOKING, Ordering::Relaxed);
-        if got.is_some() {
-            fence(Ordering::SeqCst);
-            if !self.rx.is_empty() {
-                // More is queued than this receiver takes now: a sleeper may take it, if nobody
-                // else looks (and a receiver that does will do the same when it takes one).
-                self.bell.ring_one();
-            }
-        }
-        got
-    }
-
-    /// The body of `recv`, counted as looking throughout except while asleep.
-    fn look(&self) -> Option<T> {
         loop {
             // A short spin first, without yielding: under load the next message is usually a
             // few hundred nanoseconds away, and a sleep and wake-up costs microseconds.
@@ -197,11 +146,9 @@ impl<T> BellReceiver<T> {
                 .lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            // From looking to asleep in one step, Relaxed, then a SeqCst fence before looking
-            // again: pairs with the fence in `ring_one` (see the module docs).
-            self.bell
-                .state
-                .fetch_add(ASLEEP - LOOKING, Ordering::Relaxed);
+            // Relaxed increment, then a SeqCst fence before looking again: pairs with the fence
+            // in `ring_one` (see the module docs).
+            self.bell.sleepers.fetch_add(1, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             let looked = self.rx.try_recv();
             let guard = match looked {
@@ -212,11 +159,8 @@ impl<T> BellReceiver<T> {
                     .unwrap_or_else(PoisonError::into_inner),
                 _ => guard,
             };
-            // Looking again. Relaxed: until this lands a sender may ring once needlessly, and a
-            // lower count of lookers never stops a ring that is needed.
-            self.bell
-                .state
-                .fetch_sub(ASLEEP - LOOKING, Ordering::Relaxed);
+            // Relaxed: only a hint to senders, and a stale high value costs one needless ring.
+            self.bell.sleepers.fetch_sub(1, Ordering::Relaxed);
             drop(guard);
             match looked {
                 Ok(value) => return Some(value),
