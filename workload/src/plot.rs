@@ -216,6 +216,22 @@ struct Chart {
 }
 
 impl Chart {
+    /// A chart of the run: its partitions shaded and its phase changes marked, as every
+    /// plot of a run has them.
+    fn of_run(
+        title: &str,
+        axis: Axis,
+        tl: &Timeline,
+        y: (f64, f64),
+        log_y: bool,
+        y_label: &str,
+    ) -> Chart {
+        let mut c = Chart::new(title, axis, y.0, y.1, log_y, y_label);
+        c.partitions(&tl.partitions);
+        c.phases(&phase_marks(tl));
+        c
+    }
+
     fn new(title: &str, axis: Axis, y_min: f64, y_max: f64, log_y: bool, y_label: &str) -> Chart {
         let mut svg = String::new();
         let _ = write!(
@@ -591,6 +607,12 @@ fn rate_series<'a>(bins: &[Bin], done: impl Iterator<Item = &'a Sample>) -> Vec<
         .collect()
 }
 
+/// The top of a rate plot's y axis: a tenth above the highest rate, and at least 1.1, so an
+/// idle run still has an axis.
+fn rate_top<'a>(rates: impl Iterator<Item = &'a f64>) -> f64 {
+    rates.fold(0.0f64, |a, b| a.max(*b)).max(1.0) * 1.1
+}
+
 /// `latency.svg`: each op's latency against its start time (log scale), by op and
 /// outcome, with the p50/p95/p99/max of ok ops per time bin drawn over it.
 pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
@@ -598,9 +620,14 @@ pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
     let real: Vec<&Sample> = samples.iter().filter(|s| s.f != F::Crash).collect();
     let (lo, hi) = latency_range(&real);
     let bins = axis.bins();
-    let mut c = Chart::new("Latency", axis, lo, hi, true, "latency (ms, log scale)");
-    c.partitions(&tl.partitions);
-    c.phases(&phase_marks(tl));
+    let mut c = Chart::of_run(
+        "Latency",
+        axis,
+        tl,
+        (lo, hi),
+        true,
+        "latency (ms, log scale)",
+    );
     let series = [
         (F::Send, OpType::Ok, "send ok"),
         (F::Poll, OpType::Ok, "poll ok"),
@@ -677,22 +704,8 @@ pub fn rate_svg(samples: &[Sample], tl: &Timeline) -> String {
         let these = real().filter(move |s| s.kind == kind);
         rows.push((label, color(F::Send, kind), rate_series(&bins, these)));
     }
-    let y_max = rows
-        .iter()
-        .flat_map(|r| r.2.iter())
-        .fold(0.0f64, |a, b| a.max(*b))
-        .max(1.0)
-        * 1.1;
-    let mut c = Chart::new(
-        "Throughput",
-        axis,
-        0.0,
-        y_max,
-        false,
-        "operations per second",
-    );
-    c.partitions(&tl.partitions);
-    c.phases(&phase_marks(tl));
+    let y = (0.0, rate_top(rows.iter().flat_map(|r| r.2.iter())));
+    let mut c = Chart::of_run("Throughput", axis, tl, y, false, "operations per second");
     for (label, col, row) in rows {
         if row.iter().all(|v| *v == 0.0) {
             continue;
@@ -720,16 +733,14 @@ pub fn latency_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>)
     let real: Vec<&Sample> = samples.iter().filter(|s| s.f != F::Crash).collect();
     let (lo, hi) = latency_range(&real);
     let bins = axis.bins();
-    let mut c = Chart::new(
+    let mut c = Chart::of_run(
         "Latency by node (ok ops: p50 solid, p99 dashed)",
         axis,
-        lo,
-        hi,
+        tl,
+        (lo, hi),
         true,
         "latency (ms, log scale)",
     );
-    c.partitions(&tl.partitions);
-    c.phases(&phase_marks(tl));
     for (n, id) in nodes.ids.iter().enumerate() {
         let mine = real.iter().copied().filter(|s| {
             s.kind == OpType::Ok && node_of(s.process, nodes.concurrency, nodes.ids.len()) == n
@@ -764,22 +775,18 @@ pub fn rate_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>) ->
         );
         rows.push((n, ok, bad));
     }
-    let y_max = rows
-        .iter()
-        .flat_map(|r| r.1.iter().chain(r.2.iter()))
-        .fold(0.0f64, |a, b| a.max(*b))
-        .max(1.0)
-        * 1.1;
-    let mut c = Chart::new(
+    let y = (
+        0.0,
+        rate_top(rows.iter().flat_map(|r| r.1.iter().chain(r.2.iter()))),
+    );
+    let mut c = Chart::of_run(
         "Throughput by node (ok solid, fail or info dashed)",
         axis,
-        0.0,
-        y_max,
+        tl,
+        y,
         false,
         "operations per second",
     );
-    c.partitions(&tl.partitions);
-    c.phases(&phase_marks(tl));
     for (n, ok, bad) in rows {
         for (row, dash) in [(ok, false), (bad, true)] {
             if row.iter().all(|v| *v == 0.0) {
@@ -819,17 +826,14 @@ pub fn server_msgs_svg(sends: &[u32], samples: &[Sample], tl: &Timeline) -> Stri
         .zip(&bins)
         .map(|(c, b)| c / (b.t1 - b.t0))
         .collect();
-    let y_max = rate.iter().fold(0.0f64, |a, b| a.max(*b)).max(1.0) * 1.1;
-    let mut c = Chart::new(
+    let mut c = Chart::of_run(
         "Server messages",
         axis,
-        0.0,
-        y_max,
+        tl,
+        (0.0, rate_top(rate.iter())),
         false,
         "server messages sent per second",
     );
-    c.partitions(&tl.partitions);
-    c.phases(&phase_marks(tl));
     let total: u64 = sends.iter().map(|n| u64::from(*n)).sum();
     let v: Vec<Option<f64>> = rate.into_iter().map(Some).collect();
     for pts in runs(&bins, &v) {
