@@ -226,6 +226,16 @@ fn from_n0(pair: &mut Pair, body: &str) {
     pair.deliver(1, line.as_bytes());
 }
 
+/// n0 sends its news, n1 answers with `acks` (a lie the tests choose), and n0's resend one
+/// retry period later is returned: a refused ack must leave the news unacknowledged.
+fn resend_after_acks(pair: &mut Pair, acks: &str) -> Vec<u8> {
+    let retry = pair.nodes[0].1.timing().retry;
+    let _lost = pair.tick(0, 0).expect("news");
+    let lie = format!(r#"{{"src":"n1","dest":"n0","body":{{"type":"replicate","acks":{acks}}}}}"#);
+    pair.deliver(0, lie.as_bytes());
+    pair.tick(0, retry).expect("still unacknowledged: resend")
+}
+
 #[test]
 fn an_update_that_would_open_more_offsets_than_its_line_has_bytes_is_refused() {
     let mut pair = Pair::new();
@@ -301,12 +311,8 @@ fn one_line_of_updates_to_many_keys_opens_no_more_offsets_than_its_bytes() {
 #[test]
 fn an_ack_above_anything_sent_is_refused_and_the_resend_goes_on() {
     let mut pair = Pair::new();
-    let retry = pair.nodes[0].1.timing().retry;
     pair.store(0).append("k", "1".into()).unwrap();
-    let _lost = pair.tick(0, 0).expect("news");
-    let lie = r#"{"src":"n1","dest":"n0","body":{"type":"replicate","acks":[["k",1000000,0]]}}"#;
-    pair.deliver(0, lie.as_bytes());
-    let again = pair.tick(0, retry).expect("still unacknowledged: resend");
+    let again = resend_after_acks(&mut pair, r#"[["k",1000000,0]]"#);
     assert!(
         text(&again).contains(r#"["k",0,2,0,[[0,"1"]]]"#),
         "{}",
@@ -319,13 +325,9 @@ fn an_ack_above_anything_sent_is_refused_and_the_resend_goes_on() {
 #[test]
 fn an_ack_outside_our_class_is_refused_and_the_key_keeps_replicating() {
     let mut pair = Pair::new();
-    let retry = pair.nodes[0].1.timing().retry;
     pair.store(0).append("k", "1".into()).unwrap();
-    let _lost = pair.tick(0, 0).expect("news");
     // n0 hands out the even offsets; 1 is below what it sent (2), but never one of its own.
-    let lie = r#"{"src":"n1","dest":"n0","body":{"type":"replicate","acks":[["k",1,0]]}}"#;
-    pair.deliver(0, lie.as_bytes());
-    let again = pair.tick(0, retry).expect("still unacknowledged: resend");
+    let again = resend_after_acks(&mut pair, r#"[["k",1,0]]"#);
     assert!(
         text(&again).contains(r#"["k",0,2,0,[[0,"1"]]]"#),
         "{}",
@@ -338,7 +340,6 @@ fn an_ack_outside_our_class_is_refused_and_the_key_keeps_replicating() {
 #[test]
 fn an_impossible_committed_value_from_a_peer_is_refused() {
     let mut pair = Pair::new();
-    let retry = pair.nodes[0].1.timing().retry;
     // An update whose committed value is past any offset a client may commit.
     let beyond = crate::store::MAX_OFFSET + 2;
     from_n0(
@@ -350,12 +351,7 @@ fn an_impossible_committed_value_from_a_peer_is_refused() {
     // An ack claiming such a value would stop every resend of the key's commits.
     pair.store(0).append("k", "1".into()).unwrap();
     pair.store(0).commit("k", 0);
-    let _lost = pair.tick(0, 0).expect("news");
-    let lie = format!(
-        r#"{{"src":"n1","dest":"n0","body":{{"type":"replicate","acks":[["k",0,{beyond}]]}}}}"#
-    );
-    pair.deliver(0, lie.as_bytes());
-    let again = pair.tick(0, retry).expect("still unacknowledged: resend");
+    let again = resend_after_acks(&mut pair, &format!(r#"[["k",0,{beyond}]]"#));
     assert!(
         text(&again).contains(r#"["k",0,2,1,[[0,"1"]]]"#),
         "{}",
