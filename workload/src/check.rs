@@ -40,7 +40,7 @@ use crate::checker::{Anomaly, Validity};
 use crate::cli::{self, CheckOpts, Config};
 use crate::edn::{Edn, read};
 use crate::error::Error;
-use crate::history::{History, KeyId, MsgId, OpType, OpValue, Pairs};
+use crate::history::{History, KeyId, KeyRead, MsgId, OpType, OpValue, Pairs};
 use crate::network::{Counts, NetStats};
 use crate::node::Exit;
 use crate::protocol::RawMsg;
@@ -212,6 +212,9 @@ struct Builder {
     partition_start: Option<u64>,
     txns: Option<(usize, usize)>,
     last_time: u64,
+    /// The last assign's keys, shared with the next assign of the same keys: a final
+    /// phase's assigns all name every key.
+    last_assign: std::sync::Arc<[KeyId]>,
 }
 
 impl Builder {
@@ -244,10 +247,14 @@ impl Builder {
         match f {
             "crash" => self.h.push(time, process, kind, OpValue::Crash, error),
             "assign" | "subscribe" => {
-                let keys = value
+                let keys: Vec<KeyId> = value
                     .as_array()
                     .map(|ks| ks.iter().map(|k| self.h.tables.key(&key_text(k))).collect())
                     .unwrap_or_default();
+                if *self.last_assign != *keys {
+                    self.last_assign = keys.into();
+                }
+                let keys = self.last_assign.clone();
                 let seek = op.get("seek-to-beginning?") == Some(&Value::Bool(true));
                 let v = OpValue::Assign {
                     keys,
@@ -323,7 +330,7 @@ impl Builder {
                 _ => OpValue::Poll(None),
             }),
             [f, Value::Object(reads)] if f == "poll" => {
-                let mut out: Vec<(KeyId, Pairs)> = Vec::with_capacity(reads.len());
+                let mut out: Vec<KeyRead> = Vec::with_capacity(reads.len());
                 for (k, pairs) in reads {
                     let key = self.h.tables.key(k);
                     let pairs = pairs
@@ -334,7 +341,7 @@ impl Builder {
                         .map(|p| self.pair(k, p))
                         .collect::<Result<Pairs, String>>()?;
                     // Shared as in a run, so re-judging a long history needs no more memory.
-                    out.push((key, self.h.tables.share(pairs)));
+                    out.push(self.h.tables.read(key, pairs));
                 }
                 Ok(OpValue::Poll(Some(out.into())))
             }

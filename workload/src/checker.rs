@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use crate::history::{F, History, KeyId, MsgId, Op, OpType, OpValue, Pairs};
+use crate::history::{F, History, KeyId, KeyRead, MsgId, Op, OpType, OpValue, Pairs, reads};
 
 mod cycles;
 
@@ -184,11 +184,12 @@ fn send_of(op: &Op) -> Option<(KeyId, Option<i64>, MsgId)> {
     }
 }
 
-fn reads_of(op: &Op) -> &[(KeyId, Pairs)] {
-    match &op.value {
+fn reads_of(op: &Op) -> impl Iterator<Item = &(KeyId, Pairs)> {
+    let r: &[KeyRead] = match &op.value {
         OpValue::Poll(Some(r)) => r,
         _ => &[],
-    }
+    };
+    reads(r)
 }
 
 impl<'h> Checker<'h> {
@@ -216,8 +217,7 @@ impl<'h> Checker<'h> {
     fn op(&self, op: &Op, k: Option<KeyId>) -> Value {
         let value = match (&op.value, k) {
             (OpValue::Poll(Some(r)), Some(k)) => {
-                let pairs: Vec<Value> = r
-                    .iter()
+                let pairs: Vec<Value> = reads(r)
                     .filter(|(rk, _)| *rk == k)
                     .flat_map(|(_, ps)| ps.iter().map(|(o, m)| json!([o, self.msg(m)])))
                     .collect();
@@ -432,7 +432,6 @@ impl<'h> Checker<'h> {
                         .find(|op| {
                             op.kind == OpType::Ok
                                 && reads_of(op)
-                                    .iter()
                                     .any(|(rk, ps)| *rk == k && ps.iter().any(|p| p.1 == mv))
                         })
                         .copied()
@@ -776,7 +775,11 @@ mod tests {
             reads: &[(&str, &[(i64, i64)])],
         ) -> &mut Self {
             let r = self.reads(reads);
-            self.push(p, OpType::Ok, OpValue::Poll(Some(r.into())))
+            self.push(
+                p,
+                OpType::Ok,
+                OpValue::Poll(Some(crate::history::poll_result(r))),
+            )
         }
 
         pub(super) fn send_as(
@@ -800,7 +803,7 @@ mod tests {
         }
 
         fn assign(&mut self, p: u64, keys: &[&str]) -> &mut Self {
-            let keys: Box<[KeyId]> = keys.iter().map(|k| self.h.tables.key(k)).collect();
+            let keys: std::sync::Arc<[KeyId]> = keys.iter().map(|k| self.h.tables.key(k)).collect();
             let value = OpValue::Assign {
                 keys,
                 seek_to_beginning: false,

@@ -8,10 +8,11 @@
 //!
 //! The runner owns the I/O, the history and the timing; this module only decides.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::generator::Stagger;
-use crate::history::{KeyId, MsgId, OpType, OpValue, Pairs, PollResult};
+use crate::history::{KeyId, KeyRead, MsgId, OpType, OpValue, PollResult, reads};
 use crate::protocol::{self, Reply};
 
 /// The request a client waits on.
@@ -32,7 +33,7 @@ pub enum Pending {
         msgs: PollResult,
     },
     Assign {
-        keys: Box<[KeyId]>,
+        keys: Arc<[KeyId]>,
         msg_id: u64,
     },
 }
@@ -53,12 +54,89 @@ impl Pending {
 #[derive(Debug)]
 pub enum FinalState {
     NotStarted,
-    /// Polling until every key reached its target offset.
+    /// Polling until every key reached its target offset. The targets are the same for
+    /// every worker, so they are shared; each worker keeps which keys it has reached (a
+    /// bit a key) and how many are left.
     Polling {
-        targets: HashMap<KeyId, i64>,
+        targets: Arc<HashMap<KeyId, i64>>,
+        reached: Vec<u64>,
+        left: usize,
         stagger: Stagger,
     },
     Done,
+}
+
+impl FinalState {
+    /// Polling towards `targets`, none reached yet; done at once if there are none.
+    pub fn polling(targets: Arc<HashMap<KeyId, i64>>, stagger: Stagger) -> FinalState {
+        if targets.is_empty() {
+            return FinalState::Done;
+        }
+        FinalState::Polling {
+            left: targets.len(),
+            targets,
+            reached: Vec::new(),
+            stagger,
+        }
+    }
+}
+
+/// A client's assigned keys, in key order, and the next offset to poll each from.
+///
+/// The keys are shared: in the final phase every client is assigned every key (175,000
+/// after a minute at 100k ops/s), all the same list, so each of the 64 clients keeps its
+/// offsets alone, 8 bytes a key, where a map per client cost about 40.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Offsets {
+    /// Sorted, no repeats.
+    keys: Arc<[KeyId]>,
+    /// `next[i]` is the next offset to poll `keys[i]` from.
+    next: Vec<i64>,
+}
+
+impl Offsets {
+    /// Every key of `keys` (sorted, no repeats) from offset 0, sharing the list.
+    pub fn from_sorted(keys: Arc<[KeyId]>) -> Offsets {
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        Offsets {
+            next: vec![0; keys.len()],
+            keys,
+        }
+    }
+
+    pub fn get(&self, k: KeyId) -> Option<i64> {
+        let i = self.keys.binary_search(&k).ok()?;
+        Some(self.next[i])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        *self = Offsets::default();
+    }
+
+    /// Keys and next offsets, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (KeyId, i64)> + '_ {
+        self.keys.iter().copied().zip(self.next.iter().copied())
+    }
+
+    /// The next offset of `k`, which starts at 0 if `k` was not assigned. Adding a key
+    /// copies the list: only the main phase's small assignments ever grow.
+    fn entry(&mut self, k: KeyId) -> &mut i64 {
+        let i = match self.keys.binary_search(&k) {
+            Ok(i) => i,
+            Err(i) => {
+                let mut keys = self.keys.to_vec();
+                keys.insert(i, k);
+                self.keys = keys.into();
+                self.next.insert(i, 0);
+                i
+            }
+        };
+        &mut self.next[i]
+    }
 }
 
 /// One Jepsen worker thread and its current client.
@@ -70,7 +148,7 @@ pub struct Worker {
     pub client_name: String,
     pub next_msg_id: u64,
     /// Assigned keys and the next offset to poll from.
-    pub offsets: BTreeMap<KeyId, i64>,
+    pub offsets: Offsets,
     pub pending: Pending,
     /// Bumped at every request and completion, to recognise stale timeouts.
     pub seq: u64,
@@ -92,7 +170,7 @@ impl Worker {
             client,
             client_name: format!("c{client}"),
             next_msg_id: 0,
-            offsets: BTreeMap::new(),
+            offsets: Offsets::default(),
             pending: Pending::Idle,
             seq: 0,
             deadline: 0,
@@ -153,11 +231,11 @@ impl Worker {
     /// A poll's result moves the read offsets on at once, before the commit is sent and
     /// whether or not it succeeds (the commit trap, `docs/protocol.md` §5.1). Returns the
     /// offsets to commit: the highest read per key that returned anything.
-    pub fn advance(&mut self, polled: &[(KeyId, Pairs)]) -> Vec<(KeyId, i64)> {
+    pub fn advance(&mut self, polled: &[KeyRead]) -> Vec<(KeyId, i64)> {
         let mut commit = Vec::new();
-        for (key, pairs) in polled {
+        for (key, pairs) in reads(polled) {
             let max = pairs.max_offset();
-            let next = self.offsets.entry(*key).or_insert(0);
+            let next = self.offsets.entry(*key);
             *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
             if let Some(max) = max {
                 commit.push((*key, max.max(0)));
@@ -169,25 +247,45 @@ impl Worker {
     /// An `assign` answered: the client reads from the assigned keys only, keeping its
     /// position in keys it had, starting new ones at 0 whatever was committed.
     pub fn assigned(&mut self, keys: &[KeyId]) {
-        self.offsets = keys
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let next = sorted
             .iter()
-            .map(|k| (*k, self.offsets.get(k).copied().unwrap_or(0)))
+            .map(|k| self.offsets.get(*k).unwrap_or(0))
             .collect();
+        self.offsets = Offsets {
+            keys: sorted.into(),
+            next,
+        };
     }
 
     /// Final phase: a poll reached these offsets; the worker is done once every key it
     /// must see has been read up to its target.
-    pub fn final_progress(&mut self, polled: &[(KeyId, Pairs)]) {
-        let FinalState::Polling { targets, .. } = &mut self.fin else {
+    pub fn final_progress(&mut self, polled: &[KeyRead]) {
+        let FinalState::Polling {
+            targets,
+            reached,
+            left,
+            ..
+        } = &mut self.fin
+        else {
             return;
         };
-        for (k, pairs) in polled {
+        for (k, pairs) in reads(polled) {
             let max = pairs.max_offset().unwrap_or(-1);
             if targets.get(k).is_some_and(|t| *t <= max) {
-                targets.remove(k);
+                let (word, bit) = (k.0 as usize / 64, 1u64 << (k.0 % 64));
+                if reached.len() <= word {
+                    reached.resize(word + 1, 0);
+                }
+                if reached[word] & bit == 0 {
+                    reached[word] |= bit;
+                    *left -= 1;
+                }
             }
         }
-        if targets.is_empty() {
+        if *left == 0 {
             self.fin = FinalState::Done;
         }
     }
@@ -212,8 +310,8 @@ pub fn reply_error(reply: Reply) -> (String, bool) {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(i64, u32)]) -> Pairs {
-        p.iter().map(|(o, m)| (*o, MsgId(*m))).collect()
+    fn read(k: KeyId, p: &[(i64, u32)]) -> KeyRead {
+        KeyRead::new(k, p.iter().map(|(o, m)| (*o, MsgId(*m))).collect())
     }
 
     #[test]
@@ -221,16 +319,24 @@ mod tests {
         let mut w = Worker::new(0, 0, 1);
         let (a, b, c) = (KeyId(0), KeyId(1), KeyId(2));
         w.assigned(&[a, b, c]);
-        let commit = w.advance(&[(a, pairs(&[(0, 1), (3, 2)])), (b, pairs(&[]))]);
+        let commit = w.advance(&[read(a, &[(0, 1), (3, 2)]), read(b, &[])]);
         assert_eq!(commit, vec![(a, 3)]);
         assert_eq!(
-            w.offsets[&a], 4,
+            w.offsets.get(a),
+            Some(4),
             "next poll starts after the highest offset read"
         );
-        assert_eq!(w.offsets[&b], 0, "an empty key stays put");
+        assert_eq!(w.offsets.get(b), Some(0), "an empty key stays put");
         // A lower offset read later never moves the position back.
-        w.advance(&[(a, pairs(&[(1, 1)]))]);
-        assert_eq!(w.offsets[&a], 4);
+        w.advance(&[read(a, &[(1, 1)])]);
+        assert_eq!(w.offsets.get(a), Some(4));
+        // A key read without being assigned joins the others, in key order.
+        let d = KeyId(3);
+        w.advance(&[read(d, &[(2, 1)])]);
+        assert_eq!(
+            w.offsets.iter().collect::<Vec<_>>(),
+            [(a, 4), (b, 0), (c, 0), (d, 3)]
+        );
     }
 
     #[test]
@@ -238,12 +344,11 @@ mod tests {
         let mut w = Worker::new(0, 0, 1);
         let (a, b) = (KeyId(0), KeyId(1));
         w.assigned(&[a]);
-        w.advance(&[(a, pairs(&[(5, 1)]))]);
-        w.assigned(&[a, b]);
-        assert_eq!(w.offsets.get(&a), Some(&6));
-        assert_eq!(w.offsets.get(&b), Some(&0));
+        w.advance(&[read(a, &[(5, 1)])]);
+        w.assigned(&[b, a, b]);
+        assert_eq!(w.offsets.iter().collect::<Vec<_>>(), [(a, 6), (b, 0)]);
         w.assigned(&[b]);
-        assert!(!w.offsets.contains_key(&a), "unassigned keys are dropped");
+        assert_eq!(w.offsets.get(a), None, "unassigned keys are dropped");
     }
 
     #[test]
@@ -278,7 +383,7 @@ mod tests {
         // A poll whose commit timed out is an indeterminate poll with no data.
         assert_eq!(w.give_up(false), Some((OpType::Info, OpValue::Poll(None))));
         w.pending = Pending::Assign {
-            keys: Box::new([KeyId(0)]),
+            keys: [KeyId(0)].into(),
             msg_id: 3,
         };
         assert!(matches!(w.give_up(false), Some((OpType::Fail, _))));
@@ -287,15 +392,19 @@ mod tests {
     #[test]
     fn final_polling_ends_when_every_target_is_reached() {
         let mut w = Worker::new(0, 0, 1);
-        let (a, b) = (KeyId(0), KeyId(1));
-        w.fin = FinalState::Polling {
-            targets: [(a, 2), (b, 0)].into_iter().collect(),
-            stagger: Stagger::new(1.0),
-        };
-        w.final_progress(&[(a, pairs(&[(0, 1), (1, 2)])), (b, pairs(&[(0, 3)]))]);
-        assert!(matches!(w.fin, FinalState::Polling { .. }));
-        w.final_progress(&[(a, pairs(&[(2, 4)]))]);
+        // Key 64 sits in the bitset's second word.
+        let (a, b) = (KeyId(0), KeyId(64));
+        let targets = Arc::new([(a, 2), (b, 0)].into_iter().collect());
+        w.fin = FinalState::polling(targets, Stagger::new(1.0));
+        w.final_progress(&[read(a, &[(0, 1), (1, 2)]), read(b, &[(0, 3)])]);
+        assert!(matches!(w.fin, FinalState::Polling { left: 1, .. }));
+        // Reaching a key again does not count twice.
+        w.final_progress(&[read(b, &[(0, 3)])]);
+        assert!(matches!(w.fin, FinalState::Polling { left: 1, .. }));
+        w.final_progress(&[read(a, &[(2, 4)])]);
         assert!(matches!(w.fin, FinalState::Done));
+        let none = FinalState::polling(Arc::default(), Stagger::new(1.0));
+        assert!(matches!(none, FinalState::Done));
     }
 
     #[test]

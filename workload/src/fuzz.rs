@@ -122,13 +122,13 @@ pub fn node_lines(data: &[u8]) -> Judged {
                 let polled = h.intern_polled(msgs);
                 let _commit = w.advance(&polled);
                 w.final_progress(&polled);
-                for (k, pairs) in polled.iter() {
+                for (k, pairs) in crate::history::reads(&polled) {
                     generator.polled_ok(*k, pairs.max_offset().unwrap_or(-1));
                 }
                 h.push(time, process, OpType::Ok, OpValue::Poll(Some(polled)), None);
             }
             Reply::ListCommittedOffsetsOk { .. } => {
-                let keys: Box<[_]> = vec![key].into();
+                let keys: std::sync::Arc<[_]> = vec![key].into();
                 let value = OpValue::Assign {
                     keys: keys.clone(),
                     seek_to_beginning: false,

@@ -31,6 +31,9 @@ pub struct Tables {
     other_ids: HashMap<RawMsg, MsgId, FxBuild>,
     /// Every run of values kept so far, each once (see [`Tables::share`]).
     runs: HashSet<Arc<[MsgId]>, FxBuild>,
+    /// Every key's read kept so far whose pairs are a run, by key, first offset and the
+    /// address of its shared values (see [`Tables::read`]).
+    reads: HashMap<(KeyId, i64, usize), KeyRead, FxBuild>,
 }
 
 /// The Fx hash (rustc's): interning hashes every key of every poll reply, and SipHash's
@@ -136,6 +139,22 @@ impl Tables {
         }
     }
 
+    /// One key's pairs as a poll keeps them: the values shared ([`Tables::share`]) and, for a
+    /// run, the whole entry shared with an equal one already kept. Runs are looked up by
+    /// the address of their shared values, not by walking them; the address is stable and
+    /// never reused while the entry is kept, because the entry itself holds those values.
+    pub fn read(&mut self, key: KeyId, pairs: Pairs) -> KeyRead {
+        let pairs = self.share(pairs);
+        let Pairs::Run { first, msgs } = &pairs else {
+            return KeyRead::new(key, pairs);
+        };
+        let at = (key, *first, Arc::as_ptr(msgs).cast::<MsgId>() as usize);
+        self.reads
+            .entry(at)
+            .or_insert_with(|| KeyRead::new(key, pairs))
+            .clone()
+    }
+
     /// The value as JSON text.
     pub fn msg_json(&self, m: MsgId) -> String {
         if m.0 & OTHER_BIT == 0 {
@@ -194,7 +213,42 @@ impl F {
 }
 
 /// What one poll returned: for each key in the reply, its `[offset, msg]` pairs in order.
-pub type PollResult = Box<[(KeyId, Pairs)]>;
+pub type PollResult = Box<[KeyRead]>;
+
+/// One key's pairs in one poll reply, shared between polls that read the same pairs of the
+/// same key ([`Tables::share_read`]): the final phase's 64 clients each read every key
+/// from offset 0, often more than once, and an entry costs 8 bytes a poll instead of 40.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRead(Arc<(KeyId, Pairs)>);
+
+impl KeyRead {
+    pub fn new(key: KeyId, pairs: Pairs) -> KeyRead {
+        KeyRead(Arc::new((key, pairs)))
+    }
+}
+
+impl std::ops::Deref for KeyRead {
+    type Target = (KeyId, Pairs);
+    fn deref(&self) -> &(KeyId, Pairs) {
+        &self.0
+    }
+}
+
+impl From<(KeyId, Pairs)> for KeyRead {
+    fn from((key, pairs): (KeyId, Pairs)) -> KeyRead {
+        KeyRead::new(key, pairs)
+    }
+}
+
+/// A poll result of these reads, none shared (for tests and fixtures).
+pub fn poll_result(reads: Vec<(KeyId, Pairs)>) -> PollResult {
+    reads.into_iter().map(KeyRead::from).collect()
+}
+
+/// A poll's reads as `(key, pairs)`, in the order the node returned them.
+pub fn reads(r: &[KeyRead]) -> impl Iterator<Item = &(KeyId, Pairs)> {
+    r.iter().map(|r| &**r)
+}
 
 /// One key's `[offset, msg]` pairs, in the order the node returned them.
 ///
@@ -347,8 +401,10 @@ pub enum OpValue {
     /// `[:poll]`, and on `:ok` `[:poll {k pairs}]`. Failed and indeterminate polls carry no
     /// data, as in Maelstrom.
     Poll(Option<PollResult>),
+    /// The keys are shared: the final phase's 64 assigns (each recorded twice) name every
+    /// key, and all name the same ones.
     Assign {
-        keys: Box<[KeyId]>,
+        keys: Arc<[KeyId]>,
         seek_to_beginning: bool,
     },
     Crash,
@@ -431,7 +487,7 @@ impl History {
                     .iter()
                     .map(|(o, m)| (*o, self.tables.msg(m)))
                     .collect();
-                (key, self.tables.share(pairs))
+                self.tables.read(key, pairs)
             })
             .collect()
     }
@@ -509,7 +565,7 @@ impl History {
             OpValue::Poll(None) => out.push_str("[[\"poll\"]]"),
             OpValue::Poll(Some(msgs)) => {
                 out.push_str("[[\"poll\",{");
-                for (i, (k, pairs)) in msgs.iter().enumerate() {
+                for (i, (k, pairs)) in reads(msgs).enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
@@ -628,6 +684,36 @@ mod tests {
     }
 
     #[test]
+    fn equal_reads_of_a_key_are_one_entry_and_each_read_keeps_its_own_pairs() {
+        let mut t = Tables::default();
+        let (k, j, m) = (KeyId(0), KeyId(1), MsgId);
+        let run = || -> Pairs { vec![(0, m(1)), (1, m(2))].into() };
+        let a = t.read(k, run());
+        let b = t.read(k, run());
+        assert!(
+            Arc::ptr_eq(&a.0, &b.0),
+            "the same read of the same key is kept once"
+        );
+        // Another key, another first offset, other values: each its own entry.
+        let other_key = t.read(j, run());
+        let later = t.read(k, vec![(1, m(1)), (2, m(2))].into());
+        let other_values = t.read(k, vec![(0, m(1)), (1, m(3))].into());
+        for (r, want) in [
+            (&other_key, (j, vec![(0, m(1)), (1, m(2))])),
+            (&later, (k, vec![(1, m(1)), (2, m(2))])),
+            (&other_values, (k, vec![(0, m(1)), (1, m(3))])),
+        ] {
+            assert!(!Arc::ptr_eq(&a.0, &r.0));
+            assert_eq!((r.0.0, r.0.1.iter().collect::<Vec<_>>()), want);
+        }
+        // Pairs that are not a run are kept as they came, each read on its own.
+        let gap: Vec<(i64, MsgId)> = vec![(0, m(1)), (2, m(2))];
+        let (g1, g2) = (t.read(k, gap.clone().into()), t.read(k, gap.clone().into()));
+        assert_eq!(g1, g2);
+        assert_eq!(g1.0.1.iter().collect::<Vec<_>>(), gap);
+    }
+
+    #[test]
     fn jsonl_uses_maelstrom_shapes() {
         let mut h = History::default();
         let k = h.tables.key("5");
@@ -658,7 +744,7 @@ mod tests {
             3,
             0,
             OpType::Ok,
-            OpValue::Poll(Some(vec![(k, vec![(0, m)].into())].into())),
+            OpValue::Poll(Some(poll_result(vec![(k, vec![(0, m)].into())]))),
             None,
         );
         let mut out = Vec::new();

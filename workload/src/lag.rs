@@ -32,10 +32,7 @@ fn max_offsets(v: &OpValue, out: &mut Vec<(KeyId, i64)>) {
             ..
         } => out.push((*key, *o)),
         OpValue::Poll(Some(msgs)) => {
-            out.extend(
-                msgs.iter()
-                    .map(|(k, pairs)| (*k, pairs.max_offset().unwrap_or(-1))),
-            );
+            out.extend(msgs.iter().map(|r| (r.0, r.1.max_offset().unwrap_or(-1))));
         }
         _ => {}
     }
@@ -160,7 +157,7 @@ mod tests {
             .map(|o| (*o, h.tables.msg(&RawMsg::Int(*o))))
             .collect();
         h.push(t0, p, OpType::Invoke, OpValue::Poll(None), None);
-        let v = OpValue::Poll(Some(vec![(key, pairs)].into()));
+        let v = OpValue::Poll(Some(crate::history::poll_result(vec![(key, pairs)])));
         h.push(t1, p, OpType::Ok, v, None);
     }
 

@@ -293,7 +293,7 @@ fn label(h: &History, inv: &Op, done: Option<&Op>) -> String {
             }
         }
         OpValue::Poll(Some(r)) => {
-            let msgs: usize = r.iter().map(|(_, p)| p.len()).sum();
+            let msgs: usize = r.iter().map(|r| r.1.len()).sum();
             match (msgs, r.len()) {
                 (0, _) => "poll: nothing".to_owned(),
                 (m, 1) => format!("poll: {m} from 1 key"),

@@ -133,7 +133,7 @@ mod tests {
             },
             OpValue::Poll(Some(Box::new([]))),
             OpValue::Assign {
-                keys: Box::new([k]),
+                keys: [k].into(),
                 seek_to_beginning: false,
             },
         ];
@@ -233,7 +233,7 @@ mod tests {
             .retain(|o| !matches!(o.value, OpValue::Assign { .. }) || o.kind == OpType::Invoke);
         let mut failed = h2.ops.last().unwrap().clone();
         failed.value = OpValue::Assign {
-            keys: Box::new([]),
+            keys: std::sync::Arc::default(),
             seek_to_beginning: false,
         };
         failed.kind = OpType::Fail;

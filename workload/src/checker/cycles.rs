@@ -97,7 +97,7 @@ impl Checker<'_> {
             let OpValue::Poll(Some(reads)) = &op.value else {
                 continue;
             };
-            for (k, pairs) in reads.iter() {
+            for (k, pairs) in crate::history::reads(reads) {
                 for (_, v) in pairs.iter() {
                     if let Some(&(Some(inv), comp)) = writers.get(&(*k, v))
                         && inv > pos
@@ -280,7 +280,7 @@ mod tests {
         b.push(
             1,
             OpType::Info,
-            crate::history::OpValue::Poll(Some(reads.into())),
+            crate::history::OpValue::Poll(Some(crate::history::poll_result(reads))),
         );
         b.send(0, "x", 2, 1).poll(2, &[("x", &[(0, 1), (1, 2)])]);
         assert_eq!(g1c(&b), 0);

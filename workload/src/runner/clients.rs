@@ -207,7 +207,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
                 let first = self.key_of(key);
                 let mut keys = vec![first];
                 keys.extend(unseen.into_iter().filter(|k| *k != first));
-                let keys: Box<[KeyId]> = keys.into();
+                let keys: std::sync::Arc<[KeyId]> = keys.into();
                 self.history.push(
                     now,
                     process,
@@ -235,7 +235,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         let msg_id = self.request(w, now, "poll", |e, h| {
             e.offsets_field(
                 "offsets",
-                offsets.iter().map(|(k, o)| (h.tables.key_name(*k), *o)),
+                offsets.iter().map(|(k, o)| (h.tables.key_name(k), o)),
             )
         });
         self.clients.workers[w].offsets = offsets;
@@ -404,7 +404,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     }
 
     fn poll_done(&mut self, w: usize, now: u64, msgs: PollResult) {
-        for (k, pairs) in msgs.iter() {
+        for (k, pairs) in crate::history::reads(&msgs) {
             let max = pairs.max_offset().unwrap_or(-1);
             self.generator.polled_ok(*k, max);
         }

@@ -7,7 +7,7 @@ use super::{
     Clock, FINAL_POLL_MEAN, InitFailed, InitFailure, InitState, MS, Phase, Pipes, RATE_SLACK,
     Runner, SEC, SetupError, body_text, sub_seed,
 };
-use crate::client::{FinalState, Pending, Worker};
+use crate::client::{FinalState, Offsets, Pending, Worker};
 use crate::generator::Stagger;
 use crate::history::{KeyId, OpType, OpValue};
 use crate::nemesis::{self, Nemesis};
@@ -328,10 +328,10 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// Every worker crashes its client, assigns all keys from offset 0 and starts polling.
     fn start_final(&mut self) {
         let now = self.now();
-        let targets = self.generator.max_offsets().clone();
+        let targets = std::sync::Arc::new(self.generator.max_offsets().clone());
         let mut keys: Vec<KeyId> = targets.keys().copied().collect();
         keys.sort();
-        let keys: Box<[KeyId]> = keys.into();
+        let keys: std::sync::Arc<[KeyId]> = keys.into();
         self.clients.free.clear();
         for w in 0..self.clients.workers.len() {
             self.crash(w, now);
@@ -344,16 +344,10 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             };
             self.history
                 .push(now, process, OpType::Invoke, value.clone(), None);
-            self.clients.workers[w].offsets = keys.iter().map(|k| (*k, 0)).collect();
+            self.clients.workers[w].offsets = Offsets::from_sorted(keys.clone());
             self.history.push(now, process, OpType::Ok, value, None);
-            self.clients.workers[w].fin = if targets.is_empty() {
-                FinalState::Done
-            } else {
-                FinalState::Polling {
-                    targets: targets.clone(),
-                    stagger: Stagger::new(FINAL_POLL_MEAN),
-                }
-            };
+            self.clients.workers[w].fin =
+                FinalState::polling(targets.clone(), Stagger::new(FINAL_POLL_MEAN));
         }
     }
 

@@ -577,7 +577,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
                 *h = (*h).max(*o);
             }
             OpValue::Poll(Some(polled)) => {
-                for (k, pairs) in polled.iter() {
+                for (k, pairs) in crate::history::reads(polled) {
                     let h = highest.entry(*k).or_insert(-1);
                     *h = (*h).max(pairs.max_offset().unwrap_or(-1));
                 }
@@ -641,7 +641,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
             .filter(|o| o.time >= tl.final_start && o.process % 2 == w)
         {
             if let (OpType::Ok, OpValue::Poll(Some(polled))) = (op.kind, &op.value) {
-                for (k, pairs) in polled.iter() {
+                for (k, pairs) in crate::history::reads(polled) {
                     let r = read.entry(*k).or_insert(-1);
                     *r = (*r).max(pairs.max_offset().unwrap_or(-1));
                 }
