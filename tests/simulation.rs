@@ -386,7 +386,7 @@ impl Sim {
 
     /// An assign of `keys` by client `c`'s process: Maelstrom's client makes no RPC for it.
     fn record_assign(&mut self, c: usize, keys: &[u64], seek_to_beginning: bool) {
-        let keys: Box<[KeyId]> = keys.iter().map(|&k| self.key_id(k)).collect();
+        let keys: std::sync::Arc<[KeyId]> = keys.iter().map(|&k| self.key_id(k)).collect();
         let value = OpValue::Assign {
             keys,
             seek_to_beginning,
@@ -529,7 +529,11 @@ impl Sim {
             }
             result.insert(key, pairs);
         }
-        self.record(process, OpType::Ok, OpValue::Poll(Some(read.into())));
+        self.record(
+            process,
+            OpType::Ok,
+            OpValue::Poll(Some(kafka_workload::history::poll_result(read))),
+        );
         if !commits.is_empty() {
             let msg_id = self.next_msg_id(c);
             let body = json!({"type": "commit_offsets", "msg_id": msg_id, "offsets": commits});
