@@ -216,7 +216,7 @@ impl F {
 pub type PollResult = Box<[KeyRead]>;
 
 /// One key's pairs in one poll reply, shared between polls that read the same pairs of the
-/// same key ([`Tables::share_read`]): the final phase's 64 clients each read every key
+/// same key ([`Tables::read`]): the final phase's 64 clients each read every key
 /// from offset 0, often more than once, and an entry costs 8 bytes a poll instead of 40.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRead(Arc<(KeyId, Pairs)>);
