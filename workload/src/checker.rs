@@ -19,11 +19,16 @@
 //! Elle's cycle search is in `checker/cycles.rs`: under Maelstrom's options the cycles it
 //! can find are exactly the *future reads* (`G1c-realtime`), and that module proves it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::history::{F, History, KeyId, KeyRead, MsgId, Op, OpType, OpValue, Pairs, reads};
+// Every map here is keyed by interned ids and most are looked up once per pair of every
+// poll: Fx-hashed (see `FxHashMap`), not SipHash.
+use crate::history::{
+    F, FxHashMap as HashMap, FxHashSet as HashSet, History, KeyId, KeyRead, MsgId, Op, OpType,
+    OpValue, Pairs, reads,
+};
 
 mod cycles;
 
@@ -142,10 +147,10 @@ pub fn check(h: &History) -> WorkloadResult {
     let mut c = Checker {
         h,
         ops,
-        orders: HashMap::new(),
-        fail_writes: HashSet::new(),
-        ok_reads: HashMap::new(),
-        writer_of: HashMap::new(),
+        orders: HashMap::default(),
+        fail_writes: HashSet::default(),
+        ok_reads: HashMap::default(),
+        writer_of: HashMap::default(),
         errors: BTreeMap::new(),
         unknown: false,
     };
@@ -318,7 +323,7 @@ impl<'h> Checker<'h> {
     }
 
     fn version_orders(&mut self) {
-        let mut logs: HashMap<KeyId, BTreeMap<i64, Vec<MsgId>>> = HashMap::new();
+        let mut logs: HashMap<KeyId, BTreeMap<i64, Vec<MsgId>>> = HashMap::default();
         let mut add = |k: KeyId, o: i64, v: MsgId| {
             let vs = logs.entry(k).or_default().entry(o).or_default();
             if !vs.contains(&v) {
@@ -391,8 +396,8 @@ impl<'h> Checker<'h> {
             let order = self.orders.get(&k).unwrap_or(&empty);
             let vs = &self.ok_reads[&k];
             let mut lost_cases = Vec::new();
-            let mut first_index: HashMap<MsgId, usize> = HashMap::new();
-            let mut last_index: HashMap<MsgId, usize> = HashMap::new();
+            let mut first_index: HashMap<MsgId, usize> = HashMap::default();
+            let mut last_index: HashMap<MsgId, usize> = HashMap::default();
             for (i, (_, values)) in order.log.iter().enumerate() {
                 for v in values {
                     first_index.entry(*v).or_insert(i);
@@ -474,7 +479,7 @@ impl<'h> Checker<'h> {
     /// must continue exactly where the previous one ended.
     fn poll_skip_and_nonmonotonic(&mut self) {
         // process -> key -> (last op that read the key, the last value it read there).
-        let mut last_reads: HashMap<u64, HashMap<KeyId, (&Op, Option<MsgId>)>> = HashMap::new();
+        let mut last_reads: HashMap<u64, HashMap<KeyId, (&Op, Option<MsgId>)>> = HashMap::default();
         for op in self.ops.clone() {
             match &op.value {
                 OpValue::Assign { keys, .. } if matches!(op.kind, OpType::Ok | OpType::Info) => {
@@ -523,7 +528,7 @@ impl<'h> Checker<'h> {
 
     /// `nonmonotonic-send`: a process's later send to a key must land at a higher index.
     fn nonmonotonic_send(&mut self) {
-        let mut last_sends: HashMap<u64, HashMap<KeyId, (&Op, MsgId)>> = HashMap::new();
+        let mut last_sends: HashMap<u64, HashMap<KeyId, (&Op, MsgId)>> = HashMap::default();
         for op in self.ops.clone() {
             if !matches!(op.kind, OpType::Ok | OpType::Info) {
                 continue;
@@ -651,7 +656,7 @@ impl<'h> Checker<'h> {
     /// `no-writer-of-value` and the workload's verdict becomes unknown.
     fn no_writer(&mut self) {
         let mut found: Vec<(KeyId, MsgId, &Op)> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for op in &self.ops {
             for (k, pairs) in reads_of(op) {
                 for (_, v) in pairs.iter() {
@@ -688,7 +693,7 @@ impl Checker<'_> {
 /// Jepsen's `stats` checker as Maelstrom's kafka workload uses it: invalid when `assign`,
 /// `poll` or `send` has no `:ok` completion at all (`crash` is exempt).
 pub fn stats_valid(h: &History) -> Validity {
-    let mut seen: HashMap<F, (usize, usize)> = HashMap::new();
+    let mut seen: HashMap<F, (usize, usize)> = HashMap::default();
     for op in h.ops.iter().filter(|o| o.kind != OpType::Invoke) {
         let e = seen.entry(op.f()).or_default();
         e.0 += 1;

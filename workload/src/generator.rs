@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::history::KeyId;
+use crate::history::{FxHashMap, KeyId};
 
 /// One generated client operation. Keys are the generator's integers; the runner turns
 /// them into decimal strings, as Maelstrom does.
@@ -33,14 +33,15 @@ pub enum GenOp {
 #[derive(Debug)]
 pub struct Generator {
     active: Vec<u64>,
-    writes: HashMap<u64, i64>,
+    writes: FxHashMap<u64, i64>,
     max_writes_per_key: i64,
     scale: f64,
     assign_p: f64,
     /// Per key, the highest offset acknowledged by a send and read by a poll (`poll-unseen`).
-    sent: HashMap<KeyId, i64>,
-    polled: HashMap<KeyId, i64>,
-    /// Per key, the highest offset any `:ok` op touched; `-1` for a key polled empty.
+    sent: FxHashMap<KeyId, i64>,
+    polled: FxHashMap<KeyId, i64>,
+    /// Per key, the highest offset any `:ok` op touched; `-1` for a key polled empty. A
+    /// std map, unlike the others: the final phase's clients take it as their targets.
     max_offsets: HashMap<KeyId, i64>,
 }
 
@@ -54,12 +55,12 @@ impl Generator {
             KEY_DIST_BASE * (KEY_DIST_BASE.powi(key_count as i32) - 1.0) / (KEY_DIST_BASE - 1.0);
         Generator {
             active: (0..key_count as u64).collect(),
-            writes: HashMap::new(),
+            writes: FxHashMap::default(),
             max_writes_per_key: max_writes_per_key.max(1),
             scale,
             assign_p,
-            sent: HashMap::new(),
-            polled: HashMap::new(),
+            sent: FxHashMap::default(),
+            polled: FxHashMap::default(),
             max_offsets: HashMap::new(),
         }
     }
@@ -135,7 +136,7 @@ impl Generator {
     }
 }
 
-fn bump(m: &mut HashMap<KeyId, i64>, k: KeyId, v: i64) {
+fn bump<S: std::hash::BuildHasher>(m: &mut HashMap<KeyId, i64, S>, k: KeyId, v: i64) {
     let e = m.entry(k).or_insert(v);
     *e = (*e).max(v);
 }

@@ -41,6 +41,14 @@ pub struct Tables {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FxBuild;
 
+/// A map hashed with [`FxBuild`]: for the generator's and the checker's maps keyed by
+/// interned ids, looked up once per pair of every poll (tens of millions in a high-rate
+/// run), where SipHash was most of the cost of a lookup.
+pub type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
+
+/// A set hashed with [`FxBuild`] (see [`FxHashMap`]).
+pub type FxHashSet<K> = HashSet<K, FxBuild>;
+
 impl BuildHasher for FxBuild {
     type Hasher = FxHasher;
     fn build_hasher(&self) -> FxHasher {
@@ -157,12 +165,24 @@ impl Tables {
 
     /// The value as JSON text.
     pub fn msg_json(&self, m: MsgId) -> String {
+        let mut out = String::new();
+        self.push_msg_json(&mut out, m);
+        out
+    }
+
+    /// Appends the value as JSON text, without a string of its own: `history.jsonl` writes
+    /// every pair of every poll, tens of millions in a high-rate run.
+    pub fn push_msg_json(&self, out: &mut String, m: MsgId) {
+        use std::fmt::Write as _;
         if m.0 & OTHER_BIT == 0 {
-            return m.0.to_string();
+            let _ = write!(out, "{}", m.0);
+            return;
         }
         match &self.others[(m.0 & !OTHER_BIT) as usize] {
-            RawMsg::Int(i) => i.to_string(),
-            RawMsg::Other(s) => s.to_string(),
+            RawMsg::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            RawMsg::Other(s) => out.push_str(s),
         }
     }
 
@@ -555,10 +575,14 @@ impl History {
                 push_json_str(out, t.key_name(*key));
                 match offset {
                     Some(o) => {
-                        let _ = write!(out, ",[{o},{}]]]", t.msg_json(*msg));
+                        let _ = write!(out, ",[{o},");
+                        t.push_msg_json(out, *msg);
+                        out.push_str("]]]");
                     }
                     None => {
-                        let _ = write!(out, ",{}]]", t.msg_json(*msg));
+                        out.push(',');
+                        t.push_msg_json(out, *msg);
+                        out.push_str("]]");
                     }
                 }
             }
@@ -575,7 +599,9 @@ impl History {
                         if j > 0 {
                             out.push(',');
                         }
-                        let _ = write!(out, "[{o},{}]", t.msg_json(m));
+                        let _ = write!(out, "[{o},");
+                        t.push_msg_json(out, m);
+                        out.push(']');
                     }
                     out.push(']');
                 }
@@ -605,8 +631,16 @@ fn write_nemesis(w: &mut impl Write, n: &NemesisOp) -> io::Result<()> {
     writeln!(w, "{line}")
 }
 
+/// A JSON string. Keys are nearly always plain (Maelstrom's are decimal numbers), written
+/// as they are; anything that might need escaping goes through serde_json.
 fn push_json_str(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    if crate::protocol::is_plain(s) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
 }
 
 #[cfg(test)]
@@ -711,6 +745,41 @@ mod tests {
         let (g1, g2) = (t.read(k, gap.clone().into()), t.read(k, gap.clone().into()));
         assert_eq!(g1, g2);
         assert_eq!(g1.0.1.iter().collect::<Vec<_>>(), gap);
+    }
+
+    #[test]
+    fn json_strings_and_values_are_written_as_serde_json_writes_them() {
+        for key in [
+            "5",
+            "key-1_a",
+            "",
+            "a b",
+            "q\"uote",
+            "back\\slash",
+            "new\nline",
+            "\u{1}",
+            "é",
+            "\u{2028}",
+            "/",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, key);
+            assert_eq!(out, serde_json::to_string(key).unwrap(), "{key:?}");
+        }
+        let mut t = Tables::default();
+        for (raw, json) in [
+            (RawMsg::Int(7), "7"),
+            (RawMsg::Int(-7), "-7"),
+            (RawMsg::Int(i64::MAX), "9223372036854775807"),
+            (RawMsg::Other("4.0".into()), "4.0"),
+            (RawMsg::Other("\"4\"".into()), "\"4\""),
+        ] {
+            let id = t.msg(&raw);
+            let mut out = String::from("x");
+            t.push_msg_json(&mut out, id);
+            assert_eq!(out, format!("x{json}"));
+            assert_eq!(t.msg_json(id), json);
+        }
     }
 
     #[test]

@@ -8,9 +8,7 @@
 //! key k is o has lag `t - known[k][o + 1]`, or 0 if that is later or unknown. The worst
 //! is the largest over every poll and key.
 
-use std::collections::HashMap;
-
-use crate::history::{History, KeyId, OpType, OpValue};
+use crate::history::{FxHashMap as HashMap, History, KeyId, OpType, OpValue};
 
 /// The worst lag found, times in ns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,7 +63,7 @@ impl Known {
 }
 
 pub fn worst_realtime_lag(h: &History) -> Lag {
-    let mut known: HashMap<KeyId, Known> = HashMap::new();
+    let mut known: HashMap<KeyId, Known> = HashMap::default();
     let mut offs = Vec::new();
     for op in h.ops.iter().filter(|o| o.kind == OpType::Ok) {
         max_offsets(&op.value, &mut offs);
@@ -73,8 +71,8 @@ pub fn worst_realtime_lag(h: &History) -> Lag {
             known.entry(k).or_default().saw(o, op.time);
         }
     }
-    let mut invoked: HashMap<u64, u64> = HashMap::new();
-    let mut positions: HashMap<u64, HashMap<KeyId, i64>> = HashMap::new();
+    let mut invoked: HashMap<u64, u64> = HashMap::default();
+    let mut positions: HashMap<u64, HashMap<KeyId, i64>> = HashMap::default();
     let mut worst = Lag::default();
     for op in &h.ops {
         match op.kind {

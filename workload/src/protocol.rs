@@ -750,12 +750,17 @@ fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
+/// Whether a string is written in JSON as it is, between quotes: nothing in it needs
+/// escaping. Keys are nearly always such (Maelstrom's are decimal numbers).
+pub(crate) fn is_plain(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Writes `s` as a JSON string. Keys we generate are digits and network names are node ids and
 /// service names, so the fast path is a copy; serde escapes anything else.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if is_plain(s) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');

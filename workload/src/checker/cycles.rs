@@ -61,12 +61,10 @@
 //! Two passes over the history and one hash map entry per send: O(ops + pairs read)
 //! expected time, and memory proportional to the sends, never to an offset or a value.
 
-use std::collections::HashMap;
-
 use serde_json::json;
 
 use super::Checker;
-use crate::history::{KeyId, MsgId, OpType, OpValue};
+use crate::history::{FxHashMap as HashMap, KeyId, MsgId, OpType, OpValue};
 
 impl Checker<'_> {
     /// `G1c-realtime`: every `ok` poll that read a value whose writer was invoked only
@@ -75,10 +73,10 @@ impl Checker<'_> {
         let ops = &self.h.ops;
         // Each writer's (invocation, completion) positions, the last completion winning as
         // in Jepsen's `writer-of`.
-        let mut writers: HashMap<(KeyId, MsgId), (Option<usize>, usize)> = HashMap::new();
+        let mut writers: HashMap<(KeyId, MsgId), (Option<usize>, usize)> = HashMap::default();
         // The open invocation of each process: Jepsen pairs a completion with its process's
         // last invocation.
-        let mut open: HashMap<u64, usize> = HashMap::new();
+        let mut open: HashMap<u64, usize> = HashMap::default();
         for (pos, op) in ops.iter().enumerate() {
             if op.kind == OpType::Invoke {
                 open.insert(op.process, pos);
