@@ -386,7 +386,7 @@ impl Sim {
 
     /// An assign of `keys` by client `c`'s process: Maelstrom's client makes no RPC for it.
     fn record_assign(&mut self, c: usize, keys: &[u64], seek_to_beginning: bool) {
-        let keys: std::sync::Arc<[KeyId]> = keys.iter().map(|&k| self.key_id(k)).collect();
+        let keys = std::sync::Arc::new(keys.iter().map(|&k| self.key_id(k)).collect());
         let value = OpValue::Assign {
             keys,
             seek_to_beginning,

@@ -214,7 +214,7 @@ struct Builder {
     last_time: u64,
     /// The last assign's keys, shared with the next assign of the same keys: a final
     /// phase's assigns all name every key.
-    last_assign: std::sync::Arc<[KeyId]>,
+    last_assign: crate::history::Keys,
 }
 
 impl Builder {
@@ -232,6 +232,13 @@ impl Builder {
             self.nemesis(time, f, op);
             return Ok(());
         };
+        if u32::try_from(process).is_err() {
+            // The history keeps processes as u32 (see `Op`).
+            return Err(format!(
+                ":process {process} is out of range (at most {})",
+                u32::MAX
+            ));
+        }
         let kind = match op.get("type").and_then(Value::as_str) {
             Some("invoke") => OpType::Invoke,
             Some("ok") => OpType::Ok,
@@ -239,10 +246,11 @@ impl Builder {
             Some("info") => OpType::Info,
             other => return Err(format!("unknown :type {other:?}")),
         };
-        let error = op.get("error").map(|e| match e {
+        let error: Option<Box<str>> = op.get("error").map(|e| match e {
             Value::String(s) => s.as_str().into(),
             e => e.to_string().into(),
         });
+        let error = error.as_deref();
         let value = op.get("value").unwrap_or(&Value::Null);
         match f {
             "crash" => self.h.push(time, process, kind, OpValue::Crash, error),
@@ -282,7 +290,7 @@ impl Builder {
         process: u64,
         kind: OpType,
         mops: &[Value],
-        error: Option<Box<str>>,
+        error: Option<&str>,
         line: usize,
     ) -> Result<(), String> {
         if mops.len() > 1 {
@@ -297,14 +305,14 @@ impl Builder {
         }
         let invoked = self.open.remove(&process);
         let v = self.mop(&mops[0], kind)?;
-        self.h.push(time, process, kind, v, error.clone());
+        self.h.push(time, process, kind, v, error);
         let invoke_time = invoked.as_ref().map_or(time, |(t, _)| *t);
         for (i, m) in mops.iter().enumerate().skip(1) {
             let inv = invoked.as_ref().and_then(|(_, ms)| ms.get(i)).unwrap_or(m);
             let iv = self.mop(inv, OpType::Invoke)?;
             self.h.push(invoke_time, process, OpType::Invoke, iv, None);
             let v = self.mop(m, kind)?;
-            self.h.push(time, process, kind, v, error.clone());
+            self.h.push(time, process, kind, v, error);
         }
         Ok(())
     }
@@ -550,7 +558,7 @@ fn foreign(file: &Path, history: History, partitions: &[(u64, u64)]) -> (Config,
         shell_quote_path(&file.display().to_string())
     );
     let (mut open, mut most) = (0usize, 0usize);
-    let mut busy: HashMap<u64, bool> = HashMap::new();
+    let mut busy: HashMap<u32, bool> = HashMap::new();
     for op in &history.ops {
         let was = busy.insert(op.process, op.kind == OpType::Invoke) == Some(true);
         match (op.kind == OpType::Invoke, was) {
@@ -681,6 +689,95 @@ mod tests {
         }
     }
 
+    /// The compact record (`Op`: process and index as u32, errors, keys, values and reads
+    /// interned and shared) keeps everything `history.jsonl` says: a history with every
+    /// field at its edges, written, read back and written again, is the same text.
+    #[test]
+    fn a_written_history_reads_back_to_the_same_text() {
+        use crate::protocol::RawMsg;
+        let mut h = History::default();
+        let (k, j) = (h.tables.key("k1"), h.tables.key("odd \"key\""));
+        let m = h.tables.msg(&RawMsg::Int(7));
+        let neg = h.tables.msg(&RawMsg::Int(-3));
+        let float = h.tables.msg(&RawMsg::Other("1.5".into()));
+        let top = u64::from(u32::MAX);
+        let send = |key, offset, msg| OpValue::Send { key, offset, msg };
+        h.push(1, 0, OpType::Invoke, send(k, None, m), None);
+        h.push(2, 0, OpType::Ok, send(k, Some(i64::MIN), m), None);
+        h.push(3, top, OpType::Invoke, send(j, None, neg), None);
+        h.push(4, top, OpType::Info, send(j, None, neg), Some("timeout"));
+        h.push(5, 7, OpType::Invoke, send(j, None, float), None);
+        h.push(
+            6,
+            7,
+            OpType::Fail,
+            send(j, None, float),
+            Some("error {\"code\":11}"),
+        );
+        h.push(7, 1, OpType::Invoke, OpValue::Poll(None), None);
+        let run = h.tables.read(k, vec![(0, m), (1, neg)].into());
+        let same = h.tables.read(k, vec![(0, m), (1, neg)].into());
+        let gap = h.tables.read(j, vec![(5, float), (3, m), (3, m)].into());
+        let reads: crate::history::PollResult = vec![run, gap].into();
+        h.push(8, 1, OpType::Ok, OpValue::Poll(Some(reads)), None);
+        h.push(9, 1, OpType::Invoke, OpValue::Poll(None), None);
+        let reads: crate::history::PollResult = vec![same].into();
+        h.push(9, 1, OpType::Ok, OpValue::Poll(Some(reads)), None);
+        h.push(9, 1, OpType::Invoke, OpValue::Poll(None), None);
+        h.push(10, 1, OpType::Info, OpValue::Poll(None), Some("timeout"));
+        let keys: crate::history::Keys = std::sync::Arc::new(vec![j, k]);
+        for (seek_to_beginning, kind) in [(false, OpType::Fail), (true, OpType::Ok)] {
+            let v = OpValue::Assign {
+                keys: keys.clone(),
+                seek_to_beginning,
+            };
+            h.push(11, 2, OpType::Invoke, v.clone(), None);
+            h.push(12, 2, kind, v, None);
+        }
+        h.push(1 << 50, 3, OpType::Invoke, OpValue::Crash, None);
+        h.push(
+            1 << 50,
+            3,
+            OpType::Info,
+            OpValue::Crash,
+            Some("[\"node-crashed\",\"n1\"]"),
+        );
+        let mut written = Vec::new();
+        h.write_jsonl(&mut written).unwrap();
+        let text = String::from_utf8(written).unwrap();
+        let loaded = load_text("history.jsonl", &text).unwrap();
+        let mut again = Vec::new();
+        loaded.outcome.history.write_jsonl(&mut again).unwrap();
+        assert_eq!(String::from_utf8(again).unwrap(), text);
+        assert!(text.contains(r#""process":4294967295"#), "{text}");
+        // Each op kept its own error text.
+        let errors: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                Some(
+                    serde_json::from_str::<Value>(l).ok()?["error"]
+                        .as_str()?
+                        .to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "timeout",
+                "error {\"code\":11}",
+                "timeout",
+                "[\"node-crashed\",\"n1\"]"
+            ]
+        );
+        // Processes beyond what the record holds are refused, not wrapped.
+        let beyond = text.replace("4294967295", "4294967296");
+        let Err(e) = load_text("history.jsonl", &beyond) else {
+            panic!("a process above u32::MAX was accepted");
+        };
+        assert!(e.to_string().contains("out of range"), "{e}");
+    }
+
     #[test]
     fn reads_jepsens_shapes() {
         let loaded = load_text(
@@ -722,7 +819,7 @@ mod tests {
         assert_eq!(reads.len(), 2);
         assert_eq!(h.ops[7].value, OpValue::Poll(Some(Box::default())));
         assert_eq!(h.ops[9].value, OpValue::Crash);
-        assert_eq!(h.ops[9].error.as_deref(), Some(r#"["node-crashed","n1"]"#));
+        assert_eq!(h.error(&h.ops[9]), Some(r#"["node-crashed","n1"]"#));
         assert_eq!(loaded.outcome.timeline.partitions, vec![(25, 55)]);
         assert_eq!(loaded.cfg.concurrency, 1);
         assert!(loaded.txns.is_none());

@@ -479,7 +479,7 @@ impl<'h> Checker<'h> {
     /// must continue exactly where the previous one ended.
     fn poll_skip_and_nonmonotonic(&mut self) {
         // process -> key -> (last op that read the key, the last value it read there).
-        let mut last_reads: HashMap<u64, HashMap<KeyId, (&Op, Option<MsgId>)>> = HashMap::default();
+        let mut last_reads: HashMap<u32, HashMap<KeyId, (&Op, Option<MsgId>)>> = HashMap::default();
         for op in self.ops.clone() {
             match &op.value {
                 OpValue::Assign { keys, .. } if matches!(op.kind, OpType::Ok | OpType::Info) => {
@@ -528,7 +528,7 @@ impl<'h> Checker<'h> {
 
     /// `nonmonotonic-send`: a process's later send to a key must land at a higher index.
     fn nonmonotonic_send(&mut self) {
-        let mut last_sends: HashMap<u64, HashMap<KeyId, (&Op, MsgId)>> = HashMap::default();
+        let mut last_sends: HashMap<u32, HashMap<KeyId, (&Op, MsgId)>> = HashMap::default();
         for op in self.ops.clone() {
             if !matches!(op.kind, OpType::Ok | OpType::Info) {
                 continue;
@@ -808,7 +808,8 @@ mod tests {
         }
 
         fn assign(&mut self, p: u64, keys: &[&str]) -> &mut Self {
-            let keys: std::sync::Arc<[KeyId]> = keys.iter().map(|k| self.h.tables.key(k)).collect();
+            let keys: crate::history::Keys =
+                std::sync::Arc::new(keys.iter().map(|k| self.h.tables.key(k)).collect());
             let value = OpValue::Assign {
                 keys,
                 seek_to_beginning: false,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::generator::Stagger;
-use crate::history::{KeyId, KeyRead, MsgId, OpType, OpValue, PollResult, reads};
+use crate::history::{KeyId, KeyRead, Keys, MsgId, OpType, OpValue, PollResult, reads};
 use crate::protocol::{self, Reply};
 
 /// The request a client waits on.
@@ -33,7 +33,7 @@ pub enum Pending {
         msgs: PollResult,
     },
     Assign {
-        keys: Arc<[KeyId]>,
+        keys: Keys,
         msg_id: u64,
     },
 }
@@ -89,14 +89,14 @@ impl FinalState {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Offsets {
     /// Sorted, no repeats.
-    keys: Arc<[KeyId]>,
+    keys: Keys,
     /// `next[i]` is the next offset to poll `keys[i]` from.
     next: Vec<i64>,
 }
 
 impl Offsets {
     /// Every key of `keys` (sorted, no repeats) from offset 0, sharing the list.
-    pub fn from_sorted(keys: Arc<[KeyId]>) -> Offsets {
+    pub fn from_sorted(keys: Keys) -> Offsets {
         debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
         Offsets {
             next: vec![0; keys.len()],
@@ -383,7 +383,7 @@ mod tests {
         // A poll whose commit timed out is an indeterminate poll with no data.
         assert_eq!(w.give_up(false), Some((OpType::Info, OpValue::Poll(None))));
         w.pending = Pending::Assign {
-            keys: [KeyId(0)].into(),
+            keys: Arc::new(vec![KeyId(0)]),
             msg_id: 3,
         };
         assert!(matches!(w.give_up(false), Some((OpType::Fail, _))));

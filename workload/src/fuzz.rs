@@ -128,7 +128,7 @@ pub fn node_lines(data: &[u8]) -> Judged {
                 h.push(time, process, OpType::Ok, OpValue::Poll(Some(polled)), None);
             }
             Reply::ListCommittedOffsetsOk { .. } => {
-                let keys: std::sync::Arc<[_]> = vec![key].into();
+                let keys: crate::history::Keys = vec![key].into();
                 let value = OpValue::Assign {
                     keys: keys.clone(),
                     seek_to_beginning: false,
@@ -153,7 +153,7 @@ pub fn node_lines(data: &[u8]) -> Judged {
                 let (error, definite) = crate::client::reply_error(other);
                 if let Some((kind, value)) = w.give_up(definite) {
                     invoked(&mut h, value.clone());
-                    h.push(time, process, kind, value, Some(error.into()));
+                    h.push(time, process, kind, value, Some(&error));
                     if kind == OpType::Info {
                         let n = workers.len() as u64;
                         let w = &mut workers[(c % WORKERS as u64) as usize];

@@ -71,8 +71,8 @@ pub fn worst_realtime_lag(h: &History) -> Lag {
             known.entry(k).or_default().saw(o, op.time);
         }
     }
-    let mut invoked: HashMap<u64, u64> = HashMap::default();
-    let mut positions: HashMap<u64, HashMap<KeyId, i64>> = HashMap::default();
+    let mut invoked: HashMap<u32, u64> = HashMap::default();
+    let mut positions: HashMap<u32, HashMap<KeyId, i64>> = HashMap::default();
     let mut worst = Lag::default();
     for op in &h.ops {
         match op.kind {
@@ -110,7 +110,7 @@ pub fn worst_realtime_lag(h: &History) -> Lag {
                     if lag > worst.lag {
                         worst = Lag {
                             time: t,
-                            process: op.process,
+                            process: u64::from(op.process),
                             key: Some(k),
                             lag,
                         };

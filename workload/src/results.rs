@@ -31,7 +31,7 @@ pub fn node_of(process: u64, concurrency: usize, nodes: usize) -> usize {
 
 /// Pairs each completion with its process's invocation.
 pub fn samples(h: &History) -> Vec<Sample> {
-    let mut open: HashMap<u64, u64> = HashMap::new();
+    let mut open: HashMap<u32, u64> = HashMap::new();
     let mut out = Vec::with_capacity(h.ops.len() / 2);
     for op in &h.ops {
         if op.kind == OpType::Invoke {
@@ -49,7 +49,7 @@ pub fn samples(h: &History) -> Vec<Sample> {
             out.push(Sample {
                 f: op.f(),
                 kind: op.kind,
-                process: op.process,
+                process: u64::from(op.process),
                 start,
                 latency: op.time.saturating_sub(start),
             });

@@ -81,7 +81,7 @@ struct Pair {
 
 /// Pairs each invocation with its process's next completion, in invocation order.
 fn pairs(ops: &[Op]) -> Vec<Pair> {
-    let mut open: HashMap<u64, usize> = HashMap::new();
+    let mut open: HashMap<u32, usize> = HashMap::new();
     let mut out = Vec::with_capacity(ops.len() / 2 + 1);
     for (pos, op) in ops.iter().enumerate() {
         if op.kind == OpType::Invoke {
@@ -312,7 +312,7 @@ fn label(h: &History, inv: &Op, done: Option<&Op>) -> String {
         ),
         OpValue::Crash => "crash (client replaced)".to_owned(),
     };
-    if let Some(e) = done.and_then(|d| d.error.as_deref()) {
+    if let Some(e) = done.and_then(|d| h.error(d)) {
         let _ = write!(s, ": {}", clip(e, 40));
     }
     s
@@ -324,7 +324,7 @@ fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
         "{} by process {} (node {})",
         inv.f().name(),
         inv.process,
-        node_of(input, inv.process)
+        node_of(input, u64::from(inv.process))
     );
     match done {
         Some(d) => {
@@ -355,7 +355,7 @@ fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
             }
             _ => {}
         }
-        if let Some(e) = &d.error {
+        if let Some(e) = h.error(d) {
             let _ = write!(t, "\nerror: {}", clip(e, TITLE_BYTES));
         }
         let _ = write!(t, "\nindex {} (invoked at {})", d.index, inv.index);
@@ -381,7 +381,7 @@ pub fn timeline_html(input: &Input<'_>) -> String {
         }
     }
     let shown_pairs: Vec<&Pair> = ranges.iter().flat_map(|r| &pairs[r.clone()]).collect();
-    let mut columns: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut columns: BTreeMap<u32, u32> = BTreeMap::new();
     for p in &shown_pairs {
         columns.insert(ops[p.inv].process, 0);
     }
@@ -443,7 +443,7 @@ p {{ margin: 4px 0; max-width: 70em; }}
             out,
             "<div style=\"left:{}px\">process {p}<br><small>node {}</small></div>",
             GUTTER + c * COL,
-            esc(&node_of(input, *p))
+            esc(&node_of(input, u64::from(*p)))
         );
     }
     out.push_str("</div>\n");
@@ -528,7 +528,7 @@ mod tests {
     ) {
         let key = h.tables.key(key);
         let msg = h.tables.msg(&RawMsg::Int(msg));
-        let error = (kind == OpType::Info).then(|| "timeout".into());
+        let error = (kind == OpType::Info).then_some("timeout");
         h.push(t, p, kind, OpValue::Send { key, offset, msg }, error);
     }
 

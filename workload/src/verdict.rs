@@ -133,7 +133,7 @@ mod tests {
             },
             OpValue::Poll(Some(Box::new([]))),
             OpValue::Assign {
-                keys: [k].into(),
+                keys: std::sync::Arc::new(vec![k]),
                 seek_to_beginning: false,
             },
         ];

@@ -17,6 +17,7 @@ struct Checked {
     stderr: String,
     results: Value,
     edn: String,
+    history: String,
     _store: TempDir,
 }
 
@@ -37,6 +38,7 @@ fn check(path: &Path) -> Checked {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         results: serde_json::from_str(&read("results.json")).unwrap_or(Value::Null),
         edn: read("results.edn"),
+        history: read("history.jsonl"),
         _store: store,
     }
 }
@@ -67,11 +69,17 @@ fn a_test_runs_history_judged_again_gives_the_runs_results() {
         let run = util::run_fault(fault, &["--time-limit", "1", "--rate", "300"]);
         assert!(run.results.is_object(), "{fault}: {}", run.explain());
         let stored = std::fs::read_to_string(run.dir.join("results.edn")).unwrap();
+        let history = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
         for path in [run.dir.clone(), run.dir.join("history.jsonl")] {
             let c = check(&path);
             assert_eq!(c.code, run.code, "{fault} {path:?}: {}", c.stderr);
             assert_eq!(c.results, run.results, "{fault} {path:?}");
             assert_eq!(c.edn, stored, "{fault} {path:?}");
+            // Read back into the compact history and written again, the same text.
+            assert!(
+                c.history == history,
+                "{fault} {path:?}: history.jsonl differs"
+            );
             assert_eq!(summary(&c.stdout), summary(&run.stdout), "{fault} {path:?}");
             assert!(c.stdout.contains("Judged from "), "{}", c.stdout);
         }

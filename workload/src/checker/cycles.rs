@@ -76,7 +76,7 @@ impl Checker<'_> {
         let mut writers: HashMap<(KeyId, MsgId), (Option<usize>, usize)> = HashMap::default();
         // The open invocation of each process: Jepsen pairs a completion with its process's
         // last invocation.
-        let mut open: HashMap<u64, usize> = HashMap::default();
+        let mut open: HashMap<u32, usize> = HashMap::default();
         for (pos, op) in ops.iter().enumerate() {
             if op.kind == OpType::Invoke {
                 open.insert(op.process, pos);

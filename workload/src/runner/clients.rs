@@ -207,7 +207,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
                 let first = self.key_of(key);
                 let mut keys = vec![first];
                 keys.extend(unseen.into_iter().filter(|k| *k != first));
-                let keys: std::sync::Arc<[KeyId]> = keys.into();
+                let keys: crate::history::Keys = keys.into();
                 self.history.push(
                     now,
                     process,
@@ -258,18 +258,11 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// is idempotent in Maelstrom, so it always just fails.
     pub(super) fn fail_pending(&mut self, w: usize, now: u64, error: String, definite: bool) {
         if let Some((kind, value)) = self.clients.workers[w].give_up(definite) {
-            self.complete(w, now, kind, value, Some(error.into()));
+            self.complete(w, now, kind, value, Some(&error));
         }
     }
 
-    fn complete(
-        &mut self,
-        w: usize,
-        now: u64,
-        kind: OpType,
-        value: OpValue,
-        error: Option<Box<str>>,
-    ) {
+    fn complete(&mut self, w: usize, now: u64, kind: OpType, value: OpValue, error: Option<&str>) {
         let process = self.clients.workers[w].process;
         self.clients.workers[w].seq += 1;
         self.history.push(now, process, kind, value, error);

@@ -331,7 +331,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         let targets = std::sync::Arc::new(self.generator.max_offsets().clone());
         let mut keys: Vec<KeyId> = targets.keys().copied().collect();
         keys.sort();
-        let keys: std::sync::Arc<[KeyId]> = keys.into();
+        let keys: crate::history::Keys = keys.into();
         self.clients.free.clear();
         for w in 0..self.clients.workers.len() {
             self.crash(w, now);

@@ -333,7 +333,7 @@ fn a_reply_after_the_timeout_but_before_the_workers_next_op_is_ignored() {
     s.runner.expire(t0 + 5 * SEC);
     let done = ops(&s).last().unwrap();
     assert_eq!(
-        (done.kind, done.f(), done.error.as_deref()),
+        (done.kind, done.f(), s.runner.history.error(done)),
         (OpType::Info, F::Send, Some("timeout"))
     );
     let w = &s.runner.clients.workers[0];
@@ -354,7 +354,7 @@ fn a_reply_after_the_timeout_but_before_the_workers_next_op_is_ignored() {
     let invoke = ops(&s).last().unwrap();
     assert_eq!(
         (invoke.kind, invoke.process),
-        (OpType::Invoke, old_process + 1)
+        (OpType::Invoke, u32::try_from(old_process + 1).unwrap())
     );
     let w = &s.runner.clients.workers[0];
     assert_ne!(w.client, old_client);
@@ -414,7 +414,7 @@ fn a_reply_read_before_the_deadline_counts_even_when_handled_after_it() {
     // The scheduler was busy: it looks again only 1 ms after both deadlines.
     s.clock.advance_to(t0 + 5 * SEC + MS);
     s.runner.collect(s.clock.now());
-    let done: Vec<(u64, OpType)> = ops(&s)
+    let done: Vec<(u32, OpType)> = ops(&s)
         .iter()
         .filter(|o| o.kind != OpType::Invoke)
         .map(|o| (o.process, o.kind))
@@ -469,7 +469,7 @@ fn ops_go_only_to_free_workers() {
         "--node-count 1 --concurrency 3 --rate 1000 --time-limit 10 --recovery-sleep 0 --final-time-limit 0",
     );
     let s = run(&cfg, kafka(|_| 100 * MS), 60);
-    let mut open: HashMap<u64, u64> = HashMap::new();
+    let mut open: HashMap<u32, u64> = HashMap::new();
     let mut most = 0;
     for op in ops(&s) {
         if op.kind == OpType::Invoke {
@@ -592,7 +592,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
         .iter()
         .filter(|o| o.time == tl.final_start)
         .collect();
-    for w in 0..2u64 {
+    for w in 0..2u32 {
         let mine: Vec<&Op> = at_start
             .iter()
             .copied()
@@ -634,7 +634,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
     }
     assert_eq!(first_seen.len(), 2);
     // Caught up: each worker's final polls read every key up to its highest offset.
-    for w in 0..2u64 {
+    for w in 0..2u32 {
         let mut read: HashMap<KeyId, i64> = HashMap::new();
         for op in ops(&s)
             .iter()
