@@ -1153,7 +1153,7 @@ mod tests {
     fn node_plots_name_each_node_and_count_server_messages() {
         let samples: Vec<Sample> = (0..400)
             .map(|i| Sample {
-                process: i % 4,
+                process: u32::try_from(i % 4).unwrap(),
                 ..sample(F::Send, OpType::Ok, i * 10, 100 + i)
             })
             .collect();

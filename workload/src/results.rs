@@ -11,13 +11,13 @@ use crate::lag::{self, Lag};
 use crate::network::NetStats;
 use crate::runner::{Outcome, Timeline};
 
-/// One completed operation's latency.
+/// One completed operation's latency: 24 bytes, one per operation while a run is judged.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub f: F,
     pub kind: OpType,
     /// The client process, which names the node it talked to (see [`node_of`]).
-    pub process: u64,
+    pub process: u32,
     /// Invocation time, ns since the run's origin.
     pub start: u64,
     pub latency: u64,
@@ -25,9 +25,11 @@ pub struct Sample {
 
 /// The node a client process talked to: worker thread `t` keeps node `t % nodes` for
 /// every client it is given, and its processes are `t`, `t + concurrency`, ...
-pub fn node_of(process: u64, concurrency: usize, nodes: usize) -> usize {
-    (process % concurrency.max(1) as u64) as usize % nodes.max(1)
+pub fn node_of(process: u32, concurrency: usize, nodes: usize) -> usize {
+    (process as usize % concurrency.max(1)) % nodes.max(1)
 }
+
+const _: () = assert!(std::mem::size_of::<Sample>() == 24);
 
 /// Pairs each completion with its process's invocation.
 pub fn samples(h: &History) -> Vec<Sample> {
@@ -49,7 +51,7 @@ pub fn samples(h: &History) -> Vec<Sample> {
             out.push(Sample {
                 f: op.f(),
                 kind: op.kind,
-                process: u64::from(op.process),
+                process: op.process,
                 start,
                 latency: op.time.saturating_sub(start),
             });

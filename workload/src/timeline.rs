@@ -324,7 +324,7 @@ fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
         "{} by process {} (node {})",
         inv.f().name(),
         inv.process,
-        node_of(input, u64::from(inv.process))
+        node_of(input, inv.process)
     );
     match done {
         Some(d) => {
@@ -363,7 +363,7 @@ fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
     t
 }
 
-fn node_of(input: &Input<'_>, process: u64) -> String {
+fn node_of(input: &Input<'_>, process: u32) -> String {
     let n = crate::results::node_of(process, input.concurrency, input.node_ids.len());
     input.node_ids.get(n).cloned().unwrap_or_default()
 }
@@ -443,7 +443,7 @@ p {{ margin: 4px 0; max-width: 70em; }}
             out,
             "<div style=\"left:{}px\">process {p}<br><small>node {}</small></div>",
             GUTTER + c * COL,
-            esc(&node_of(input, u64::from(*p)))
+            esc(&node_of(input, *p))
         );
     }
     out.push_str("</div>\n");
