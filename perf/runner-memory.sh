@@ -16,10 +16,11 @@
 # sleep), run_MiB (the highest RSS sampled, every 0.5 s, until the final phase ended), peak_MiB
 # and B/op (GNU time's maximum, over the operations), the verdict.
 set -euo pipefail
+# Before common.sh, whose default is 5 (replays).
+RUNS="${RUNS:-1}"
 source "$(dirname "$0")/common.sh"
 need_time
 
-RUNS="${RUNS:-1}"
 SHAPES="${SHAPES:-10s 60s 3node}"
 NEW="$TARGET_DIR/release/kafka-workload"
 NODE="${NODE:-$TARGET_DIR/release/maelstrom-kafka}"
