@@ -56,6 +56,19 @@ pub struct Config {
     /// late is worse than none. Each drop is counted and noted on stderr. Replies to other nodes
     /// and `init_ok` (whose deadline is 10 s) are exempt.
     pub reply_deadline_ms: usize,
+    /// Longest a batch of requests is held for more lines while the input is busy, in
+    /// microseconds, counted from the read that brought its first line.
+    /// `MAELSTROM_KAFKA_HOLD_US`; default 100; 0 never holds.
+    ///
+    /// The reader hands a batch over as soon as no whole line is left to parse. In a live run at
+    /// high rate a read brings a few lines, and every hand-off wakes a sleeping worker, which
+    /// wakes the sleeping writer: those wakes cost more CPU than the requests (BENCHMARKS.md,
+    /// "Live runs"). So when the input's last two reads came less than this apart, the reader
+    /// waits up to the rest of this time for more, and one hand-off carries the lines of several
+    /// reads. A quiet input (reads further apart, as in a Fly.io-sized run) is never held, and
+    /// the time bounds the latency added to a busy one: 64 clients at 100k ops/s wait about
+    /// 640 µs each between requests.
+    pub hold_us: usize,
 }
 
 impl Default for Config {
@@ -67,6 +80,7 @@ impl Default for Config {
             max_line: 16 << 20,
             poll_bytes: 1 << 20,
             reply_deadline_ms: 4500,
+            hold_us: 100,
         }
     }
 }
@@ -118,6 +132,11 @@ impl Config {
         }
     }
 
+    /// [`Config::hold_us`] as a duration.
+    pub fn hold(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.hold_us as u64)
+    }
+
     /// [`Config::reply_deadline_ms`] as a duration.
     pub fn reply_deadline(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.reply_deadline_ms as u64)
@@ -127,23 +146,28 @@ impl Config {
     /// An unusable value is reported on stderr and the default kept.
     pub fn from_env() -> Self {
         let mut config = Self::default();
-        for (name, field) in [
-            ("MAELSTROM_KAFKA_WORKERS", &mut config.workers),
-            ("MAELSTROM_KAFKA_POLL_MAX", &mut config.poll_max),
-            ("MAELSTROM_KAFKA_BATCH", &mut config.batch),
-            ("MAELSTROM_KAFKA_MAX_LINE", &mut config.max_line),
-            ("MAELSTROM_KAFKA_POLL_BYTES", &mut config.poll_bytes),
+        for (name, field, zero) in [
+            ("MAELSTROM_KAFKA_WORKERS", &mut config.workers, false),
+            ("MAELSTROM_KAFKA_POLL_MAX", &mut config.poll_max, false),
+            ("MAELSTROM_KAFKA_BATCH", &mut config.batch, false),
+            ("MAELSTROM_KAFKA_MAX_LINE", &mut config.max_line, false),
+            ("MAELSTROM_KAFKA_POLL_BYTES", &mut config.poll_bytes, false),
             (
                 "MAELSTROM_KAFKA_REPLY_DEADLINE_MS",
                 &mut config.reply_deadline_ms,
+                false,
             ),
+            ("MAELSTROM_KAFKA_HOLD_US", &mut config.hold_us, true),
         ] {
             let Ok(value) = std::env::var(name) else {
                 continue;
             };
-            match value.trim().parse::<NonZeroUsize>() {
-                Ok(n) => *field = n.get(),
-                Err(_) => crate::diag::note!(
+            match value.trim().parse::<usize>() {
+                Ok(n) if n > 0 || zero => *field = n,
+                _ if zero => crate::diag::note!(
+                    "ignoring {name}={value:?}: not an integer of 0 or more; using {field}"
+                ),
+                _ => crate::diag::note!(
                     "ignoring {name}={value:?}: not a positive integer; using {field}"
                 ),
             }

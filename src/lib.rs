@@ -21,6 +21,7 @@
 //! - `node`: wiring; spawns the threads and owns the shutdown order ([`run`]).
 //! - [`shared`]: the state every thread sees: the node id and cluster (set by the reader alone),
 //!   the store, the poll cursor and the count of dropped replies.
+//! - [`input`]: what the node reads, and whether more is coming soon.
 //! - `reader`: the reader thread, the only code that reads stdin; the batches it hands on.
 //! - [`protocol`]: wire types only, and turning a parsed line into a [`protocol::Incoming`].
 //! - [`json`]: raw member spans and string escaping, which simd-json does not offer.
@@ -48,6 +49,7 @@ mod diag;
 mod doorbell;
 mod envelope;
 pub mod error;
+pub mod input;
 pub mod json;
 mod limits;
 pub mod log;
@@ -65,5 +67,6 @@ mod worker;
 mod writer;
 
 pub use config::Config;
+pub use input::Input;
 pub use node::run;
 pub use shared::Shared;

@@ -11,7 +11,7 @@
 //! returns. If stdout breaks, the writer returns at once with the error and the others wind down
 //! as their sends fail.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::thread;
 
@@ -19,6 +19,7 @@ use crossbeam_channel::bounded;
 
 use crate::budget::ByteBudget;
 use crate::config::Config;
+use crate::input::Input;
 use crate::limits::{
     CHANNEL_BATCHES, PEER_BYTES_IN_FLIGHT, PEER_MESSAGES, REPLY_BYTES_IN_FLIGHT,
     REQUEST_BYTES_IN_FLIGHT,
@@ -32,7 +33,7 @@ use crate::{doorbell, reader, replication, worker, writer};
 /// pipe) returns at once, without waiting for the reader, which may be blocked on its input.
 pub fn run<R, W>(input: R, output: W, config: Config) -> io::Result<()>
 where
-    R: Read + Send + 'static,
+    R: Input + Send + 'static,
     W: Write + Send + 'static,
 {
     // However `run` returns, its last notes reach stderr before the process can end, unless

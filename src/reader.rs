@@ -1,16 +1,17 @@
 //! Reader thread: the only code that touches stdin. Splits it into lines, parses each with
 //! simd-json, and hands batches of requests to the workers.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::mem;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::budget::ByteBudget;
 use crate::config::Config;
 use crate::doorbell::BellSender;
+use crate::input::Input;
 use crate::limits::{IO_BUFFER, SHRINK_ABOVE};
 use crate::protocol::{Body, Incoming, Keys, Parser, Request};
 use crate::replication::thread::Feed;
@@ -56,7 +57,7 @@ pub(crate) struct Lanes {
 ///
 /// The reader holds the node's one [`IdSetter`]: it alone sets the node id, when `init` arrives.
 pub(crate) fn run(
-    input: impl Read,
+    input: impl Input,
     lanes: &Lanes,
     shared: &Shared,
     id_setter: &IdSetter,
@@ -74,6 +75,7 @@ pub(crate) fn run(
     let mut lines = Lines::new(input, config.max_line);
     let mut parser = Parser::default();
     let mut batch = fresh();
+    let hold = config.hold();
     while let Some(line) = lines.next()? {
         match line {
             Ok(line) => {
@@ -112,8 +114,15 @@ pub(crate) fn run(
         }
         // Hand over a full batch, or whatever we have once no complete line is buffered: the
         // next read may block, and a request must not wait for company that may never come.
+        // But while the input is busy, a batch is held for whole lines that arrive within
+        // `hold` of its first (see `Lines::more_within`).
         let queued = batch.requests.len();
-        let ready = queued >= config.batch || (queued > 0 && !lines.has_buffered_line());
+        let ready = queued >= config.batch
+            || (queued > 0
+                && !lines.has_buffered_line()
+                && !batch
+                    .read_at
+                    .is_some_and(|first| lines.more_within(first, hold)));
         if ready && !send(mem::replace(&mut batch, fresh())) {
             return Ok(());
         }
@@ -181,17 +190,20 @@ struct Lines<R> {
     input: BufReader<R>,
     /// When the last read from `input` returned: the line just returned was read then.
     read_at: Instant,
+    /// Time between the last two reads from `input`: how busy it is.
+    gap: Duration,
     long: Vec<u8>,
     max: usize,
     /// Bytes of the line lent out last time, consumed at the next call.
     lent: usize,
 }
 
-impl<R: Read> Lines<R> {
+impl<R: Input> Lines<R> {
     fn new(input: R, max: usize) -> Self {
         Self {
             input: BufReader::with_capacity(IO_BUFFER, input),
             read_at: Instant::now(),
+            gap: Duration::MAX,
             long: Vec::new(),
             max,
             lent: 0,
@@ -209,18 +221,12 @@ impl<R: Read> Lines<R> {
         self.long.clear();
         let mut total = 0;
         loop {
-            // One clock reading per read from the input, not per line.
-            let reads = self.input.buffer().is_empty();
-            let available = match self.input.fill_buf() {
-                Ok(bytes) => {
-                    if reads {
-                        self.read_at = Instant::now();
-                    }
-                    bytes
-                }
+            match self.fill() {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            };
+            }
+            let available = self.input.buffer();
             if available.is_empty() {
                 return Ok(match total {
                     0 => None,
@@ -254,9 +260,41 @@ impl<R: Read> Lines<R> {
         }
     }
 
+    /// Reads from the input if nothing is left in the buffer (which may block); empty after
+    /// this only at the end of the input.
+    fn fill(&mut self) -> io::Result<()> {
+        // One clock reading per read from the input, not per line.
+        if self.input.buffer().is_empty() {
+            self.input.fill_buf()?;
+            let now = Instant::now();
+            self.gap = now.saturating_duration_since(self.read_at);
+            self.read_at = now;
+        }
+        Ok(())
+    }
+
     /// Whether a whole line is already buffered, so that reading it cannot block.
     fn has_buffered_line(&self) -> bool {
         memchr::memchr(b'\n', &self.input.buffer()[self.lent..]).is_some()
+    }
+
+    /// Whether, with nothing left in the buffer, a whole line is read before `hold` has passed
+    /// since `first`, while the input is busy (its last two reads came less than `hold` apart).
+    ///
+    /// Waits for the input (at most until `first + hold`) and then reads once, which cannot
+    /// block: the input said it was ready. Says no, so that the caller hands its batch over
+    /// before the next read that may block, when the input is quiet, the time is up, or that
+    /// read brought no whole line (the rest of a long line, say, may be a while coming).
+    fn more_within(&mut self, first: Instant, hold: Duration) -> bool {
+        self.input.consume(mem::take(&mut self.lent));
+        if hold.is_zero() || self.gap >= hold || !self.input.buffer().is_empty() {
+            return false;
+        }
+        let Some(rest) = hold.checked_sub(first.elapsed()).filter(|d| !d.is_zero()) else {
+            return false;
+        };
+        // A read error is left for `next` to meet again and report.
+        self.input.get_ref().ready_within(rest) && self.fill().is_ok() && self.has_buffered_line()
     }
 }
 
@@ -270,6 +308,116 @@ mod tests {
 
     use super::*;
     use crate::doorbell;
+
+    /// Input that a test feeds chunk by chunk: each read returns the next chunk, waiting for it;
+    /// it is ready while a chunk is queued.
+    struct Chunks(crossbeam_channel::Receiver<Vec<u8>>, Vec<u8>);
+
+    impl io::Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1.is_empty() {
+                match self.0.recv() {
+                    Ok(chunk) => self.1 = chunk,
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.1.len());
+            buf[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl Input for Chunks {
+        fn ready_within(&self, _timeout: Duration) -> bool {
+            !self.0.is_empty()
+        }
+    }
+
+    const INIT: &str = r#"{"src":"c0","dest":"n0","body":{"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0"]}}"#;
+
+    fn send_line(msg_id: u64) -> String {
+        format!(
+            r#"{{"src":"c1","dest":"n0","body":{{"type":"send","msg_id":{msg_id},"key":"k","msg":1}}}}"#
+        )
+    }
+
+    /// Runs the reader over `input` on a thread with `hold_us`; returns the batches' request
+    /// counts, each as the worker side receives it, through the returned channel.
+    fn reader_over(
+        input: Chunks,
+        hold_us: usize,
+    ) -> (
+        crossbeam_channel::Receiver<usize>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let (work, work_rx) = doorbell::channel(64);
+        let (_empty_tx, empty_batches) = crossbeam_channel::bounded(4);
+        let (peers, _feed) = crossbeam_channel::bounded(4);
+        let lanes = Lanes {
+            work,
+            work_budget: Arc::new(ByteBudget::new(1 << 20)),
+            empty_batches,
+            peers,
+            peer_budget: Arc::new(ByteBudget::new(1 << 20)),
+        };
+        let (counts_tx, counts) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            while let Some(batch) = work_rx.recv() {
+                let _ = counts_tx.send(batch.requests.len());
+            }
+        });
+        let reader = std::thread::spawn(move || {
+            let (shared, id_setter) = Shared::new();
+            let config = Config {
+                hold_us,
+                ..Config::default()
+            };
+            run(input, &lanes, &shared, &id_setter, &config).unwrap();
+        });
+        (counts, reader)
+    }
+
+    #[test]
+    fn a_busy_input_s_lines_share_one_hand_off_and_a_quiet_one_s_do_not() {
+        for (hold_us, expected) in [(0, vec![2, 1]), (3_600_000_000, vec![3])] {
+            let (chunks, rx) = crossbeam_channel::unbounded();
+            chunks
+                .send(format!("{INIT}\n{}\n", send_line(2)).into_bytes())
+                .unwrap();
+            chunks
+                .send(format!("{}\n", send_line(3)).into_bytes())
+                .unwrap();
+            drop(chunks);
+            let (counts, reader) = reader_over(Chunks(rx, Vec::new()), hold_us);
+            reader.join().unwrap();
+            let got: Vec<usize> = counts.iter().collect();
+            // Two reads in a row: the second came within the hold of the first, so the input
+            // is busy, and the lines of both go to a worker in one batch; without a hold each
+            // read's lines are handed over on their own.
+            assert_eq!(got, expected, "hold {hold_us} µs");
+        }
+    }
+
+    #[test]
+    fn a_held_batch_is_handed_over_before_a_read_that_may_block() {
+        let (chunks, rx) = crossbeam_channel::unbounded();
+        chunks
+            .send(format!("{INIT}\n{}\n", send_line(2)).into_bytes())
+            .unwrap();
+        // The start of a line, whose rest comes only after the batch is seen: reading the rest
+        // blocks, so the batch must not wait for it, however long the hold.
+        let rest = send_line(3);
+        let (start, end) = rest.split_at(10);
+        chunks.send(start.as_bytes().to_vec()).unwrap();
+        let (counts, reader) = reader_over(Chunks(rx, Vec::new()), 3_600_000_000);
+        let first = counts.recv_timeout(Duration::from_secs(60));
+        chunks.send(format!("{end}\n").into_bytes()).unwrap();
+        drop(chunks);
+        reader.join().unwrap();
+        assert_eq!(first, Ok(2), "the batch waited for the rest of a line");
+        assert_eq!(counts.iter().collect::<Vec<_>>(), vec![1]);
+    }
 
     // See: issue 15. Peers' lines waiting for the replication thread were bounded in count
     // (1,024) but not in bytes, where clients' requests waiting for the workers have a byte
