@@ -33,7 +33,8 @@ pub struct Config {
     /// Most requests the reader hands to a worker at once. `MAELSTROM_KAFKA_BATCH`; default 256.
     ///
     /// The reader never waits to fill a batch: it sends what it has whenever no complete line
-    /// is buffered, so a lone request is never held back. Under a flood, larger batches mean
+    /// is buffered (or, on a busy input, once [`Config::hold_us`] has passed), so a lone
+    /// request is never held back for long. Under a flood, larger batches mean
     /// fewer hand-offs, and fewer times a worker finds the queue empty and spins before it
     /// sleeps; 256 used about a sixth less CPU than 64 on a 1M-request replay (BENCHMARKS.md).
     pub batch: usize,
