@@ -570,7 +570,8 @@ fn foreign(file: &Path, history: History, partitions: &[(u64, u64)]) -> (Config,
     }
     cfg.concurrency = most.max(1);
     let first = history.ops.first().map_or(0, |o| o.time);
-    let last = history.ops.last().map_or(0, |o| o.time) + 1;
+    // The history's own number: at u64's top there is no "just after" to end the run at.
+    let last = history.ops.last().map_or(0, |o| o.time).saturating_add(1);
     let outcome = Outcome {
         history,
         net: NetStats::default(),

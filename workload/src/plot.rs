@@ -61,6 +61,11 @@ const FINAL_SHARE: f64 = 0.2;
 const MIN_BIN: f64 = 0.1;
 /// Narrowest bin of the server-message plot (s).
 const SERVER_BIN: f64 = 0.5;
+/// Most bins one segment is cut into. Bins are at most a second wide, but a segment's span
+/// comes from the history's times (`check` reads them from a file), so a span of years must
+/// not size the bins' vector: past this count, bins widen instead. Ten thousand is 2.8 hours
+/// at a second each, and more than the plot has pixels.
+const MAX_BINS: f64 = 10_000.0;
 
 impl Axis {
     fn linear(x_max: f64) -> Axis {
@@ -150,7 +155,7 @@ impl Axis {
             }
             let span = s.t1 - s.t0;
             let n = ((s.f1 - s.f0) * 100.0).round().max(1.0);
-            let w = (span / n).clamp(min, min.max(1.0));
+            let w = (span / n).clamp(min, min.max(1.0)).max(span / MAX_BINS);
             let count = (span / w).ceil().max(1.0) as usize;
             for i in 0..count {
                 let t0 = s.t0 + i as f64 * w;

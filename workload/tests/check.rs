@@ -270,3 +270,29 @@ fn what_check_cannot_read_is_an_error_naming_it() {
     // Nothing was written for a history that could not be read.
     assert!(c.results.is_null());
 }
+
+/// Times are the history's own numbers: one at u64's top must be judged like any other, not
+/// overflow while the run's phases are laid out (in a debug build, a panic; in release, an end
+/// before the start).
+#[test]
+fn a_history_whose_last_time_is_u64_max_is_judged() {
+    let tmp = TempDir::new("check-top-time");
+    let file = tmp.0.join("history.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"index":0,"time":0,"process":1,"type":"invoke","f":"send","value":[["send","7",1]]}"#,
+            "\n",
+            r#"{"index":1,"time":5,"process":1,"type":"ok","f":"send","value":[["send","7",[0,1]]]}"#,
+            "\n",
+            r#"{"index":2,"time":6,"process":1,"type":"invoke","f":"poll","value":[["poll"]]}"#,
+            "\n",
+            r#"{"index":3,"time":18446744073709551615,"process":1,"type":"ok","f":"poll","value":[["poll",{"7":[[0,1]]}]]}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let c = check(&file);
+    assert_eq!(c.code, Some(0), "{}\n{}", c.stdout, c.stderr);
+    assert!(c.history.contains("18446744073709551615"), "{}", c.history);
+}
