@@ -20,13 +20,7 @@ need_time
 
 RUNS="${RUNS:-2}"
 ARGS="${ARGS:---node-count 1 --concurrency 64 --rate 100000 --time-limit 10}"
-NEW="$TARGET_DIR/release/kafka-workload"
-NODE="${NODE:-$TARGET_DIR/release/maelstrom-kafka}"
-(cd "$ROOT" && cargo build --quiet --release -p kafka-workload --bin kafka-workload \
-    && cargo build --quiet --release --bin maelstrom-kafka)
-BINS=()
-[[ -n "${BASE:-}" ]] && BINS+=("$BASE")
-BINS+=("$NEW")
+runner_bins
 
 header
 echo "# args: $ARGS; node $NODE"

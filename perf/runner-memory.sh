@@ -22,13 +22,7 @@ source "$(dirname "$0")/common.sh"
 need_time
 
 SHAPES="${SHAPES:-10s 60s 3node}"
-NEW="$TARGET_DIR/release/kafka-workload"
-NODE="${NODE:-$TARGET_DIR/release/maelstrom-kafka}"
-(cd "$ROOT" && cargo build --quiet --release -p kafka-workload --bin kafka-workload \
-    && cargo build --quiet --release --bin maelstrom-kafka)
-BINS=()
-[[ -n "${BASE:-}" ]] && BINS+=("$BASE")
-BINS+=("$NEW")
+runner_bins
 
 args_of() {
     case "$1" in

@@ -19,10 +19,8 @@ source "$(dirname "$0")/common.sh"
 ARGS="${ARGS:---node-count 1 --concurrency 64 --rate 100000 --time-limit 10 --recovery-sleep 1}"
 FREQ="${FREQ:-499}"
 TOP="${TOP:-10}"
-(cd "$ROOT" && cargo build --quiet --release -p kafka-workload --bin kafka-workload \
-    && cargo build --quiet --release --bin maelstrom-kafka)
-BIN="${BIN:-$TARGET_DIR/release/kafka-workload}"
-NODE="${NODE:-$TARGET_DIR/release/maelstrom-kafka}"
+runner_bins
+BIN="${BIN:-$NEW}"
 out="$WORK/runner-profile"
 rm -rf "$out" && mkdir -p "$out"
 
