@@ -195,15 +195,12 @@ impl Tables {
     /// Appends the value as JSON text, without a string of its own: `history.jsonl` writes
     /// every pair of every poll, tens of millions in a high-rate run.
     pub fn push_msg_json(&self, out: &mut String, m: MsgId) {
-        use std::fmt::Write as _;
         if m.0 & OTHER_BIT == 0 {
-            let _ = write!(out, "{}", m.0);
+            push_int(out, m.0);
             return;
         }
         match &self.others[(m.0 & !OTHER_BIT) as usize] {
-            RawMsg::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            RawMsg::Int(i) => push_int(out, *i),
             RawMsg::Other(s) => out.push_str(s),
         }
     }
@@ -607,7 +604,6 @@ impl History {
     }
 
     fn push_value(&self, out: &mut String, value: &OpValue) {
-        use std::fmt::Write as _;
         let t = &self.tables;
         match value {
             OpValue::Send { key, offset, msg } => {
@@ -615,7 +611,9 @@ impl History {
                 push_json_str(out, t.key_name(*key));
                 match offset {
                     Some(o) => {
-                        let _ = write!(out, ",[{o},");
+                        out.push_str(",[");
+                        push_int(out, *o);
+                        out.push(',');
                         t.push_msg_json(out, *msg);
                         out.push_str("]]]");
                     }
@@ -639,7 +637,9 @@ impl History {
                         if j > 0 {
                             out.push(',');
                         }
-                        let _ = write!(out, "[{o},");
+                        out.push('[');
+                        push_int(out, o);
+                        out.push(',');
                         t.push_msg_json(out, m);
                         out.push(']');
                     }
@@ -669,6 +669,12 @@ fn write_nemesis(w: &mut impl Write, n: &NemesisOp) -> io::Result<()> {
         "time": n.time, "process": "nemesis", "type": "info", "f": n.f, "value": n.value,
     });
     writeln!(w, "{line}")
+}
+
+/// Appends an integer as JSON text, without `fmt`: once per offset and per value of every pair
+/// `history.jsonl` writes.
+fn push_int(out: &mut String, v: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
 
 /// A JSON string. Keys are nearly always plain (Maelstrom's are decimal numbers), written
