@@ -66,7 +66,13 @@ fn exit_of(valid: &Value) -> i32 {
 fn a_test_runs_history_judged_again_gives_the_runs_results() {
     // `crash` has the node exit: its fault and its exit status come back from results.json.
     for fault in ["none", "lose-write", "crash"] {
-        let run = util::run_fault(fault, &["--time-limit", "1", "--rate", "300"]);
+        // The fault strikes after 50 requests, not the fixture's default 200: a 1 s run at 300
+        // ops/s on a loaded machine can serve fewer than 200, and then `crash` never crashes.
+        let run = util::run(
+            Path::new(util::fixture_bin()),
+            &["--time-limit", "1", "--rate", "300"],
+            &["--fault", fault, "--after", "50"],
+        );
         assert!(run.results.is_object(), "{fault}: {}", run.explain());
         let stored = std::fs::read_to_string(run.dir.join("results.edn")).unwrap();
         let history = std::fs::read_to_string(run.dir.join("history.jsonl")).unwrap();
