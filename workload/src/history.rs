@@ -41,6 +41,9 @@ pub struct Tables {
     /// Every key's read kept so far whose pairs are a run, by key, first offset and the
     /// address of its shared values (see [`Tables::read`]).
     reads: HashMap<(KeyId, i64, usize), KeyRead, FxBuild>,
+    /// Every key's read kept so far whose pairs are not a run, by its key and pairs (see
+    /// [`Tables::read`]).
+    explicit_reads: HashSet<KeyRead, FxBuild>,
 }
 
 /// The Fx hash (rustc's): interning hashes every key of every poll reply, and SipHash's
@@ -169,14 +172,24 @@ impl Tables {
         }
     }
 
-    /// One key's pairs as a poll keeps them: the values shared ([`Tables::share`]) and, for a
-    /// run, the whole entry shared with an equal one already kept. Runs are looked up by
-    /// the address of their shared values, not by walking them; the address is stable and
-    /// never reused while the entry is kept, because the entry itself holds those values.
+    /// One key's pairs as a poll keeps them: the values shared ([`Tables::share`]) and the
+    /// whole entry shared with an equal one already kept. Runs are looked up by the address
+    /// of their shared values, not by walking them; the address is stable and never reused
+    /// while the entry is kept, because the entry itself holds those values. Other pairs
+    /// (gaps, repeats, disorder) are looked up by their key and every pair: a cluster's
+    /// offsets have gaps, so in a 3-node run most reads are of this kind, and the same
+    /// read of a key comes back in poll after poll (every final-phase poll reads every key
+    /// from offset 0), each a copy of 16 bytes a pair had it not been shared.
     pub fn read(&mut self, key: KeyId, pairs: Pairs) -> KeyRead {
         let pairs = self.share(pairs);
         let Pairs::Run { first, msgs } = &pairs else {
-            return KeyRead::new(key, pairs);
+            let read = (key, pairs);
+            if let Some(kept) = self.explicit_reads.get(&read) {
+                return kept.clone();
+            }
+            let read = KeyRead::from(read);
+            self.explicit_reads.insert(read.clone());
+            return read;
         };
         let at = (key, *first, Arc::as_ptr(msgs).cast::<MsgId>() as usize);
         self.reads
@@ -260,8 +273,17 @@ pub type PollResult = Box<[KeyRead]>;
 /// One key's pairs in one poll reply, shared between polls that read the same pairs of the
 /// same key ([`Tables::read`]): the final phase's 64 clients each read every key
 /// from offset 0, often more than once, and an entry costs 8 bytes a poll instead of 40.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Equal and hashed as its key and pairs, so that a set of reads can be looked up by a
+/// `(KeyId, Pairs)` not yet allocated ([`Tables::read`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyRead(Arc<(KeyId, Pairs)>);
+
+impl std::borrow::Borrow<(KeyId, Pairs)> for KeyRead {
+    fn borrow(&self) -> &(KeyId, Pairs) {
+        &self.0
+    }
+}
 
 impl KeyRead {
     pub fn new(key: KeyId, pairs: Pairs) -> KeyRead {
@@ -300,7 +322,7 @@ pub fn reads(r: &[KeyRead]) -> impl Iterator<Item = &(KeyId, Pairs)> {
 /// instead of 16. Anything else (gaps, repeats, disorder: what the checker looks for) keeps
 /// each pair as returned. Either way `iter` yields exactly the pairs the node sent.
 /// A run's values may be shared with other runs of the same values ([`Tables::share`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pairs {
     /// Offsets `first`, `first + 1`, ... in order.
     Run {
@@ -786,11 +808,56 @@ mod tests {
             assert!(!Arc::ptr_eq(&a.0, &r.0));
             assert_eq!((r.0.0, r.0.1.iter().collect::<Vec<_>>()), want);
         }
-        // Pairs that are not a run are kept as they came, each read on its own.
+        // Pairs that are not a run are kept as they came, and the same read is kept once.
         let gap: Vec<(i64, MsgId)> = vec![(0, m(1)), (2, m(2))];
         let (g1, g2) = (t.read(k, gap.clone().into()), t.read(k, gap.clone().into()));
-        assert_eq!(g1, g2);
+        assert!(
+            Arc::ptr_eq(&g1.0, &g2.0),
+            "the same gapped read is kept once"
+        );
         assert_eq!(g1.0.1.iter().collect::<Vec<_>>(), gap);
+    }
+
+    /// Sharing reads is a compaction: it must never hand a poll another read's pairs. Reads
+    /// that differ in one thing only (the key, one offset, one value, one pair more, the
+    /// order of two pairs, a repeat) each keep their own pairs, whichever came first.
+    #[test]
+    fn shared_reads_differ_in_nothing_but_their_address() {
+        let m = MsgId;
+        let (k, j) = (KeyId(3), KeyId(4));
+        let gapped: Vec<(i64, MsgId)> = vec![(0, m(1)), (2, m(2)), (5, m(3))];
+        let mut variants: Vec<(KeyId, Vec<(i64, MsgId)>)> = vec![
+            (k, gapped.clone()),
+            (j, gapped.clone()),
+            (k, vec![(0, m(1)), (2, m(2)), (6, m(3))]),
+            (k, vec![(0, m(1)), (2, m(9)), (5, m(3))]),
+            (k, vec![(0, m(1)), (2, m(2)), (5, m(3)), (7, m(4))]),
+            (k, vec![(0, m(1)), (5, m(3)), (2, m(2))]),
+            (k, vec![(0, m(1)), (2, m(2)), (2, m(2)), (5, m(3))]),
+            (k, vec![(0, m(1)), (1, m(2)), (2, m(3))]),
+            (k, vec![(1, m(1)), (2, m(2)), (3, m(3))]),
+            (k, vec![(0, m(1)), (1, m(2)), (2, m(4))]),
+        ];
+        for round in 0..2 {
+            // Both orders of arrival: a loose lookup would hand the later one the earlier's.
+            if round == 1 {
+                variants.reverse();
+            }
+            let mut t = Tables::default();
+            let first: Vec<KeyRead> = variants
+                .iter()
+                .map(|(key, ps)| t.read(*key, ps.clone().into()))
+                .collect();
+            for ((key, ps), r) in variants.iter().zip(&first) {
+                assert_eq!(
+                    (r.0.0, r.0.1.iter().collect::<Vec<_>>()),
+                    (*key, ps.clone())
+                );
+                // Read again: the entry already kept, and still these pairs.
+                let again = t.read(*key, ps.clone().into());
+                assert!(Arc::ptr_eq(&again.0, &r.0), "{key:?} {ps:?}");
+            }
+        }
     }
 
     #[test]
