@@ -30,8 +30,15 @@ const OTHER_BIT: u32 = 1 << 31;
 /// Interners for keys and values.
 #[derive(Debug, Default)]
 pub struct Tables {
-    keys: Vec<Box<str>>,
-    key_ids: HashMap<Box<str>, KeyId, FxBuild>,
+    /// Every key's text, one after another: a key costs its bytes and an end, not an
+    /// allocation of its own, and the keys a commit names are read from one place.
+    key_text: String,
+    /// Where each key's text ends in `key_text`, by id.
+    key_ends: Vec<usize>,
+    /// The ids, found by the hash of their text; the text is compared in `key_text`. A
+    /// table of ids rather than a map from owned text, so a key is hashed once per lookup
+    /// and a new one is not copied twice.
+    key_ids: hashbrown::HashTable<KeyId>,
     others: Vec<RawMsg>,
     other_ids: HashMap<RawMsg, MsgId, FxBuild>,
     errors: Vec<Box<str>>,
@@ -41,9 +48,20 @@ pub struct Tables {
     /// Every key's read kept so far whose pairs are a run, by key, first offset and the
     /// address of its shared values (see [`Tables::read`]).
     reads: HashMap<(KeyId, i64, usize), KeyRead, FxBuild>,
+    /// By key id: the latest of those reads of that key, looked up before `reads`.
+    latest: Vec<Option<LastRead>>,
     /// Every key's read kept so far whose pairs are not a run, by its key and pairs (see
     /// [`Tables::read`]).
     explicit_reads: HashSet<KeyRead, FxBuild>,
+}
+
+/// A key's latest read that was a run: its first offset and the address of its shared
+/// values beside the read, so a lookup compares two words without following the read.
+#[derive(Debug)]
+struct LastRead {
+    first: i64,
+    values: usize,
+    read: KeyRead,
 }
 
 /// The Fx hash (rustc's): interning hashes every key of every poll reply, and SipHash's
@@ -105,19 +123,37 @@ impl Hasher for FxHasher {
     }
 }
 
+/// Key `k`'s text in the arena `text` whose keys end at `ends`.
+fn key_name<'t>(text: &'t str, ends: &[usize], k: KeyId) -> &'t str {
+    let i = k.0 as usize;
+    let start = i.checked_sub(1).map_or(0, |j| ends[j]);
+    &text[start..ends[i]]
+}
+
 impl Tables {
     pub fn key(&mut self, k: &str) -> KeyId {
-        if let Some(&id) = self.key_ids.get(k) {
-            return id;
+        let hash = FxBuild.hash_one(k);
+        let Tables {
+            key_text,
+            key_ends,
+            key_ids,
+            ..
+        } = self;
+        let name = |id: KeyId| key_name(key_text, key_ends, id);
+        match key_ids.entry(hash, |id| name(*id) == k, |id| FxBuild.hash_one(name(*id))) {
+            hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                let id = KeyId(u32::try_from(key_ends.len()).expect("fewer than 2^32 keys"));
+                key_text.push_str(k);
+                key_ends.push(key_text.len());
+                e.insert(id);
+                id
+            }
         }
-        let id = KeyId(u32::try_from(self.keys.len()).expect("fewer than 2^32 keys"));
-        self.keys.push(k.into());
-        self.key_ids.insert(k.into(), id);
-        id
     }
 
     pub fn key_name(&self, k: KeyId) -> &str {
-        &self.keys[k.0 as usize]
+        key_name(&self.key_text, &self.key_ends, k)
     }
 
     pub fn error(&mut self, e: &str) -> ErrId {
@@ -180,6 +216,11 @@ impl Tables {
     /// offsets have gaps, so in a 3-node run most reads are of this kind, and the same
     /// read of a key comes back in poll after poll (every final-phase poll reads every key
     /// from offset 0), each a copy of 16 bytes a pair had it not been shared.
+    ///
+    /// A run is first compared with the key's latest run read, in a slot per key, and only
+    /// then looked up among all: the final phase's 64 clients each read every key from
+    /// offset 0 alike, and the lookup in the map of every read kept missed the cache once
+    /// per key of every poll, where the slots of consecutive keys sit side by side.
     pub fn read(&mut self, key: KeyId, pairs: Pairs) -> KeyRead {
         let pairs = self.share(pairs);
         let Pairs::Run { first, msgs } = &pairs else {
@@ -191,11 +232,28 @@ impl Tables {
             self.explicit_reads.insert(read.clone());
             return read;
         };
-        let at = (key, *first, Arc::as_ptr(msgs).cast::<MsgId>() as usize);
-        self.reads
-            .entry(at)
+        let (first, values) = (*first, Arc::as_ptr(msgs).cast::<MsgId>() as usize);
+        let i = key.0 as usize;
+        if self.latest.len() <= i {
+            self.latest.resize_with(i + 1, || None);
+        }
+        if let Some(last) = &self.latest[i]
+            && last.first == first
+            && last.values == values
+        {
+            return last.read.clone();
+        }
+        let read = self
+            .reads
+            .entry((key, first, values))
             .or_insert_with(|| KeyRead::new(key, pairs))
-            .clone()
+            .clone();
+        self.latest[i] = Some(LastRead {
+            first,
+            values,
+            read: read.clone(),
+        });
+        read
     }
 
     /// The value as JSON text.
@@ -732,6 +790,30 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_interned_once_and_named_back_as_given() {
+        let mut t = Tables::default();
+        let texts: Vec<String> = ["", "7", "é\"x", "\u{2028}", "70", "07"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain((0..5_000).map(|i| i.to_string()))
+            .collect();
+        // Enough keys that the table grows (and rehashes from the arena) several times.
+        let ids: Vec<KeyId> = texts.iter().map(|k| t.key(k)).collect();
+        for (i, (k, id)) in texts.iter().zip(&ids).enumerate() {
+            let first = texts.iter().position(|x| x == k).unwrap();
+            assert_eq!(*id, ids[first], "{k:?}: the same text, the same id");
+            assert_eq!(t.key(k), *id, "{k:?} again");
+            assert_eq!(t.key_name(*id), k);
+            if first == i {
+                assert!(
+                    ids[..i].iter().all(|j| j != id),
+                    "{k:?}: a new text, a new id"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn pairs_yield_exactly_what_was_stored_and_keep_only_consecutive_runs_compact() {
         let m = MsgId;
         let cases: Vec<Vec<(i64, MsgId)>> = vec![
@@ -808,6 +890,10 @@ mod tests {
             assert!(!Arc::ptr_eq(&a.0, &r.0));
             assert_eq!((r.0.0, r.0.1.iter().collect::<Vec<_>>()), want);
         }
+        // Reading another run of the key in between does not lose the first: the same
+        // entry again.
+        let again = t.read(k, run());
+        assert!(Arc::ptr_eq(&a.0, &again.0));
         // Pairs that are not a run are kept as they came, and the same read is kept once.
         let gap: Vec<(i64, MsgId)> = vec![(0, m(1)), (2, m(2))];
         let (g1, g2) = (t.read(k, gap.clone().into()), t.read(k, gap.clone().into()));
