@@ -1,4 +1,4 @@
-//! One entry point over whatever a node may write, for the fuzz target (`fuzz/`) and the
+//! Entry points over whatever a node may write, for the fuzz targets (`fuzz/`) and the
 //! seed-corpus test (`tests/fuzz_corpus.rs`).
 //!
 //! [`node_lines`] takes bytes as a node's stdout: each line goes through the runner's
@@ -10,6 +10,9 @@
 //! plots and the timeline. Whatever the bytes, none of it may panic, hang, or allocate in
 //! proportion to a number the node wrote; and where the checker's rules say what the
 //! verdict must be (an offset Jepsen could not judge), it is checked here.
+//!
+//! [`poll_msgs`] takes bytes as a `poll_ok`'s `msgs` and checks the one-pass reading of
+//! poll replies ([`Runs::read`]) against serde's, alone and inside a whole node line.
 
 use std::io;
 
@@ -17,6 +20,7 @@ use crate::checker::{self, Validity};
 use crate::client::Worker;
 use crate::generator::Generator;
 use crate::history::{History, OpType, OpValue};
+use crate::polled::{Polled, Runs};
 use crate::protocol::{self, Dest, Inbound, Names, RawMsg, Reply};
 use crate::runner::Timeline;
 use crate::{lag, plot, results, services, timeline};
@@ -117,7 +121,11 @@ pub fn node_lines(data: &[u8]) -> Judged {
                 h.push(time, process, OpType::Ok, value, None);
             }
             Reply::PollOk { msgs } => {
-                negative_offset |= msgs.iter().flat_map(|(_, ps)| ps).any(|(o, _)| *o < 0);
+                negative_offset |= msgs
+                    .to_raw()
+                    .iter()
+                    .flat_map(|(_, ps)| ps)
+                    .any(|(o, _)| *o < 0);
                 invoked(&mut h, OpValue::Poll(None));
                 let polled = h.intern_polled(msgs);
                 let _commit = w.advance(&polled);
@@ -206,4 +214,78 @@ pub fn node_lines(data: &[u8]) -> Judged {
         valid: result.valid,
         anomalies: result.errors.keys().copied().collect(),
     }
+}
+
+/// Reads `data` as a `poll_ok`'s `msgs` both ways and checks they agree: where the text is
+/// one JSON value, the one-pass reading ([`Runs::read`]) takes it only if serde's reading
+/// ([`protocol::msgs_by_serde`]) does, and then yields exactly serde's keys and pairs, in
+/// order; and a node line carrying the text as its `msgs` is read by
+/// [`protocol::parse_line`] to serde's keys and pairs when serde reads the text, and never
+/// in one pass otherwise. Returns whether the one-pass reading took the text (so the tests
+/// can tell that they exercised it).
+///
+/// # Panics
+///
+/// When the two readings disagree (the point of fuzzing).
+pub fn poll_msgs(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let by_serde = protocol::msgs_by_serde(text).ok();
+    // The one-pass reading is only ever given text serde_json has checked is one value.
+    let one_value = serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok();
+    let runs = one_value.then(|| Runs::read(text)).flatten();
+    if let Some(runs) = &runs {
+        let raw = Polled::Runs(runs.clone()).to_raw();
+        assert_eq!(
+            Some(&raw),
+            by_serde.as_ref(),
+            "one-pass and serde differ on {text:?}"
+        );
+        // And the history keeps the same: the values are ids already, which must be the
+        // ids the values interned one by one get, next to an interned value of another kind.
+        let kept = |msgs: Polled| {
+            let mut h = History::default();
+            h.tables.msg(&RawMsg::Other("\"x\"".into()));
+            let read = h.intern_polled(msgs);
+            h.value_json(&OpValue::Poll(Some(read)))
+        };
+        assert_eq!(
+            kept(Polled::Runs(runs.clone())),
+            kept(Polled::Raw(raw)),
+            "the history keeps {text:?} differently"
+        );
+    }
+    let line = format!(
+        r#"{{"src":"n0","dest":"c1","body":{{"type":"poll_ok","in_reply_to":1,"msgs":{text}}}}}"#
+    );
+    let names = Names::new(vec!["n0".to_owned()]);
+    let read = match protocol::parse_line(&line, &names) {
+        Ok(Inbound::Reply {
+            reply: Reply::PollOk { msgs },
+            ..
+        }) => Some(msgs),
+        _ => None,
+    };
+    if let Some(by_serde) = by_serde {
+        let read = read.unwrap_or_else(|| panic!("serde reads {text:?}, the line is no poll_ok"));
+        assert_eq!(
+            read.to_raw(),
+            by_serde,
+            "the line's msgs differ from serde's: {text:?}"
+        );
+        assert_eq!(
+            matches!(read, Polled::Runs(_)),
+            runs.is_some(),
+            "the line took another path than the text alone: {text:?}"
+        );
+    } else {
+        // The line may still be a poll_ok by the explaining path, which reads some numbers
+        // serde's one-pass path refuses (1e400), but never by the one-pass reading.
+        assert!(
+            !matches!(read, Some(Polled::Runs(_))),
+            "serde refuses {text:?}, the line reads {read:?}"
+        );
+    }
+    runs.is_some()
 }

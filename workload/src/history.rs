@@ -9,7 +9,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::protocol::{RawMsg, RawPolled};
+use crate::polled::Polled;
+use crate::protocol::RawMsg;
 
 /// An interned key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +27,13 @@ pub struct ErrId(std::num::NonZeroU32);
 
 /// Small non-negative integers are their own id; this bit marks an interned other value.
 const OTHER_BIT: u32 = 1 << 31;
+
+impl MsgId {
+    /// The id of the integer value `v` if it is its own id (below 2^31, no table needed).
+    pub fn small(v: u64) -> Option<MsgId> {
+        u32::try_from(v).ok().filter(|v| *v < OTHER_BIT).map(MsgId)
+    }
+}
 
 /// Interners for keys and values.
 #[derive(Debug, Default)]
@@ -173,10 +181,9 @@ impl Tables {
 
     pub fn msg(&mut self, m: &RawMsg) -> MsgId {
         if let RawMsg::Int(i) = m
-            && let Ok(small) = u32::try_from(*i)
-            && small < OTHER_BIT
+            && let Some(small) = u64::try_from(*i).ok().and_then(MsgId::small)
         {
-            return MsgId(small);
+            return small;
         }
         if let Some(&id) = self.other_ids.get(m) {
             return id;
@@ -208,6 +215,20 @@ impl Tables {
         }
     }
 
+    /// [`Tables::read`] of a run given as its first offset and its values: the values are
+    /// looked up as they are, and copied only when no equal run is kept yet.
+    pub fn read_run(&mut self, key: KeyId, first: i64, values: &[MsgId]) -> KeyRead {
+        let msgs = match self.runs.get(values) {
+            Some(kept) => Arc::clone(kept),
+            None => {
+                let msgs: Arc<[MsgId]> = values.into();
+                self.runs.insert(Arc::clone(&msgs));
+                msgs
+            }
+        };
+        self.keep_read(key, Pairs::Run { first, msgs })
+    }
+
     /// One key's pairs as a poll keeps them: the values shared ([`Tables::share`]) and the
     /// whole entry shared with an equal one already kept. Runs are looked up by the address
     /// of their shared values, not by walking them; the address is stable and never reused
@@ -223,6 +244,11 @@ impl Tables {
     /// per key of every poll, where the slots of consecutive keys sit side by side.
     pub fn read(&mut self, key: KeyId, pairs: Pairs) -> KeyRead {
         let pairs = self.share(pairs);
+        self.keep_read(key, pairs)
+    }
+
+    /// [`Tables::read`] of pairs whose values are shared already.
+    fn keep_read(&mut self, key: KeyId, pairs: Pairs) -> KeyRead {
         let Pairs::Run { first, msgs } = &pairs else {
             let read = (key, pairs);
             if let Some(kept) = self.explicit_reads.get(&read) {
@@ -615,18 +641,29 @@ impl History {
     }
 
     /// A `poll_ok`'s `msgs` as the history keeps them: keys and values interned, each key's
-    /// pairs compacted ([`Pairs`]) and shared with an equal run already kept.
-    pub fn intern_polled(&mut self, msgs: RawPolled) -> PollResult {
-        msgs.into_iter()
-            .map(|(k, pairs)| {
-                let key = self.tables.key(&k);
-                let pairs: Pairs = pairs
-                    .iter()
-                    .map(|(o, m)| (*o, self.tables.msg(m)))
-                    .collect();
-                self.tables.read(key, pairs)
-            })
-            .collect()
+    /// pairs compacted ([`Pairs`]) and shared with an equal run already kept. Runs read in
+    /// one pass ([`Polled::Runs`]) are their values' ids already, looked up without a copy.
+    pub fn intern_polled(&mut self, msgs: Polled) -> PollResult {
+        match msgs {
+            Polled::Runs(runs) => runs
+                .iter()
+                .map(|(k, first, values)| {
+                    let key = self.tables.key(k);
+                    self.tables.read_run(key, first, values)
+                })
+                .collect(),
+            Polled::Raw(raw) => raw
+                .into_iter()
+                .map(|(k, pairs)| {
+                    let key = self.tables.key(&k);
+                    let pairs: Pairs = pairs
+                        .iter()
+                        .map(|(o, m)| (*o, self.tables.msg(m)))
+                        .collect();
+                    self.tables.read(key, pairs)
+                })
+                .collect(),
+        }
     }
 
     pub fn push_nemesis(&mut self, time: u64, f: &'static str, value: serde_json::Value) {

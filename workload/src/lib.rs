@@ -54,6 +54,7 @@ pub mod nemesis;
 pub mod network;
 pub mod node;
 pub mod plot;
+pub mod polled;
 pub mod progress;
 pub mod protocol;
 pub mod report;

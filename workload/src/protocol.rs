@@ -17,6 +17,8 @@ use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::polled::{Polled, Runs};
+
 /// Where a node's message is going.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dest {
@@ -49,7 +51,7 @@ pub enum Reply {
         offset: i64,
     },
     PollOk {
-        msgs: RawPolled,
+        msgs: Polled,
     },
     CommitOffsetsOk,
     ListCommittedOffsetsOk {
@@ -372,10 +374,33 @@ struct Fast<'a> {
     offsets: Option<HashMap<Cow<'a, str>, StrictInt>>,
 }
 
-/// `msgs` straight into its final shape: no map, no intermediate vectors.
-struct FastMsgs(RawPolled);
+/// `msgs` straight into its final shape: first as text that serde_json has checked is one
+/// JSON value, then its common shape read in one pass ([`Runs::read`]), else with serde
+/// ([`RawMsgs`]).
+struct FastMsgs(Polled);
 
 impl<'de> Deserialize<'de> for FastMsgs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <&'de RawValue>::deserialize(d)?.get();
+        if let Some(runs) = Runs::read(text) {
+            return Ok(FastMsgs(Polled::Runs(runs)));
+        }
+        msgs_by_serde(text)
+            .map(|raw| FastMsgs(Polled::Raw(raw)))
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A `poll_ok`'s `msgs` read by serde alone, as the one-pass reading must read it too:
+/// keys in the order written, a key written twice kept twice.
+pub fn msgs_by_serde(text: &str) -> serde_json::Result<RawPolled> {
+    serde_json::from_str::<RawMsgs>(text).map(|m| m.0)
+}
+
+/// `msgs` into [`RawPolled`]: no map, no intermediate vectors.
+struct RawMsgs(RawPolled);
+
+impl<'de> Deserialize<'de> for RawMsgs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
@@ -391,7 +416,7 @@ impl<'de> Deserialize<'de> for FastMsgs {
                 Ok(out)
             }
         }
-        d.deserialize_map(V).map(FastMsgs)
+        d.deserialize_map(V).map(RawMsgs)
     }
 }
 
@@ -624,7 +649,7 @@ fn classify(head: &Head<'_>, body: &str) -> Reply {
         },
         "poll_ok" => match serde_json::from_str::<PollOk<'_>>(body) {
             Ok(r) => Reply::PollOk {
-                msgs: polled(r.msgs),
+                msgs: Polled::Raw(polled(r.msgs)),
             },
             Err(e) => malformed(schema(e)),
         },
@@ -798,6 +823,7 @@ mod tests {
         let Reply::PollOk { msgs } = r else {
             panic!("{r:?}")
         };
+        let msgs = msgs.to_raw();
         assert_eq!(msgs.len(), 2);
         let nine = msgs.iter().find(|(k, _)| k == "9").unwrap();
         assert_eq!(

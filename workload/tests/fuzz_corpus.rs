@@ -1,12 +1,14 @@
-//! The fuzz target's seed corpus (`fuzz/seeds/node_lines/`), run without the fuzzer so every
-//! `cargo test` goes through it: each file as a node's stdout, through the runner's reading,
-//! the history and everything that reads one (`kafka_workload::fuzz::node_lines`). A
-//! finding of the fuzzer is added there as a file, with what it must come to below.
+//! The fuzz targets' seed corpora (`fuzz/seeds/node_lines/`, `fuzz/seeds/poll_msgs/`), run
+//! without the fuzzer so every `cargo test` goes through them: each `node_lines` file as a
+//! node's stdout, through the runner's reading, the history and everything that reads one
+//! (`kafka_workload::fuzz::node_lines`); each `poll_msgs` file as a poll reply's `msgs`,
+//! read in one pass and by serde (`kafka_workload::fuzz::poll_msgs`). A finding of the
+//! fuzzer is added there as a file, with what it must come to below.
 
 use std::path::PathBuf;
 
 use kafka_workload::checker::Validity;
-use kafka_workload::fuzz::{Judged, node_lines};
+use kafka_workload::fuzz::{Judged, node_lines, poll_msgs};
 
 fn seeds() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/node_lines")
@@ -62,4 +64,19 @@ fn deep_nesting_is_refused_or_kept_as_text_without_recursing_away() {
         let j = judge(name);
         assert_eq!(j.invalid_lines + j.ops, 1, "{name}: {j:?}");
     }
+}
+
+#[test]
+fn poll_reply_seeds_are_read_alike_in_one_pass_and_by_serde() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/poll_msgs");
+    let mut one_pass = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        // Panics where the two readings differ.
+        if poll_msgs(&std::fs::read(&path).unwrap()) {
+            one_pass.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    one_pass.sort();
+    assert_eq!(one_pass, ["repeated-key", "runs", "whitespace"]);
 }

@@ -380,7 +380,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     }
 
     /// A `poll_ok`: advance the client's offsets, then commit what it read, if anything.
-    fn poll_ok(&mut self, w: usize, now: u64, msgs: protocol::RawPolled) {
+    fn poll_ok(&mut self, w: usize, now: u64, msgs: crate::polled::Polled) {
         let msgs = self.history.intern_polled(msgs);
         let commit = self.clients.workers[w].advance(&msgs);
         if commit.is_empty() {

@@ -1,0 +1,456 @@
+//! A `poll_ok`'s `msgs` as the reader hands it to the scheduler, and the one-pass reading of
+//! its common shape.
+//!
+//! A final-phase poll reply names every key from offset 0: about a megabyte of text and
+//! a hundred thousand `[offset, value]` pairs, 256 such replies in a 10 s run at 100k ops/s.
+//! Read through serde, each key became a `String` and a vector of 32-byte pairs, which the
+//! scheduler then interned and freed. Nearly every key of such a reply is a run of
+//! consecutive offsets holding small non-negative integers, and such a value is its own
+//! [`MsgId`]; so [`Runs::read`] reads that shape straight into three flat arrays (the keys'
+//! text, the values as ids, and per key its first offset and where its text and values
+//! end), in one pass and a handful of allocations a reply. Anything else falls back to
+//! serde ([`Polled::Raw`]): the two must agree on every input, which the differential test
+//! and the `poll_msgs` fuzz target check ([`crate::fuzz::poll_msgs`]).
+
+use crate::history::MsgId;
+use crate::protocol::{RawMsg, RawPolled};
+
+/// A `poll_ok`'s `msgs`, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// Every key's pairs are a run of consecutive offsets holding small non-negative
+    /// integers, and no key has an escape in it: read in one pass ([`Runs::read`]).
+    Runs(Runs),
+    /// Anything else, as serde reads it.
+    Raw(RawPolled),
+}
+
+impl Polled {
+    /// The keys and pairs as serde would have read them, in the order the node wrote them.
+    pub fn to_raw(&self) -> RawPolled {
+        match self {
+            Polled::Raw(raw) => raw.clone(),
+            Polled::Runs(runs) => runs
+                .iter()
+                .map(|(k, first, values)| {
+                    // A run's offsets never overflow (`Runs::read` checks), so `first + i` does not.
+                    let pairs = values.iter().enumerate();
+                    let pairs = pairs.map(|(i, m)| (first + i as i64, RawMsg::Int(m.0.into())));
+                    (k.to_owned(), pairs.collect())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The keys of a poll reply, each with its run: the keys' text one after another, every
+/// run's values one after another, and per key where each ends and its first offset.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Runs {
+    keys: String,
+    values: Vec<MsgId>,
+    runs: Vec<Run>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    key_end: usize,
+    values_end: usize,
+    /// The first pair's offset; 0 for a key with no pairs, as [`crate::history::Pairs`]
+    /// keeps an empty run.
+    first: i64,
+}
+
+impl Runs {
+    /// Each key in the order written, with its first offset and its values (offsets
+    /// `first`, `first + 1`, …).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64, &[MsgId])> + '_ {
+        let starts =
+            std::iter::once((0, 0)).chain(self.runs.iter().map(|r| (r.key_end, r.values_end)));
+        starts
+            .zip(&self.runs)
+            .map(|((key_start, values_start), r)| {
+                (
+                    &self.keys[key_start..r.key_end],
+                    r.first,
+                    &self.values[values_start..r.values_end],
+                )
+            })
+    }
+
+    /// How many keys (a key written twice counts twice, as serde's reading keeps both).
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Reads `msgs`, JSON text that serde_json has already accepted as one value, if it
+    /// is an object whose every key has no escape and whose every value is an array of
+    /// `[offset, value]` pairs, the offsets consecutive non-negative integers and the
+    /// values integers that are their own [`MsgId`]. `None` for anything else (which the
+    /// caller reads with serde instead), and for anything this reading is unsure of: an
+    /// escape, a minus sign, a fraction or exponent, a number past its range.
+    ///
+    /// Because the text is valid JSON, what this accepts needs no further check: a string
+    /// without a backslash is its bytes between the quotes, digits without a sign,
+    /// fraction or exponent are the integer serde would read.
+    pub fn read(msgs: &str) -> Option<Runs> {
+        let mut c = Cursor { text: msgs, at: 0 };
+        let mut out = Runs {
+            keys: String::with_capacity(msgs.len() / 16),
+            values: Vec::with_capacity(msgs.len() / 8),
+            runs: Vec::new(),
+        };
+        c.expect(b'{')?;
+        if !c.eat(b'}') {
+            loop {
+                out.keys.push_str(c.string()?);
+                c.expect(b':')?;
+                let first = out.run(&mut c)?;
+                out.runs.push(Run {
+                    key_end: out.keys.len(),
+                    values_end: out.values.len(),
+                    first,
+                });
+                if c.eat(b'}') {
+                    break;
+                }
+                c.expect(b',')?;
+            }
+        }
+        c.skip_ws();
+        (c.at == msgs.len()).then_some(out)
+    }
+
+    /// One key's `[[offset, value], …]`, its values pushed; the first offset.
+    fn run(&mut self, c: &mut Cursor<'_>) -> Option<i64> {
+        c.expect(b'[')?;
+        if c.eat(b']') {
+            return Some(0);
+        }
+        let mut first = None;
+        let mut next = None;
+        loop {
+            c.expect(b'[')?;
+            let offset = i64::try_from(c.digits()?).ok()?;
+            c.expect(b',')?;
+            let value = MsgId::small(c.digits()?)?;
+            c.expect(b']')?;
+            // Consecutive as `Pairs` keeps a run: each offset one past the last, without
+            // overflowing.
+            if first.is_none() {
+                first = Some(offset);
+            } else if next != Some(offset) {
+                return None;
+            }
+            next = offset.checked_add(1);
+            self.values.push(value);
+            if c.eat(b']') {
+                return first;
+            }
+            c.expect(b',')?;
+        }
+    }
+}
+
+/// A position in JSON text that serde_json has accepted.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Skips JSON's whitespace (space, tab, line feed, carriage return).
+    fn skip_ws(&mut self) {
+        let b = self.text.as_bytes();
+        while matches!(b.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// Takes `byte` after any whitespace, if it is next.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_ws();
+        let hit = self.text.as_bytes().get(self.at) == Some(&byte);
+        self.at += usize::from(hit);
+        hit
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// A string without escapes: its text between the quotes.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let rest = &self.text.as_bytes()[self.at..];
+        let len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        if rest[len] == b'\\' {
+            return None;
+        }
+        // Both ends are at ASCII bytes, so on character boundaries.
+        let s = &self.text[self.at..self.at + len];
+        self.at += len + 1;
+        Some(s)
+    }
+
+    /// Digits that fit a u64. A sign before them is no digit, and a fraction or exponent
+    /// after them is not the `,` or `]` the caller expects next, so such a number is
+    /// refused either way.
+    fn digits(&mut self) -> Option<u64> {
+        self.skip_ws();
+        let b = self.text.as_bytes();
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(&d) = b.get(self.at).filter(|d| d.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.at += 1;
+        }
+        (self.at > start).then_some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Option<RawPolled> {
+        Runs::read(text).map(|r| Polled::Runs(r).to_raw())
+    }
+
+    #[test]
+    fn reads_runs_of_small_integers_as_written() {
+        let text = r#" { "9" : [ [0,1] , [1,2],[2,16]], "":[], "é k":[[7,0]],"9":[[3,4]] } "#;
+        let runs = Runs::read(text).expect("the common shape");
+        let got: Vec<(&str, i64, Vec<u32>)> = runs
+            .iter()
+            .map(|(k, f, v)| (k, f, v.iter().map(|m| m.0).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("9", 0, vec![1, 2, 16]),
+                ("", 0, vec![]),
+                ("é k", 7, vec![0]),
+                ("9", 3, vec![4]),
+            ]
+        );
+        assert_eq!(runs.len(), 4);
+        assert_eq!(raw("{}"), Some(vec![]));
+    }
+
+    #[test]
+    fn leaves_anything_else_to_serde() {
+        for text in [
+            r#"{"a\"b":[[0,1]]}"#,
+            r#"{"a\u0041":[[0,1]]}"#,
+            r#"{"k":[[0,1],[2,2]]}"#,
+            r#"{"k":[[1,1],[0,2]]}"#,
+            r#"{"k":[[0,1],[0,2]]}"#,
+            r#"{"k":[[-1,1]]}"#,
+            r#"{"k":[[0,-1]]}"#,
+            r#"{"k":[[0,1.0]]}"#,
+            r#"{"k":[[0,1e2]]}"#,
+            r#"{"k":[[1E2,1]]}"#,
+            r#"{"k":[[0,"1"]]}"#,
+            r#"{"k":[[0,null]]}"#,
+            r#"{"k":[[0,2147483648]]}"#,
+            r#"{"k":[[9223372036854775808,1]]}"#,
+            r#"{"k":[[18446744073709551616,1]]}"#,
+            r#"{"k":[[9223372036854775807,1],[-9223372036854775808,2]]}"#,
+            r#"{"k":[[0,1,2]]}"#,
+            r#"{"k":[[0]]}"#,
+            r#"{"k":null}"#,
+            r#"{"k":{}}"#,
+            r#"[]"#,
+            r#"null"#,
+            r#"{"k":[[0,1]]"#,
+            r#"{"k":[[0,1]]}x"#,
+        ] {
+            assert_eq!(raw(text), None, "{text}");
+        }
+        // The edges it does take.
+        assert_eq!(
+            raw(r#"{"k":[[0,2147483647]]}"#),
+            Some(vec![("k".into(), vec![(0, RawMsg::Int(2_147_483_647))])])
+        );
+        let top = raw(r#"{"k":[[9223372036854775806,1],[9223372036854775807,2]]}"#);
+        assert_eq!(
+            top,
+            Some(vec![(
+                "k".into(),
+                vec![(i64::MAX - 1, RawMsg::Int(1)), (i64::MAX, RawMsg::Int(2))]
+            )])
+        );
+    }
+
+    /// Text shaped like a poll reply's `msgs`, mostly the common shape, with every kind of
+    /// deviation mixed in: escaped and non-ASCII keys, repeated keys, whitespace anywhere,
+    /// gaps, repeats and disorder in offsets, negative and huge offsets, values of every
+    /// JSON kind and at the edges of the small integers, pairs of the wrong length.
+    fn generated(rng: &mut fastrand::Rng) -> String {
+        fn ws(rng: &mut fastrand::Rng, out: &mut String) {
+            if rng.u8(..4) == 0 {
+                out.push_str(["", " ", "\n", "\t ", "\r\n  "][rng.usize(..5)]);
+            }
+        }
+        const KEYS: [&str; 10] = [
+            "0", "17", "9", "", "é k", "a\\\"b", "\\u0041", "k\\n", "\\/", "27340",
+        ];
+        const OFFSETS: [&str; 8] = [
+            "0",
+            "5",
+            "9223372036854775806",
+            "-1",
+            "9223372036854775807",
+            "18446744073709551615",
+            "-0",
+            "1.0",
+        ];
+        const VALUES: [&str; 16] = [
+            "2147483647",
+            "2147483648",
+            "4294967296",
+            "9223372036854775808",
+            "-1",
+            "-0",
+            "1.5",
+            "1e2",
+            "1E0",
+            "\"x\"",
+            "null",
+            "true",
+            "[1]",
+            "{\"a\":1}",
+            "0.0",
+            "00",
+        ];
+        // Half the texts keep to the common shape (whitespace and plain keys aside).
+        let clean = rng.bool();
+        let odd = |rng: &mut fastrand::Rng, one_in: u8| !clean && rng.u8(..one_in) == 0;
+        let mut s = String::new();
+        ws(rng, &mut s);
+        s.push('{');
+        for i in 0..rng.usize(..5) {
+            if i > 0 {
+                s.push(',');
+            }
+            ws(rng, &mut s);
+            s.push('"');
+            s.push_str(KEYS[rng.usize(..if clean { 5 } else { KEYS.len() })]);
+            s.push('"');
+            ws(rng, &mut s);
+            s.push(':');
+            ws(rng, &mut s);
+            s.push('[');
+            let mut offset: i128 = if clean || rng.bool() {
+                0
+            } else {
+                OFFSETS[rng.usize(..OFFSETS.len())].parse().unwrap_or(3)
+            };
+            for j in 0..rng.usize(..5) {
+                if j > 0 {
+                    s.push(',');
+                }
+                ws(rng, &mut s);
+                s.push('[');
+                if odd(rng, 8) {
+                    s.push_str(OFFSETS[rng.usize(..OFFSETS.len())]);
+                } else {
+                    s.push_str(&offset.to_string());
+                }
+                ws(rng, &mut s);
+                match if odd(rng, 2) { rng.u8(..3) } else { 3 } {
+                    0 => {}
+                    1 => s.push_str(",1,2"),
+                    2 => {
+                        s.push(',');
+                        s.push_str(VALUES[rng.usize(..VALUES.len())]);
+                    }
+                    _ => {
+                        s.push(',');
+                        ws(rng, &mut s);
+                        s.push_str(&rng.u32(..20).to_string());
+                    }
+                }
+                ws(rng, &mut s);
+                s.push(']');
+                offset += match if odd(rng, 4) { rng.u8(..3) } else { 3 } {
+                    0 => 0,
+                    1 => 2,
+                    2 => -1,
+                    _ => 1,
+                };
+            }
+            ws(rng, &mut s);
+            s.push(']');
+            ws(rng, &mut s);
+        }
+        s.push('}');
+        ws(rng, &mut s);
+        s
+    }
+
+    /// The differential test: every generated text, and each cut short and with a byte
+    /// replaced, read both ways ([`crate::fuzz::poll_msgs`] panics where they differ).
+    #[test]
+    fn one_pass_and_serde_read_every_text_alike() {
+        let mut rng = fastrand::Rng::with_seed(16);
+        let (mut texts, mut one_pass) = (0, 0);
+        for _ in 0..20_000 {
+            let text = generated(&mut rng);
+            let mut variants = vec![text.clone()];
+            let cut = rng.usize(..=text.len());
+            if text.is_char_boundary(cut) {
+                variants.push(text[..cut].to_owned());
+            }
+            let mut bytes = text.clone().into_bytes();
+            let at = rng.usize(..bytes.len());
+            bytes[at] = b"{}[],:\"-.0e \\1"[rng.usize(..14)];
+            variants.push(String::from_utf8_lossy(&bytes).into_owned());
+            for v in variants {
+                texts += 1;
+                one_pass += usize::from(crate::fuzz::poll_msgs(v.as_bytes()));
+            }
+        }
+        // Not vacuous: both paths are taken, often.
+        assert!(
+            one_pass > texts / 5,
+            "{one_pass} of {texts} read in one pass"
+        );
+        assert!(
+            one_pass < texts * 4 / 5,
+            "{one_pass} of {texts} read in one pass"
+        );
+    }
+
+    #[test]
+    fn edge_cases_read_alike() {
+        for text in [
+            r#"{"9":[[0,1],[1,2]],"9":[[2,3]]}"#,
+            r#"{"a\"b":[[0,1]]}"#,
+            r#"{"\ud83d\ude00":[[0,1]]}"#,
+            r#"{"k":[[0,1]],"k":[[0,-1]]}"#,
+            r#"{"k":[[9223372036854775807,1],[-9223372036854775808,2]]}"#,
+            r#"{"k":[[9223372036854775808,1]]}"#,
+            r#"{"k":[[-0,1]]}"#,
+            r#"{"k":[[0,-0]]}"#,
+            r#"{"k":[[0,18446744073709551615]]}"#,
+            r#"{"k":[[0,1.0]]}"#,
+            " \t\r\n{ \"k\" : [ [ 0 , 1 ] ] } \n",
+            r#"{"k":[[0,1]]}}"#,
+            r#"{"k":[[0,1]"#,
+            r#"{"k":[[0,1]],}"#,
+            r#"[["k",[[0,1]]]]"#,
+            r#""k""#,
+            "7",
+            "",
+            "{}",
+        ] {
+            crate::fuzz::poll_msgs(text.as_bytes());
+        }
+    }
+}
