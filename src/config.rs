@@ -30,13 +30,17 @@ pub struct Config {
     /// small load. A Fly.io-sized run (a few hundred
     /// keys of at most 16 messages) never reaches it.
     pub poll_bytes: usize,
-    /// Most requests the reader hands to a worker at once. `MAELSTROM_KAFKA_BATCH`; default 256.
+    /// Most requests the reader hands to a worker at once. `MAELSTROM_KAFKA_BATCH`; default 1024.
     ///
     /// The reader never waits to fill a batch: it sends what it has whenever no complete line
     /// is buffered (or, on a busy input, once [`Config::hold_us`] has passed), so a lone
-    /// request is never held back for long. Under a flood, larger batches mean
-    /// fewer hand-offs, and fewer times a worker finds the queue empty and spins before it
-    /// sleeps; 256 used about a sixth less CPU than 64 on a 1M-request replay (BENCHMARKS.md).
+    /// request is never held back for long. Under a flood, larger batches mean fewer hand-offs,
+    /// each of which wakes a sleeping worker and then the sleeping writer; 256 used about a
+    /// sixth less CPU than 64 on a 1M-request replay. At 1024, more than one read of stdin
+    /// holds (a 64 KiB read is about 570 Maelstrom-sized lines), a flood is handed over once
+    /// per read, the most this cap can save: the 1M replay's context switches fell from 18,400
+    /// to 7,400 against 256, and larger caps changed nothing (BENCHMARKS.md, issue 16). A live
+    /// run's batches are far smaller (a few reads' lines, see `hold_us`) and never reach it.
     pub batch: usize,
     /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB; within
     /// [`MAX_LINE`]. A longer line is skipped with a note on stderr. It is the one cluster-wide
@@ -77,7 +81,7 @@ impl Default for Config {
         Self {
             workers: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             poll_max: 4096,
-            batch: 256,
+            batch: 1024,
             max_line: 16 << 20,
             poll_bytes: 1 << 20,
             reply_deadline_ms: 4500,
