@@ -269,11 +269,12 @@ fn parse_body(
                 .ok_or_else(|| malformed("send needs a `key`"))?
                 .into_string()
                 .ok_or_else(|| malformed("send's `key` must be a string"))?;
-            if body.msg.is_none() {
-                return Err(malformed("send needs a `msg`"));
-            }
-            let msg = json::raw_member_indexed(line, structurals, &["body", "msg"])
-                .and_then(|span| stored_text(&line[span]))
+            let msg = body.msg.ok_or_else(|| malformed("send needs a `msg`"))?;
+            let msg = integer_text(msg)
+                .or_else(|| {
+                    json::raw_member_indexed(line, structurals, &["body", "msg"])
+                        .and_then(|span| stored_text(&line[span]))
+                })
                 .ok_or_else(|| malformed("send's `msg` could not be read"))?;
             Ok(Body::Send {
                 key: key.into(),
@@ -343,6 +344,23 @@ fn check_cluster(node_id: &str, node_ids: &[CompactString]) -> Result<(), Reject
     Ok(())
 }
 
+/// The text of a `msg` that simd-json read as a nonzero integer, without finding it in the line:
+/// a nonzero integer has one spelling in JSON (no leading zeros, no plus sign, no exponent, or
+/// simd-json would have read a float), the one `itoa` writes, so this is the line's own text.
+/// Zero may also be spelled `-0`, and anything else has many spellings: those (`None`) are
+/// taken from the line by [`stored_text`]. Maelstrom's messages are all integers, so most sends
+/// skip the second walk over the line that finding the raw text takes.
+fn integer_text(msg: Value<'_, '_>) -> Option<Msg> {
+    let mut text = itoa::Buffer::new();
+    let text = match (msg.as_u64(), msg.as_i64()) {
+        (Some(0), _) => return None,
+        (Some(n), _) => text.format(n),
+        (None, Some(n)) => text.format(n),
+        (None, None) => return None,
+    };
+    Some(CompactString::from(text))
+}
+
 /// The raw text of a `msg` as the node keeps it: byte for byte, except that a carriage return
 /// becomes a space.
 ///
@@ -373,7 +391,10 @@ fn dedup_keys(keys: &mut Keys, start: usize) {
     if count <= 16 {
         let mut i = start + 1;
         while i < keys.len() {
-            if keys[start..i].iter().any(|(key, _)| *key == keys[i].0) {
+            if keys[start..i]
+                .iter()
+                .any(|(key, _)| same_key(key, &keys[i].0))
+            {
                 keys.remove(i);
             } else {
                 i += 1;
@@ -419,6 +440,18 @@ fn dedup_keys(keys: &mut Keys, start: usize) {
             *first = std::collections::HashMap::default();
         }
     });
+}
+
+/// Whether two keys are the same, compared inline: Maelstrom's keys are a few digits, for which
+/// a call to `memcmp` (what `==` on strings makes) cost more than the comparison.
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len()
+        && if a.len() <= 16 {
+            a.iter().zip(b).all(|(x, y)| x == y)
+        } else {
+            a == b
+        }
 }
 
 /// The `offsets` object of a poll or commit, key to a non-negative integer offset, appended to
