@@ -134,11 +134,12 @@ impl Runs {
         let mut first = None;
         let mut next = None;
         loop {
-            c.expect(b'[')?;
-            let offset = i64::try_from(c.digits()?).ok()?;
-            c.expect(b',')?;
-            let value = MsgId::small(c.digits()?)?;
-            c.expect(b']')?;
+            let (offset, value) = match c.tight_pair() {
+                Some(pair) => pair,
+                None => c.pair()?,
+            };
+            let offset = i64::try_from(offset).ok()?;
+            let value = MsgId::small(value)?;
             // Consecutive as `Pairs` keeps a run: each offset one past the last, without
             // overflowing.
             if first.is_none() {
@@ -148,10 +149,16 @@ impl Runs {
             }
             next = offset.checked_add(1);
             self.values.push(value);
-            if c.eat(b']') {
-                return first;
+            // The separator, most often right after the pair.
+            match c.text.as_bytes().get(c.at) {
+                Some(b',') => c.at += 1,
+                Some(b']') => {
+                    c.at += 1;
+                    return first;
+                }
+                _ if c.eat(b']') => return first,
+                _ => c.expect(b',')?,
             }
-            c.expect(b',')?;
         }
     }
 }
@@ -197,20 +204,56 @@ impl<'a> Cursor<'a> {
         Some(s)
     }
 
-    /// Digits that fit a u64. A sign before them is no digit, and a fraction or exponent
-    /// after them is not the `,` or `]` the caller expects next, so such a number is
-    /// refused either way.
+    /// `[offset, value]`, whitespace allowed, each a number of digits alone.
+    fn pair(&mut self) -> Option<(u64, u64)> {
+        self.expect(b'[')?;
+        let offset = self.digits()?;
+        self.expect(b',')?;
+        let value = self.digits()?;
+        self.expect(b']')?;
+        Some((offset, value))
+    }
+
+    /// [`Cursor::pair`] as nodes write it, `[digits,digits]` without whitespace, read
+    /// without the whitespace checks; `None`, having moved nowhere, for anything else.
+    fn tight_pair(&mut self) -> Option<(u64, u64)> {
+        let b = self.text.as_bytes();
+        if b.get(self.at) != Some(&b'[') {
+            return None;
+        }
+        let (offset, at) = digits_at(b, self.at + 1)?;
+        if b.get(at) != Some(&b',') {
+            return None;
+        }
+        let (value, at) = digits_at(b, at + 1)?;
+        if b.get(at) != Some(&b']') {
+            return None;
+        }
+        self.at = at + 1;
+        Some((offset, value))
+    }
+
+    /// Digits that fit a u64, after any whitespace. A sign before them is no digit, and a
+    /// fraction or exponent after them is not the `,` or `]` the caller expects next, so
+    /// such a number is refused either way.
     fn digits(&mut self) -> Option<u64> {
         self.skip_ws();
-        let b = self.text.as_bytes();
-        let start = self.at;
-        let mut n: u64 = 0;
-        while let Some(&d) = b.get(self.at).filter(|d| d.is_ascii_digit()) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.at += 1;
-        }
-        (self.at > start).then_some(n)
+        let (n, at) = digits_at(self.text.as_bytes(), self.at)?;
+        self.at = at;
+        Some(n)
     }
+}
+
+/// The number the digits at `b[at..]` write, and where they end; `None` if there are none
+/// or they overflow a u64.
+fn digits_at(b: &[u8], mut at: usize) -> Option<(u64, usize)> {
+    let start = at;
+    let mut n: u64 = 0;
+    while let Some(&d) = b.get(at).filter(|d| d.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        at += 1;
+    }
+    (at > start).then_some((n, at))
 }
 
 #[cfg(test)]
