@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::polled::Polled;
+use crate::polled::{KeyPairs, Polled};
 use crate::protocol::RawMsg;
 
 /// An interned key.
@@ -641,15 +641,22 @@ impl History {
     }
 
     /// A `poll_ok`'s `msgs` as the history keeps them: keys and values interned, each key's
-    /// pairs compacted ([`Pairs`]) and shared with an equal run already kept. Runs read in
-    /// one pass ([`Polled::Runs`]) are their values' ids already, looked up without a copy.
+    /// pairs compacted ([`Pairs`]) and shared with an equal read already kept. Pairs read in
+    /// one pass ([`Polled::Runs`]) are their values' ids already; a run is looked up
+    /// without a copy.
     pub fn intern_polled(&mut self, msgs: Polled) -> PollResult {
         match msgs {
             Polled::Runs(runs) => runs
                 .iter()
-                .map(|(k, first, values)| {
+                .map(|(k, pairs)| {
                     let key = self.tables.key(k);
-                    self.tables.read_run(key, first, values)
+                    match pairs {
+                        KeyPairs::Run { first, values } => self.tables.read_run(key, first, values),
+                        KeyPairs::Explicit { offsets, values } => {
+                            let pairs = offsets.iter().copied().zip(values.iter().copied());
+                            self.tables.read(key, Pairs::Explicit(pairs.collect()))
+                        }
+                    }
                 })
                 .collect(),
             Polled::Raw(raw) => raw

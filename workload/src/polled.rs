@@ -4,13 +4,14 @@
 //! A final-phase poll reply names every key from offset 0: about a megabyte of text and
 //! a hundred thousand `[offset, value]` pairs, 256 such replies in a 10 s run at 100k ops/s.
 //! Read through serde, each key became a `String` and a vector of 32-byte pairs, which the
-//! scheduler then interned and freed. Nearly every key of such a reply is a run of
-//! consecutive offsets holding small non-negative integers, and such a value is its own
-//! [`MsgId`]; so [`Runs::read`] reads that shape straight into three flat arrays (the keys'
-//! text, the values as ids, and per key its first offset and where its text and values
-//! end), in one pass and a handful of allocations a reply. Anything else falls back to
-//! serde ([`Polled::Raw`]): the two must agree on every input, which the differential test
-//! and the `poll_msgs` fuzz target check ([`crate::fuzz::poll_msgs`]).
+//! scheduler then interned and freed. Nearly every value in such a reply is a small
+//! non-negative integer, which is its own [`MsgId`], and nearly every key's pairs are a run
+//! of consecutive offsets (in a cluster's replies, many have gaps); so [`Runs::read`] reads
+//! that shape straight into flat arrays (the keys' text, the values as ids, the offsets of
+//! keys that are not runs, and per key its first offset and where each part ends), in one
+//! pass and a handful of allocations a reply. Anything else falls back to serde
+//! ([`Polled::Raw`]): the two must agree on every input, which the differential test and
+//! the `poll_msgs` fuzz target check ([`crate::fuzz::poll_msgs`]).
 
 use crate::history::MsgId;
 use crate::protocol::{RawMsg, RawPolled};
@@ -18,8 +19,8 @@ use crate::protocol::{RawMsg, RawPolled};
 /// A `poll_ok`'s `msgs`, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Polled {
-    /// Every key's pairs are a run of consecutive offsets holding small non-negative
-    /// integers, and no key has an escape in it: read in one pass ([`Runs::read`]).
+    /// Every pair holds a non-negative offset and a small non-negative integer, and no key
+    /// has an escape in it: read in one pass ([`Runs::read`]).
     Runs(Runs),
     /// Anything else, as serde reads it.
     Raw(RawPolled),
@@ -32,23 +33,37 @@ impl Polled {
             Polled::Raw(raw) => raw.clone(),
             Polled::Runs(runs) => runs
                 .iter()
-                .map(|(k, first, values)| {
-                    // A run's offsets never overflow (`Runs::read` checks), so `first + i` does not.
-                    let pairs = values.iter().enumerate();
-                    let pairs = pairs.map(|(i, m)| (first + i as i64, RawMsg::Int(m.0.into())));
-                    (k.to_owned(), pairs.collect())
+                .map(|(k, pairs)| {
+                    let int = |m: &MsgId| RawMsg::Int(m.0.into());
+                    let pairs = match pairs {
+                        // A run's offsets never overflow (`Runs::read` checks), so
+                        // `first + i` does not.
+                        KeyPairs::Run { first, values } => values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| (first + i as i64, int(m)))
+                            .collect(),
+                        KeyPairs::Explicit { offsets, values } => offsets
+                            .iter()
+                            .copied()
+                            .zip(values.iter().map(int))
+                            .collect(),
+                    };
+                    (k.to_owned(), pairs)
                 })
                 .collect(),
         }
     }
 }
 
-/// The keys of a poll reply, each with its run: the keys' text one after another, every
-/// run's values one after another, and per key where each ends and its first offset.
+/// The keys of a poll reply, each with its pairs: the keys' text one after another, every
+/// key's values one after another, the offsets of the keys whose pairs are not a run one
+/// after another, and per key where each part ends and its first offset.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Runs {
     keys: String,
     values: Vec<MsgId>,
+    offsets: Vec<i64>,
     runs: Vec<Run>,
 }
 
@@ -56,26 +71,45 @@ pub struct Runs {
 struct Run {
     key_end: usize,
     values_end: usize,
+    /// Where the key's offsets end in `offsets`: none of its own if its pairs are a run.
+    offsets_end: usize,
     /// The first pair's offset; 0 for a key with no pairs, as [`crate::history::Pairs`]
     /// keeps an empty run.
     first: i64,
 }
 
+/// One key's pairs in a [`Runs`], as [`crate::history::Pairs`] keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPairs<'a> {
+    /// Offsets `first`, `first + 1`, … holding `values`.
+    Run { first: i64, values: &'a [MsgId] },
+    /// Offsets that are not consecutive (gaps, repeats, disorder), each with its value.
+    Explicit {
+        offsets: &'a [i64],
+        values: &'a [MsgId],
+    },
+}
+
 impl Runs {
-    /// Each key in the order written, with its first offset and its values (offsets
-    /// `first`, `first + 1`, …).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, i64, &[MsgId])> + '_ {
-        let starts =
-            std::iter::once((0, 0)).chain(self.runs.iter().map(|r| (r.key_end, r.values_end)));
-        starts
-            .zip(&self.runs)
-            .map(|((key_start, values_start), r)| {
-                (
-                    &self.keys[key_start..r.key_end],
-                    r.first,
-                    &self.values[values_start..r.values_end],
-                )
-            })
+    /// Each key in the order written, with its pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, KeyPairs<'_>)> + '_ {
+        let ends = |r: &Run| (r.key_end, r.values_end, r.offsets_end);
+        let starts = std::iter::once((0, 0, 0)).chain(self.runs.iter().map(ends));
+        starts.zip(&self.runs).map(|((key, values, offsets), r)| {
+            let values = &self.values[values..r.values_end];
+            let pairs = if offsets == r.offsets_end {
+                KeyPairs::Run {
+                    first: r.first,
+                    values,
+                }
+            } else {
+                KeyPairs::Explicit {
+                    offsets: &self.offsets[offsets..r.offsets_end],
+                    values,
+                }
+            };
+            (&self.keys[key..r.key_end], pairs)
+        })
     }
 
     /// How many keys (a key written twice counts twice, as serde's reading keeps both).
@@ -89,8 +123,8 @@ impl Runs {
 
     /// Reads `msgs`, JSON text that serde_json has already accepted as one value, if it
     /// is an object whose every key has no escape and whose every value is an array of
-    /// `[offset, value]` pairs, the offsets consecutive non-negative integers and the
-    /// values integers that are their own [`MsgId`]. `None` for anything else (which the
+    /// `[offset, value]` pairs, the offsets non-negative integers and the values integers
+    /// that are their own [`MsgId`]. `None` for anything else (which the
     /// caller reads with serde instead), and for anything this reading is unsure of: an
     /// escape, a minus sign, a fraction or exponent, a number past its range.
     ///
@@ -102,6 +136,7 @@ impl Runs {
         let mut out = Runs {
             keys: String::with_capacity(msgs.len() / 16),
             values: Vec::with_capacity(msgs.len() / 8),
+            offsets: Vec::new(),
             runs: Vec::new(),
         };
         c.expect(b'{')?;
@@ -113,6 +148,7 @@ impl Runs {
                 out.runs.push(Run {
                     key_end: out.keys.len(),
                     values_end: out.values.len(),
+                    offsets_end: out.offsets.len(),
                     first,
                 });
                 if c.eat(b'}') {
@@ -125,14 +161,17 @@ impl Runs {
         (c.at == msgs.len()).then_some(out)
     }
 
-    /// One key's `[[offset, value], …]`, its values pushed; the first offset.
+    /// One key's `[[offset, value], …]`, its values pushed, and its offsets too once they
+    /// are not a run; the first offset.
     fn run(&mut self, c: &mut Cursor<'_>) -> Option<i64> {
         c.expect(b'[')?;
         if c.eat(b']') {
             return Some(0);
         }
+        let values_start = self.values.len();
         let mut first = None;
         let mut next = None;
+        let mut explicit = false;
         loop {
             let (offset, value) = match c.tight_pair() {
                 Some(pair) => pair,
@@ -140,14 +179,21 @@ impl Runs {
             };
             let offset = i64::try_from(offset).ok()?;
             let value = MsgId::small(value)?;
-            // Consecutive as `Pairs` keeps a run: each offset one past the last, without
-            // overflowing.
-            if first.is_none() {
-                first = Some(offset);
-            } else if next != Some(offset) {
-                return None;
+            // A run as `Pairs` keeps one: each offset one past the last, without
+            // overflowing. The first pair that breaks it makes every pair explicit.
+            match first {
+                None => first = Some(offset),
+                Some(f) if !explicit && next != Some(offset) => {
+                    explicit = true;
+                    let run = self.values.len() - values_start;
+                    self.offsets.extend((0..run).map(|i| f + i as i64));
+                }
+                Some(_) => {}
             }
             next = offset.checked_add(1);
+            if explicit {
+                self.offsets.push(offset);
+            }
             self.values.push(value);
             // The separator, most often right after the pair.
             match c.text.as_bytes().get(c.at) {
@@ -270,7 +316,10 @@ mod tests {
         let runs = Runs::read(text).expect("the common shape");
         let got: Vec<(&str, i64, Vec<u32>)> = runs
             .iter()
-            .map(|(k, f, v)| (k, f, v.iter().map(|m| m.0).collect()))
+            .map(|(k, pairs)| match pairs {
+                KeyPairs::Run { first, values } => (k, first, values.iter().map(|m| m.0).collect()),
+                KeyPairs::Explicit { .. } => panic!("{k}: {pairs:?}"),
+            })
             .collect();
         assert_eq!(
             got,
@@ -286,13 +335,39 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_offsets_of_keys_that_are_not_runs() {
+        for (text, offsets) in [
+            (r#"{"k":[[0,1],[2,2],[3,3]]}"#, vec![0, 2, 3]),
+            (r#"{"k":[[1,1],[0,2]]}"#, vec![1, 0]),
+            (r#"{"k":[[4,1],[5,2],[5,3]]}"#, vec![4, 5, 5]),
+            (
+                r#"{"k":[[9223372036854775807,1],[0,2]]}"#,
+                vec![i64::MAX, 0],
+            ),
+        ] {
+            let runs = Runs::read(text).expect(text);
+            let (_, pairs) = runs.iter().next().unwrap();
+            let KeyPairs::Explicit {
+                offsets: got,
+                values,
+            } = pairs
+            else {
+                panic!("{text}: {pairs:?}");
+            };
+            assert_eq!((got, values.len()), (&offsets[..], offsets.len()), "{text}");
+        }
+        // Keys after one that is not a run are runs again.
+        let runs = Runs::read(r#"{"a":[[0,1],[2,2]],"b":[[5,3],[6,4]]}"#).unwrap();
+        let pairs: Vec<KeyPairs<'_>> = runs.iter().map(|(_, p)| p).collect();
+        assert!(matches!(pairs[0], KeyPairs::Explicit { .. }));
+        assert!(matches!(pairs[1], KeyPairs::Run { first: 5, values } if values.len() == 2));
+    }
+
+    #[test]
     fn leaves_anything_else_to_serde() {
         for text in [
             r#"{"a\"b":[[0,1]]}"#,
             r#"{"a\u0041":[[0,1]]}"#,
-            r#"{"k":[[0,1],[2,2]]}"#,
-            r#"{"k":[[1,1],[0,2]]}"#,
-            r#"{"k":[[0,1],[0,2]]}"#,
             r#"{"k":[[-1,1]]}"#,
             r#"{"k":[[0,-1]]}"#,
             r#"{"k":[[0,1.0]]}"#,
