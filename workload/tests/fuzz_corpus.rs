@@ -78,5 +78,8 @@ fn poll_reply_seeds_are_read_alike_in_one_pass_and_by_serde() {
         }
     }
     one_pass.sort();
-    assert_eq!(one_pass, ["not-a-run", "repeated-key", "runs", "whitespace"]);
+    assert_eq!(
+        one_pass,
+        ["not-a-run", "repeated-key", "runs", "whitespace"]
+    );
 }
