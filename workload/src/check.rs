@@ -31,7 +31,8 @@
 //! * operations are numbered again, client operations only, from 0.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -92,26 +93,41 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     } else {
         path.to_owned()
     };
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+    // Read a line at a time: a long run's history.jsonl is several times the history it
+    // holds (about 470 bytes an operation against the records' 96), and reading it whole
+    // before building the history had `check` peak at the file and the history together.
+    let io_err = |source| Error::Io {
         what: "reading the history",
         path: file.clone(),
         source,
-    })?;
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, File::open(&file).map_err(io_err)?);
     let err = |line: usize, what: String| Error::History {
         path: file.clone(),
         line,
         what,
     };
     let mut builder = Builder::default();
-    let json = is_json_lines(&file, &text);
-    for (i, line) in text.lines().enumerate() {
+    // JSON or EDN, told by the name or else by the first line that is not blank.
+    let mut json = None;
+    // One buffer for every line (no allocation per line), its end of line cut as
+    // `str::lines` cuts it: `\n`, or `\r\n`.
+    let mut buf = String::new();
+    for i in 0.. {
+        buf.clear();
+        if reader.read_line(&mut buf).map_err(io_err)? == 0 {
+            break;
+        }
+        let line = buf
+            .strip_suffix('\n')
+            .map_or(buf.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
         if line.trim().is_empty() {
             continue;
         }
-        let op = if json {
+        let op = if *json.get_or_insert_with(|| is_json_lines(&file, line)) {
             serde_json::from_str(line).map_err(|e| err(i + 1, format!("not JSON: {e}")))?
         } else {
-            let forms = read::read_all(line).map_err(|e| err(i + 1, format!("not EDN: {e}")))?;
+            let forms = read::read_all(&line).map_err(|e| err(i + 1, format!("not EDN: {e}")))?;
             match forms.as_slice() {
                 [] => continue,
                 [form] => to_json(form),
@@ -120,6 +136,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         };
         builder.op(&op, i + 1).map_err(|what| err(i + 1, what))?;
     }
+    let json = json.unwrap_or_else(|| is_json_lines(&file, ""));
     if builder.h.ops.is_empty() {
         return Err(err(0, "no client operations".into()));
     }
@@ -148,14 +165,13 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
 }
 
 /// Ours (`.jsonl`, or a first line that is a JSON object) or Jepsen's EDN.
-fn is_json_lines(file: &Path, text: &str) -> bool {
+/// Whether the history is JSON lines (ours) rather than EDN (Jepsen's): by the file's
+/// extension, or else by its first line that is not blank.
+fn is_json_lines(file: &Path, first: &str) -> bool {
     match file.extension().and_then(|e| e.to_str()) {
         Some("jsonl" | "json") => true,
         Some("edn") => false,
-        _ => text
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .is_some_and(|l| l.trim_start().starts_with("{\"")),
+        _ => first.trim_start().starts_with("{\""),
     }
 }
 
@@ -688,6 +704,47 @@ mod tests {
             let status = std::process::ExitStatus::from_raw(raw);
             assert_eq!(exit_status(&status.to_string()), status, "{status}");
         }
+    }
+
+    /// The loader reads a line at a time: CRLF line ends, blank lines (leading ones too), no
+    /// newline after the last line and a name without an extension (JSON told by the first
+    /// line that is not blank) read as the plain file does.
+    #[test]
+    fn a_history_read_a_line_at_a_time_ignores_line_ends_and_blank_lines() {
+        use crate::protocol::RawMsg;
+        let mut h = History::default();
+        let k = h.tables.key("k");
+        let m = h.tables.msg(&RawMsg::Int(1));
+        let send = |offset| OpValue::Send {
+            key: k,
+            offset,
+            msg: m,
+        };
+        h.push(1, 0, OpType::Invoke, send(None), None);
+        h.push(2, 0, OpType::Ok, send(Some(0)), None);
+        h.push(3, 1, OpType::Invoke, OpValue::Poll(None), None);
+        let reads: crate::history::PollResult = vec![h.tables.read(k, vec![(0, m)].into())].into();
+        h.push(4, 1, OpType::Ok, OpValue::Poll(Some(reads)), None);
+        let mut written = Vec::new();
+        h.write_jsonl(&mut written).unwrap();
+        let text = String::from_utf8(written).unwrap();
+        let written_again = |l: Loaded| {
+            let mut out = Vec::new();
+            l.outcome.history.write_jsonl(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            written_again(load_text("history.jsonl", &text).unwrap()),
+            text
+        );
+        let crlf = format!("\r\n  \n{}", text.trim_end().replace('\n', "\r\n\r\n"));
+        assert_eq!(written_again(load_text("history", &crlf).unwrap()), text);
+        // A line that is not JSON is named by its number, blank lines counted.
+        let broken = format!("{}\n\n{{\"index\":", text);
+        let Err(Error::History { line, .. }) = load_text("history.jsonl", &broken) else {
+            panic!("a broken last line is an error");
+        };
+        assert_eq!(line, text.lines().count() + 3);
     }
 
     /// The compact record (`Op`: process and index as u32, errors, keys, values and reads
