@@ -127,7 +127,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         let op = if *json.get_or_insert_with(|| is_json_lines(&file, line)) {
             serde_json::from_str(line).map_err(|e| err(i + 1, format!("not JSON: {e}")))?
         } else {
-            let forms = read::read_all(&line).map_err(|e| err(i + 1, format!("not EDN: {e}")))?;
+            let forms = read::read_all(line).map_err(|e| err(i + 1, format!("not EDN: {e}")))?;
             match forms.as_slice() {
                 [] => continue,
                 [form] => to_json(form),
