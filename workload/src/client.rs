@@ -8,7 +8,6 @@
 //!
 //! The runner owns the I/O, the history and the timing; this module only decides.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::generator::Stagger;
@@ -58,7 +57,7 @@ pub enum FinalState {
     /// every worker, so they are shared; each worker keeps which keys it has reached (a
     /// bit a key) and how many are left.
     Polling {
-        targets: Arc<HashMap<KeyId, i64>>,
+        targets: Arc<Targets>,
         reached: Vec<u64>,
         left: usize,
         stagger: Stagger,
@@ -68,7 +67,7 @@ pub enum FinalState {
 
 impl FinalState {
     /// Polling towards `targets`, none reached yet; done at once if there are none.
-    pub fn polling(targets: Arc<HashMap<KeyId, i64>>, stagger: Stagger) -> FinalState {
+    pub fn polling(targets: Arc<Targets>, stagger: Stagger) -> FinalState {
         if targets.is_empty() {
             return FinalState::Done;
         }
@@ -78,6 +77,46 @@ impl FinalState {
             reached: Vec::new(),
             stagger,
         }
+    }
+}
+
+/// The final phase's target of each key: the highest offset any operation learned of, which
+/// every worker must poll up to. Indexed by key id rather than a map: every key of every
+/// final-phase poll is looked up here, and key ids are dense from 0.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Targets {
+    by_key: Vec<Option<i64>>,
+    len: usize,
+}
+
+impl Targets {
+    pub fn get(&self, k: KeyId) -> Option<i64> {
+        self.by_key.get(k.0 as usize).copied().flatten()
+    }
+
+    /// How many keys have a target.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl FromIterator<(KeyId, i64)> for Targets {
+    /// A key given twice keeps its last target.
+    fn from_iter<I: IntoIterator<Item = (KeyId, i64)>>(it: I) -> Targets {
+        let mut t = Targets::default();
+        for (k, target) in it {
+            let i = k.0 as usize;
+            if t.by_key.len() <= i {
+                t.by_key.resize(i + 1, None);
+            }
+            t.len += usize::from(t.by_key[i].is_none());
+            t.by_key[i] = Some(target);
+        }
+        t
     }
 }
 
@@ -105,8 +144,18 @@ impl Offsets {
     }
 
     pub fn get(&self, k: KeyId) -> Option<i64> {
-        let i = self.keys.binary_search(&k).ok()?;
-        Some(self.next[i])
+        Some(self.next[self.position(k).ok()?])
+    }
+
+    /// Where `k` is in `keys`, or where it would go. Key ids are dense from 0, so in the
+    /// final phase, where every key is assigned, key `k` sits at index `k` and is found
+    /// without a search (every key of every final-phase poll is looked up here).
+    fn position(&self, k: KeyId) -> Result<usize, usize> {
+        let i = k.0 as usize;
+        if self.keys.get(i) == Some(&k) {
+            return Ok(i);
+        }
+        self.keys.binary_search(&k)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -125,7 +174,7 @@ impl Offsets {
     /// The next offset of `k`, which starts at 0 if `k` was not assigned. Adding a key
     /// copies the list: only the main phase's small assignments ever grow.
     fn entry(&mut self, k: KeyId) -> &mut i64 {
-        let i = match self.keys.binary_search(&k) {
+        let i = match self.position(k) {
             Ok(i) => i,
             Err(i) => {
                 let mut keys = self.keys.to_vec();
@@ -274,7 +323,7 @@ impl Worker {
         };
         for (k, pairs) in reads(polled) {
             let max = pairs.max_offset().unwrap_or(-1);
-            if targets.get(k).is_some_and(|t| *t <= max) {
+            if targets.get(*k).is_some_and(|t| t <= max) {
                 let (word, bit) = (k.0 as usize / 64, 1u64 << (k.0 % 64));
                 if reached.len() <= word {
                     reached.resize(word + 1, 0);
@@ -340,6 +389,32 @@ mod tests {
     }
 
     #[test]
+    fn offsets_find_each_key_whether_or_not_it_sits_at_its_own_index() {
+        let k = KeyId;
+        // Dense from 0 (the final phase), shifted, sparse, and past the end.
+        for keys in [
+            vec![0, 1, 2, 3],
+            vec![1, 2, 3],
+            vec![2, 5, 9],
+            vec![0, 1, 5],
+        ] {
+            let mut o = Offsets::from_sorted(Arc::new(keys.iter().map(|i| k(*i)).collect()));
+            for (n, i) in keys.iter().enumerate() {
+                *o.entry(k(*i)) = 10 + n as i64;
+            }
+            for (n, i) in keys.iter().enumerate() {
+                assert_eq!(o.get(k(*i)), Some(10 + n as i64), "{keys:?}: key {i}");
+            }
+            for i in [4, 6, 7, 100] {
+                if !keys.contains(&i) {
+                    assert_eq!(o.get(k(i)), None, "{keys:?}: key {i}");
+                }
+            }
+            assert_eq!(o.iter().count(), keys.len(), "{keys:?}: nothing added");
+        }
+    }
+
+    #[test]
     fn assign_keeps_known_positions_and_starts_new_keys_at_zero() {
         let mut w = Worker::new(0, 0, 1);
         let (a, b) = (KeyId(0), KeyId(1));
@@ -394,7 +469,13 @@ mod tests {
         let mut w = Worker::new(0, 0, 1);
         // Key 64 sits in the bitset's second word.
         let (a, b) = (KeyId(0), KeyId(64));
-        let targets = Arc::new([(a, 2), (b, 0)].into_iter().collect());
+        // A key given twice keeps its last target and counts once.
+        let targets: Arc<Targets> = Arc::new([(a, 5), (b, 0), (a, 2)].into_iter().collect());
+        assert_eq!((targets.len(), targets.get(a)), (2, Some(2)));
+        // A key with no target is never waited for, nor one beyond the last with one.
+        w.fin = FinalState::polling(Arc::clone(&targets), Stagger::new(1.0));
+        w.final_progress(&[read(KeyId(1), &[(0, 1)]), read(KeyId(99), &[(0, 1)])]);
+        assert!(matches!(w.fin, FinalState::Polling { left: 2, .. }));
         w.fin = FinalState::polling(targets, Stagger::new(1.0));
         w.final_progress(&[read(a, &[(0, 1), (1, 2)]), read(b, &[(0, 3)])]);
         assert!(matches!(w.fin, FinalState::Polling { left: 1, .. }));

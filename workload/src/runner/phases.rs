@@ -328,8 +328,10 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// Every worker crashes its client, assigns all keys from offset 0 and starts polling.
     fn start_final(&mut self) {
         let now = self.now();
-        let targets = std::sync::Arc::new(self.generator.max_offsets().clone());
-        let mut keys: Vec<KeyId> = targets.keys().copied().collect();
+        let max_offsets = self.generator.max_offsets();
+        let targets: crate::client::Targets = max_offsets.iter().map(|(k, o)| (*k, *o)).collect();
+        let targets = std::sync::Arc::new(targets);
+        let mut keys: Vec<KeyId> = max_offsets.keys().copied().collect();
         keys.sort();
         let keys: crate::history::Keys = keys.into();
         self.clients.free.clear();
