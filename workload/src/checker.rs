@@ -477,9 +477,16 @@ impl<'h> Checker<'h> {
     /// `poll-skip` and `nonmonotonic-poll`: successive `:ok` polls of a key by one process
     /// must continue exactly where the previous one ended.
     fn poll_skip_and_nonmonotonic(&mut self) {
-        // process -> key -> (last op that read the key, the last value it read there).
-        let mut last_reads: HashMap<u32, HashMap<KeyId, (&Op, Option<MsgId>)>> = HashMap::default();
-        for op in self.ops() {
+        // process -> key -> (the position in the history of the last op that read the key,
+        // the last value it read there). A position, not a reference: the final phase's
+        // processes each read every key, so this holds 64 entries a key at its height, and
+        // an entry is 16 bytes rather than 24.
+        let mut last_reads: HashMap<u32, HashMap<KeyId, (u32, Option<MsgId>)>> = HashMap::default();
+        let h = self.h;
+        for (pos, op) in h.ops.iter().enumerate() {
+            if op.kind == OpType::Invoke {
+                continue;
+            }
             match &op.value {
                 OpValue::Assign { keys, .. } if matches!(op.kind, OpType::Ok | OpType::Info) => {
                     if let Some(lr) = last_reads.get_mut(&op.process) {
@@ -489,11 +496,12 @@ impl<'h> Checker<'h> {
                 }
                 OpValue::Poll(_) => {
                     for (k, pairs) in reads_of(op) {
-                        let Some(&(last_op, v)) =
+                        let Some(&(last_pos, v)) =
                             last_reads.get(&op.process).and_then(|lr| lr.get(k))
                         else {
                             continue;
                         };
+                        let last_op = &h.ops[last_pos as usize];
                         let k = *k;
                         let v2 = pairs.first().map(|p| p.1);
                         match self.delta(k, v, v2) {
@@ -510,9 +518,11 @@ impl<'h> Checker<'h> {
                         }
                     }
                     if op.kind == OpType::Ok {
+                        // Below 2^32: `History::push` numbers no more ops than that.
+                        let pos = u32::try_from(pos).expect("fewer than 2^32 ops");
                         let lr = last_reads.entry(op.process).or_default();
                         for (k, pairs) in reads_of(op) {
-                            lr.insert(*k, (op, pairs.last().map(|p| p.1)));
+                            lr.insert(*k, (pos, pairs.last().map(|p| p.1)));
                         }
                     }
                 }
