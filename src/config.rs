@@ -38,9 +38,9 @@ pub struct Config {
     /// each of which wakes a sleeping worker and then the sleeping writer; 256 used about a
     /// sixth less CPU than 64 on a 1M-request replay. At 1024, more than one read of stdin
     /// holds (a 64 KiB read is about 570 Maelstrom-sized lines), a flood is handed over once
-    /// per read, the most this cap can save: the 1M replay's context switches fell from 18,400
-    /// to 7,400 against 256, and larger caps changed nothing (BENCHMARKS.md, issue 16). A live
-    /// run's batches are far smaller (a few reads' lines, see `hold_us`) and never reach it.
+    /// per read, the most this cap can save: 2048 and 4096 made the same counts in the 1M
+    /// replay (BENCHMARKS.md, issue 16). A live run's batches are far smaller (a few reads'
+    /// lines, see `hold_us`) and never reach it.
     pub batch: usize,
     /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB; within
     /// [`MAX_LINE`]. A longer line is skipped with a note on stderr. It is the one cluster-wide

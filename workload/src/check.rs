@@ -164,7 +164,6 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     })
 }
 
-/// Ours (`.jsonl`, or a first line that is a JSON object) or Jepsen's EDN.
 /// Whether the history is JSON lines (ours) rather than EDN (Jepsen's): by the file's
 /// extension, or else by its first line that is not blank.
 fn is_json_lines(file: &Path, first: &str) -> bool {
