@@ -12,7 +12,8 @@
 //! verdict must be (an offset Jepsen could not judge), it is checked here.
 //!
 //! [`poll_msgs`] takes bytes as a `poll_ok`'s `msgs` and checks the one-pass reading of
-//! poll replies ([`Runs::read`]) against serde's, alone and inside a whole node line.
+//! poll replies ([`Runs::read`]) against serde's, alone and inside a whole node line; both
+//! targets check that a line's one-pass reading and its explaining path agree.
 
 use std::io;
 
@@ -75,7 +76,9 @@ pub fn node_lines(data: &[u8]) -> Judged {
         // What the router takes of a line it forwards to a node or a service.
         let _ = protocol::envelope_body(line);
         let _ = protocol::forwarded_body(line);
-        let (c, reply) = match protocol::parse_line(line, &names) {
+        let parsed = protocol::parse_line(line, &names);
+        same_reading(line, &parsed, &protocol::parse_line_slow(line, &names));
+        let (c, reply) = match parsed {
             Ok(Inbound::Reply {
                 dest: Dest::Client(c),
                 reply,
@@ -216,17 +219,18 @@ pub fn node_lines(data: &[u8]) -> Judged {
     }
 }
 
-/// Reads `data` as a `poll_ok`'s `msgs` both ways and checks they agree: where the text is
-/// one JSON value, the one-pass reading ([`Runs::read`]) takes it only if serde's reading
-/// ([`protocol::msgs_by_serde`]) does, and then yields exactly serde's keys and pairs, in
-/// order; and a node line carrying the text as its `msgs` is read by
-/// [`protocol::parse_line`] to serde's keys and pairs when serde reads the text, and never
-/// in one pass otherwise. Returns whether the one-pass reading took the text (so the tests
-/// can tell that they exercised it).
+/// Reads `data` as a `poll_ok`'s `msgs` every way the runner may and checks they agree:
+/// where the text is one JSON value, the one-pass reading ([`Runs::read`]) takes it only
+/// if serde's reading ([`protocol::msgs_by_serde`]) does, and then yields exactly serde's
+/// keys and pairs, in order; and a node line carrying the text as its `msgs` is read by
+/// [`protocol::parse_line`] and by its explaining path alike (`same_reading`), to serde's
+/// keys and pairs when serde reads the text, and to no `poll_ok` otherwise. Returns
+/// whether the one-pass reading took the text (so the tests can tell that they
+/// exercised it).
 ///
 /// # Panics
 ///
-/// When the two readings disagree (the point of fuzzing).
+/// When the readings disagree (the point of fuzzing).
 pub fn poll_msgs(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
         return false;
@@ -260,7 +264,9 @@ pub fn poll_msgs(data: &[u8]) -> bool {
         r#"{{"src":"n0","dest":"c1","body":{{"type":"poll_ok","in_reply_to":1,"msgs":{text}}}}}"#
     );
     let names = Names::new(vec!["n0".to_owned()]);
-    let read = match protocol::parse_line(&line, &names) {
+    let parsed = protocol::parse_line(&line, &names);
+    same_reading(&line, &parsed, &protocol::parse_line_slow(&line, &names));
+    let read = match parsed {
         Ok(Inbound::Reply {
             reply: Reply::PollOk { msgs },
             ..
@@ -280,12 +286,43 @@ pub fn poll_msgs(data: &[u8]) -> bool {
             "the line took another path than the text alone: {text:?}"
         );
     } else {
-        // The line may still be a poll_ok by the explaining path, which reads some numbers
-        // serde's one-pass path refuses (1e400), but never by the one-pass reading.
         assert!(
-            !matches!(read, Some(Polled::Runs(_))),
+            read.is_none(),
             "serde refuses {text:?}, the line reads {read:?}"
         );
     }
     runs.is_some()
+}
+
+/// Checks that the one-pass reading of a node's line ([`protocol::parse_line`]) and the
+/// explaining path alone read it alike: the same verdict on the line, the same reply,
+/// a poll's keys and pairs the same however each path holds them.
+///
+/// # Panics
+///
+/// Where they differ.
+fn same_reading(
+    line: &str,
+    fast: &Result<Inbound, protocol::InvalidLine>,
+    slow: &Result<Inbound, protocol::InvalidLine>,
+) {
+    let plain = |r: &Result<Inbound, protocol::InvalidLine>| match r {
+        Ok(Inbound::Reply {
+            dest,
+            in_reply_to,
+            reply: Reply::PollOk { msgs },
+        }) => Ok(Inbound::Reply {
+            dest: dest.clone(),
+            in_reply_to: *in_reply_to,
+            reply: Reply::PollOk {
+                msgs: Polled::Raw(msgs.to_raw()),
+            },
+        }),
+        other => other.clone(),
+    };
+    match (plain(fast), plain(slow)) {
+        // Both refuse the line; the one-pass path's reason is the explaining path's.
+        (Err(_), Err(_)) => {}
+        (a, b) => assert_eq!(a, b, "the two paths read {line:?} differently"),
+    }
 }

@@ -10,10 +10,15 @@
 //! that shape straight into flat arrays (the keys' text, the values as ids, the offsets of
 //! keys that are not runs, and per key its first offset and where each part ends), in one
 //! pass and a handful of allocations a reply. Anything else falls back to serde
-//! ([`Polled::Raw`]): the two must agree on every input, which the differential test and
-//! the `poll_msgs` fuzz target check ([`crate::fuzz::poll_msgs`]).
+//! ([`Polled::Raw`], read as Maelstrom reads it: see `protocol::RawMsgs`): the two must
+//! agree on every input, which the differential test and the `poll_msgs` fuzz target
+//! check ([`crate::fuzz::poll_msgs`]).
 
-use crate::history::MsgId;
+use std::hash::BuildHasher as _;
+
+use hashbrown::HashTable;
+
+use crate::history::{FxBuild, MsgId};
 use crate::protocol::{RawMsg, RawPolled};
 
 /// A `poll_ok`'s `msgs`, as read.
@@ -112,7 +117,7 @@ impl Runs {
         })
     }
 
-    /// How many keys (a key written twice counts twice, as serde's reading keeps both).
+    /// How many keys (each once: [`Runs::read`] takes no text that writes one twice).
     pub fn len(&self) -> usize {
         self.runs.len()
     }
@@ -122,11 +127,12 @@ impl Runs {
     }
 
     /// Reads `msgs`, JSON text that serde_json has already accepted as one value, if it
-    /// is an object whose every key has no escape and whose every value is an array of
-    /// `[offset, value]` pairs, the offsets non-negative integers and the values integers
-    /// that are their own [`MsgId`]. `None` for anything else (which the
-    /// caller reads with serde instead), and for anything this reading is unsure of: an
-    /// escape, a minus sign, a fraction or exponent, a number past its range.
+    /// is an object whose every key has no escape and is written once, and whose every
+    /// value is an array of `[offset, value]` pairs, the offsets non-negative integers and
+    /// the values integers that are their own [`MsgId`]. `None` for anything else (which
+    /// the caller reads with serde instead), and for anything this reading is unsure of:
+    /// an escape, a minus sign, a fraction or exponent, a number past its range, a key
+    /// written twice (which holds the pairs written last in Maelstrom's map of the reply).
     ///
     /// Because the text is valid JSON, what this accepts needs no further check: a string
     /// without a backslash is its bytes between the quotes, digits without a sign,
@@ -139,10 +145,18 @@ impl Runs {
             offsets: Vec::new(),
             runs: Vec::new(),
         };
+        // Where each key sits, once there are too many to compare with one by one.
+        let mut index = HashTable::new();
         c.expect(b'{')?;
         if !c.eat(b'}') {
             loop {
-                out.keys.push_str(c.string()?);
+                let key = c.string()?;
+                // A key written twice holds the pairs written last in Maelstrom's map of
+                // the reply: rare enough to leave to serde, which keeps that.
+                if out.has_key(key, &mut index) {
+                    return None;
+                }
+                out.keys.push_str(key);
                 c.expect(b':')?;
                 let first = out.run(&mut c)?;
                 out.runs.push(Run {
@@ -160,6 +174,35 @@ impl Runs {
         c.skip_ws();
         (c.at == msgs.len()).then_some(out)
     }
+
+    /// Whether `key` is among the keys read so far; if not, it is added to `index` (which
+    /// holds every key read so far once there are [`Runs::LIST`] of them, else nothing).
+    fn has_key(&self, key: &str, index: &mut HashTable<usize>) -> bool {
+        let key_at = |i: usize| {
+            let start = i.checked_sub(1).map_or(0, |p| self.runs[p].key_end);
+            &self.keys[start..self.runs[i].key_end]
+        };
+        let hash = |k: &str| FxBuild.hash_one(k);
+        let n = self.runs.len();
+        if n < Self::LIST {
+            return (0..n).any(|i| key_at(i) == key);
+        }
+        if index.is_empty() {
+            for i in 0..n {
+                index.insert_unique(hash(key_at(i)), i, |&j| hash(key_at(j)));
+            }
+        }
+        let h = hash(key);
+        if index.find(h, |&j| key_at(j) == key).is_some() {
+            return true;
+        }
+        index.insert_unique(h, n, |&j| hash(key_at(j)));
+        false
+    }
+
+    /// Up to how many keys a new one is compared with one by one: a main-phase poll
+    /// names a few keys, a final-phase one every key.
+    const LIST: usize = 16;
 
     /// One key's `[[offset, value], …]`, its values pushed, and its offsets too once they
     /// are not a run; the first offset.
@@ -312,7 +355,7 @@ mod tests {
 
     #[test]
     fn reads_runs_of_small_integers_as_written() {
-        let text = r#" { "9" : [ [0,1] , [1,2],[2,16]], "":[], "é k":[[7,0]],"9":[[3,4]] } "#;
+        let text = r#" { "9" : [ [0,1] , [1,2],[2,16]], "":[], "é k":[[7,0]],"10":[[3,4]] } "#;
         let runs = Runs::read(text).expect("the common shape");
         let got: Vec<(&str, i64, Vec<u32>)> = runs
             .iter()
@@ -327,7 +370,7 @@ mod tests {
                 ("9", 0, vec![1, 2, 16]),
                 ("", 0, vec![]),
                 ("é k", 7, vec![0]),
-                ("9", 3, vec![4]),
+                ("10", 3, vec![4]),
             ]
         );
         assert_eq!(runs.len(), 4);
@@ -387,6 +430,15 @@ mod tests {
             r#"null"#,
             r#"{"k":[[0,1]]"#,
             r#"{"k":[[0,1]]}x"#,
+            // A key written twice, among few keys and among many.
+            r#"{"k":[[0,1]],"j":[],"k":[[1,2]]}"#,
+            &format!(
+                "{{{},\"7\":[]}}",
+                (0..20)
+                    .map(|k| format!(r#""{k}":[[0,1]]"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         ] {
             assert_eq!(raw(text), None, "{text}");
         }
@@ -418,7 +470,9 @@ mod tests {
         const KEYS: [&str; 10] = [
             "0", "17", "9", "", "é k", "a\\\"b", "\\u0041", "k\\n", "\\/", "27340",
         ];
-        const OFFSETS: [&str; 8] = [
+        const OFFSETS: [&str; 10] = [
+            "18446744073709551617",
+            "-9223372036854775809",
             "0",
             "5",
             "9223372036854775806",
@@ -428,7 +482,10 @@ mod tests {
             "-0",
             "1.0",
         ];
-        const VALUES: [&str; 16] = [
+        const VALUES: [&str; 19] = [
+            "1e400",
+            "-18446744073709551617",
+            "1.00",
             "2147483647",
             "2147483648",
             "4294967296",
@@ -452,17 +509,37 @@ mod tests {
         let mut s = String::new();
         ws(rng, &mut s);
         s.push('{');
-        for i in 0..rng.usize(..5) {
+        // Now and then more keys than are compared one by one (`Runs::LIST`).
+        let keys = if rng.u8(..16) == 0 {
+            rng.usize(16..40)
+        } else {
+            rng.usize(..5)
+        };
+        let first_key = rng.usize(..5);
+        for i in 0..keys {
             if i > 0 {
                 s.push(',');
             }
             ws(rng, &mut s);
             s.push('"');
-            s.push_str(KEYS[rng.usize(..if clean { 5 } else { KEYS.len() })]);
+            if keys >= 16 {
+                // Distinct keys, now and then one written before.
+                let k = if rng.u8(..8) == 0 { rng.usize(..=i) } else { i };
+                s.push_str(&format!("k{k}"));
+            } else if clean {
+                // Distinct: a key written twice is read by serde (see `Runs::read`).
+                s.push_str(KEYS[(first_key + i) % 5]);
+            } else {
+                s.push_str(KEYS[rng.usize(..KEYS.len())]);
+            }
             s.push('"');
             ws(rng, &mut s);
             s.push(':');
             ws(rng, &mut s);
+            if odd(rng, 16) {
+                s.push_str("null");
+                continue;
+            }
             s.push('[');
             let mut offset: i128 = if clean || rng.bool() {
                 0

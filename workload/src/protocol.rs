@@ -6,6 +6,12 @@
 //! optional integer `msg_id`; no extra keys, no nulls, no floats where integers are due).
 //! Error bodies are not schema-checked, exactly as Maelstrom's client throws on
 //! `"type": "error"` before it validates anything.
+//!
+//! Values are read as Maelstrom's reader makes them (`docs/protocol.md` §1.3a): a key
+//! written twice in an object holds the value written last, on every path (the one-pass
+//! reading leaves such text to the explaining path, which makes the map first); integers
+//! are of any size (`StrictInt`) and message values keep the distinctions Jackson's
+//! numbers keep (`msg_of`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -152,9 +158,15 @@ impl Names {
 /// The body of an envelope, as the JSON text it was written with, for forwarding. `None`
 /// if `line` is not an envelope (callers pass lines [`parse_line`] accepted).
 pub fn envelope_body(line: &str) -> Option<&str> {
-    serde_json::from_str::<Envelope<'_, &RawValue>>(line)
-        .ok()
-        .map(|e| e.body.get())
+    match serde_json::from_str::<Envelope<'_, &RawValue>>(line) {
+        Ok(e) => Some(e.body.get()),
+        // A key written twice: the body written last, as in Maelstrom's map of the line.
+        Err(_) => entries(line)?
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "body")
+            .map(|(_, v)| v.get()),
+    }
 }
 
 /// The body of a node's line as Maelstrom forwards it: the body as written when it is a
@@ -162,13 +174,9 @@ pub fn envelope_body(line: &str) -> Option<&str> {
 /// `None` if `line` is not a line [`parse_line`] accepts.
 pub fn forwarded_body(line: &str) -> Option<Cow<'_, str>> {
     match as_maelstrom_map(line).ok()? {
-        Cow::Borrowed(top) => {
-            let env = serde_json::from_str::<Envelope<'_, &RawValue>>(top).ok()?;
-            as_maelstrom_map(env.body.get()).ok()
-        }
+        Cow::Borrowed(top) => as_maelstrom_map(envelope_body(top)?).ok(),
         Cow::Owned(top) => {
-            let env = serde_json::from_str::<Envelope<'_, &RawValue>>(&top).ok()?;
-            let body = as_maelstrom_map(env.body.get()).ok()?;
+            let body = as_maelstrom_map(envelope_body(&top)?).ok()?;
             Some(Cow::Owned(body.into_owned()))
         }
     }
@@ -202,19 +210,29 @@ pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
 
 /// [`parse_line`] without the one-pass shortcut: envelope first, then the body, each first
 /// made a map as Maelstrom's reader makes it.
-fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
+pub(crate) fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     if !is_object(line) {
         serde_json::from_str::<IgnoredAny>(line).map_err(|e| InvalidLine(not_json(&e)))?;
     }
     let top = as_maelstrom_map(line)
         .map_err(|what| InvalidLine(format!("stdout line is {what}, not a map: {THROWS}")))?;
-    let env: Envelope<'_, &RawValue> = serde_json::from_str(&top).map_err(|e| {
-        InvalidLine(if e.is_syntax() || e.is_eof() {
-            not_json(&e)
-        } else {
-            format!("envelope does not match {{src, dest, body, id?}} ({e})")
-        })
-    })?;
+    // A key written twice (which serde's structs refuse) holds the value written last, as
+    // in Maelstrom's map of the line; looked for only when the envelope is refused.
+    let deduped;
+    let env: Envelope<'_, &RawValue> = match serde_json::from_str(&top) {
+        Ok(env) => env,
+        Err(e) => {
+            let envelope = |e: serde_json::Error| {
+                InvalidLine(if e.is_syntax() || e.is_eof() {
+                    not_json(&e)
+                } else {
+                    format!("envelope does not match {{src, dest, body, id?}} ({e})")
+                })
+            };
+            deduped = last_wins(&top).ok_or_else(|| envelope(e))?;
+            serde_json::from_str(&deduped).map_err(envelope)?
+        }
+    };
     if !matches!(names.dest(&env.src), Dest::Node(_)) {
         return Err(InvalidLine(format!(
             "Invalid src for message: {:?} is not a node",
@@ -233,14 +251,82 @@ fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     let Ok(head) = serde_json::from_str::<Head<'_>>(&body) else {
         return Ok(Inbound::Other { dest });
     };
-    let Some(in_reply_to) = head.in_reply_to.as_ref().and_then(Value::as_u64) else {
+    let Some(in_reply_to) = head.in_reply_to.and_then(reply_to) else {
         return Ok(Inbound::Other { dest });
+    };
+    // The schemas' structs refuse a key written twice: they are given Maelstrom's map.
+    let reply = match head.repeated.then(|| last_wins(&body)).flatten() {
+        Some(body) => classify(&head, &body),
+        None => classify(&head, &body),
     };
     Ok(Inbound::Reply {
         dest,
         in_reply_to,
-        reply: classify(&head, &body),
+        reply,
     })
+}
+
+/// A JSON object as the map Maelstrom's reader makes of it, when a key is written twice:
+/// each key once, in the place it was first written, holding the value written last
+/// (cheshire builds the map entry by entry, without Jackson's duplicate detection).
+/// `None` if `json` is no object or writes no key twice.
+fn last_wins(json: &str) -> Option<String> {
+    let entries = entries(json)?;
+    let mut at: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
+    let mut kept: Vec<(&str, &RawValue)> = Vec::with_capacity(entries.len());
+    for (k, v) in &entries {
+        match at.get(&**k) {
+            Some(&i) => kept[i].1 = v,
+            None => {
+                at.insert(k, kept.len());
+                kept.push((k, v));
+            }
+        }
+    }
+    if kept.len() == entries.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(json.len());
+    out.push(b'{');
+    for (i, (k, v)) in kept.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(&mut out, k);
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
+    }
+    out.push(b'}');
+    String::from_utf8(out).ok()
+}
+
+/// A JSON object's entries as written, keys unescaped, values as their text; `None` if
+/// `json` is no object.
+fn entries(json: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+    impl<'de> Deserialize<'de> for Entries<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Entries<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Self::Value, A::Error> {
+                    let mut entries = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        entries.push(entry);
+                    }
+                    Ok(Entries(entries))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str(json).ok().map(|Entries(e)| e)
 }
 
 /// What Maelstrom's reader does with a line it cannot make a map of.
@@ -362,8 +448,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for OnlyMap<D> {
 struct Fast<'a> {
     #[serde(rename = "type", borrow)]
     ty: Cow<'a, str>,
-    #[serde(deserialize_with = "strict_int")]
-    in_reply_to: i64,
+    /// `None` for an integer no request's `msg_id` can be (see [`reply_to`]).
+    #[serde(deserialize_with = "strict_reply_to")]
+    in_reply_to: Option<u64>,
     #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
     _msg_id: Option<i64>,
     #[serde(default, deserialize_with = "present_int")]
@@ -392,12 +479,18 @@ impl<'de> Deserialize<'de> for FastMsgs {
 }
 
 /// A `poll_ok`'s `msgs` read by serde alone, as the one-pass reading must read it too:
-/// keys in the order written, a key written twice kept twice.
+/// what Maelstrom's reader makes of it (see `RawMsgs`), keys in the order written.
 pub fn msgs_by_serde(text: &str) -> serde_json::Result<RawPolled> {
     serde_json::from_str::<RawMsgs>(text).map(|m| m.0)
 }
 
-/// `msgs` into [`RawPolled`]: no map, no intermediate vectors.
+/// `msgs` into [`RawPolled`]: no map, no intermediate vectors; as Maelstrom reads it.
+///
+/// Maelstrom's reader (cheshire over Jackson, without duplicate detection) builds each
+/// JSON object into a map one entry at a time, so a key written twice holds the value
+/// written last: here it keeps its first place and takes the later pairs. The schema of
+/// a key's pairs (a vector of `[offset msg]`) lets `null` through as nothing read, which
+/// the client then treats as an empty list: here it is one.
 struct RawMsgs(RawPolled);
 
 impl<'de> Deserialize<'de> for RawMsgs {
@@ -409,9 +502,22 @@ impl<'de> Deserialize<'de> for RawMsgs {
                 f.write_str("a map of keys to [offset, msg] pairs")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawPolled, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((k, pairs)) = map.next_entry::<String, Vec<FastPair>>()? {
-                    out.push((k, pairs.into_iter().map(|p| (p.0, p.1.0)).collect()));
+                let mut out: RawPolled = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                // Where each key sits in `out`, to find one written again.
+                let mut at: HashMap<String, usize> = HashMap::new();
+                while let Some((k, pairs)) = map.next_entry::<String, Option<Vec<FastPair>>>()? {
+                    let pairs = pairs
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| (p.0, p.1.0))
+                        .collect();
+                    match at.get(&k) {
+                        Some(&i) => out[i].1 = pairs,
+                        None => {
+                            at.insert(k.clone(), out.len());
+                            out.push((k, pairs));
+                        }
+                    }
                 }
                 Ok(out)
             }
@@ -423,52 +529,17 @@ impl<'de> Deserialize<'de> for RawMsgs {
 #[derive(Deserialize)]
 struct FastPair(#[serde(deserialize_with = "strict_int")] i64, MsgDe);
 
-/// A message value read in place: integers directly, anything else via `Value` to its
-/// compact JSON text.
+/// A message value, read from its text as Maelstrom reads it ([`msg_of`]).
 struct MsgDe(RawMsg);
 
 impl<'de> Deserialize<'de> for MsgDe {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        fn other(v: Value) -> RawMsg {
-            RawMsg::Other(v.to_string().into_boxed_str())
-        }
-        impl<'de> Visitor<'de> for V {
-            type Value = RawMsg;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawMsg, E> {
-                Ok(RawMsg::Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawMsg, E> {
-                Ok(i64::try_from(v).map_or_else(|_| other(Value::from(v)), RawMsg::Int))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawMsg, E> {
-                Ok(other(Value::from(v)))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawMsg, E> {
-                Ok(other(Value::from(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawMsg, E> {
-                Ok(other(Value::from(v)))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<RawMsg, E> {
-                Ok(other(Value::Null))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<RawMsg, A::Error> {
-                Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(other)
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawMsg, A::Error> {
-                Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(other)
-            }
-        }
-        d.deserialize_any(V).map(MsgDe)
+        <&'de RawValue>::deserialize(d).map(|raw| MsgDe(msg_of(raw.get())))
     }
 }
 
 fn fast_reply(f: Fast<'_>) -> Option<(u64, Reply)> {
-    let irt = u64::try_from(f.in_reply_to).ok()?;
+    let irt = f.in_reply_to?;
     let reply = match (&*f.ty, f.offset, f.msgs, f.offsets) {
         ("send_ok", Some(offset), None, None) => Reply::SendOk { offset },
         ("poll_ok", None, Some(msgs), None) => Reply::PollOk { msgs: msgs.0 },
@@ -482,18 +553,6 @@ fn fast_reply(f: Fast<'_>) -> Option<(u64, Reply)> {
         _ => return None,
     };
     Some((irt, reply))
-}
-
-fn polled(msgs: HashMap<Cow<'_, str>, Vec<Pair<'_>>>) -> RawPolled {
-    msgs.into_iter()
-        .map(|(k, pairs)| {
-            let pairs = pairs
-                .into_iter()
-                .map(|Pair(o, m)| (o, raw_msg(m)))
-                .collect();
-            (k.into_owned(), pairs)
-        })
-        .collect()
 }
 
 /// For optional keys whose value, when present, must not be `null`.
@@ -515,15 +574,71 @@ struct Envelope<'a, B> {
     _id: Option<i64>,
 }
 
-/// The few body fields needed to route and classify a reply; the rest is skipped.
-#[derive(Deserialize)]
+/// The few body fields needed to route and classify a reply; the rest is skipped. A key
+/// written twice holds the value written last, as in Maelstrom's map of the body.
+#[derive(Default)]
 struct Head<'a> {
-    #[serde(default, rename = "type", borrow)]
     ty: Option<&'a RawValue>,
-    #[serde(default)]
-    in_reply_to: Option<Value>,
-    #[serde(default)]
-    code: Option<Value>,
+    in_reply_to: Option<&'a RawValue>,
+    code: Option<&'a RawValue>,
+    /// Whether some key (any, not only these) is written twice.
+    repeated: bool,
+}
+
+impl<'de> Deserialize<'de> for Head<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Head<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Head<'de>, A::Error> {
+                let mut head = Head::default();
+                let mut seen = Seen::default();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    match &*k {
+                        "type" => head.ty = map.next_value()?,
+                        "in_reply_to" => head.in_reply_to = map.next_value()?,
+                        "code" => head.code = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    head.repeated = head.repeated || !seen.insert(k);
+                }
+                Ok(head)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The keys of one object read so far: a list while there are few (bodies hold a
+/// handful), a set past that, so a body of many keys costs no quadratic search.
+#[derive(Default)]
+struct Seen<'a> {
+    list: Vec<Cow<'a, str>>,
+    set: std::collections::HashSet<Cow<'a, str>, crate::history::FxBuild>,
+}
+
+impl<'a> Seen<'a> {
+    const LIST: usize = 16;
+
+    /// False if `k` was seen already.
+    fn insert(&mut self, k: Cow<'a, str>) -> bool {
+        if self.list.len() < Self::LIST {
+            if self.list.contains(&k) {
+                return false;
+            }
+            self.list.push(k);
+            return true;
+        }
+        if self.set.is_empty() {
+            self.set.extend(self.list.iter().cloned());
+        }
+        self.set.insert(k)
+    }
 }
 
 #[derive(Deserialize)]
@@ -541,23 +656,15 @@ struct SendOk {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PollOk<'a> {
+struct PollOk {
     #[serde(rename = "type")]
     _ty: IgnoredAny,
     #[serde(rename = "in_reply_to")]
     _irt: IgnoredAny,
     #[serde(default, rename = "msg_id", deserialize_with = "present_int")]
     _msg_id: Option<i64>,
-    #[serde(borrow)]
-    msgs: HashMap<Cow<'a, str>, Vec<Pair<'a>>>,
+    msgs: RawMsgs,
 }
-
-/// An `[offset, msg]` pair: exactly two elements, the first an integer.
-#[derive(Deserialize)]
-struct Pair<'a>(
-    #[serde(deserialize_with = "strict_int")] i64,
-    #[serde(borrow)] &'a RawValue,
-);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -583,25 +690,89 @@ struct ListCommittedOffsetsOk<'a> {
     offsets: HashMap<Cow<'a, str>, StrictInt>,
 }
 
-/// An integer that fits i64; not a float, not null, not a string.
+/// An integer, as Maelstrom's schemas take one (`s/Int`: any integer, however large); not
+/// a float, not null, not a string. One past i64 is kept as i64's nearest end: Maelstrom
+/// would keep it exact, but an offset that large is past what Jepsen's checker can judge
+/// (see [`crate::checker::UNJUDGEABLE_SLOTS`]), and so is its saturated value, so the
+/// verdict is the same (unknown); a `msg_id` or `id` is never used.
 struct StrictInt(i64);
 
 impl<'de> Deserialize<'de> for StrictInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = i64;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an integer")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-                Ok(v)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-                i64::try_from(v).map_err(|_| E::custom(format!("integer {v} is out of range")))
-            }
+        let raw = <&'de RawValue>::deserialize(d)?;
+        match number(raw.get()) {
+            Some(Number::Int(i)) => Ok(StrictInt(i)),
+            Some(Number::Big(digits)) if digits.starts_with('-') => Ok(StrictInt(i64::MIN)),
+            Some(Number::Big(_)) => Ok(StrictInt(i64::MAX)),
+            _ => Err(de::Error::custom(format_args!(
+                "expected an integer, found {}",
+                crate::text::clip(raw.get(), 40)
+            ))),
         }
-        d.deserialize_any(V).map(StrictInt)
+    }
+}
+
+/// `in_reply_to` as a request's `msg_id` could be: an integer from 0 to i64's end (the
+/// runner's ids never come near it). Any other integer is valid but answers nothing,
+/// as in Maelstrom, where it equals no id.
+fn reply_to(raw: &RawValue) -> Option<u64> {
+    match number(raw.get()) {
+        Some(Number::Int(i)) => u64::try_from(i).ok(),
+        _ => None,
+    }
+}
+
+/// [`reply_to`] of a field that must be an integer.
+fn strict_reply_to<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let raw = <&'de RawValue>::deserialize(d)?;
+    match number(raw.get()) {
+        Some(Number::Int(_) | Number::Big(_)) => Ok(reply_to(raw)),
+        _ => Err(de::Error::custom("in_reply_to is not an integer")),
+    }
+}
+
+/// A JSON number as Maelstrom's reader makes it: cheshire hands each number to Jackson,
+/// which reads a literal without fraction or exponent as a `Long` when it fits and a
+/// `BigInteger` when it does not (`-0` is 0), and any other as a `Double`, correctly
+/// rounded (`1e400` is infinity).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Number<'a> {
+    Int(i64),
+    /// An integer past i64, as written: JSON writes no leading zeros, so equal integers
+    /// are written alike.
+    Big(&'a str),
+    Float(f64),
+}
+
+/// The number `text` writes, if it is a JSON number literal serde_json has accepted
+/// (callers pass a `RawValue`'s text); `None` for any other value.
+fn number(text: &str) -> Option<Number<'_>> {
+    let b = text.as_bytes();
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if !digits.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.iter().all(u8::is_ascii_digit) {
+        return Some(text.parse().map_or(Number::Big(text), Number::Int));
+    }
+    // A JSON literal with a fraction or exponent is one Rust's parser takes, rounded
+    // correctly as Java's is.
+    text.parse().ok().map(Number::Float)
+}
+
+/// A message value from its JSON text (a `RawValue`'s), as Maelstrom tells values apart:
+/// integers as such when they fit i64 (no allocation: the common case); a larger integer
+/// as its digits; a float as the shortest text of its double, so `1.0`, `1.00` and `1e0`
+/// are one value, as they are one `Double`, and ±infinity as `1e400` and `-1e400`
+/// (JSON has no infinity; any literal past the doubles' range is that one value); any
+/// other value as its compact JSON text.
+pub(crate) fn msg_of(text: &str) -> RawMsg {
+    match number(text) {
+        Some(Number::Int(i)) => RawMsg::Int(i),
+        Some(Number::Big(digits)) => RawMsg::Other(digits.into()),
+        Some(Number::Float(f)) if f.is_finite() => RawMsg::Other(Value::from(f).to_string().into()),
+        Some(Number::Float(f)) => RawMsg::Other(if f > 0.0 { "1e400" } else { "-1e400" }.into()),
+        None => RawMsg::Other(compact(text)),
     }
 }
 
@@ -639,7 +810,10 @@ fn classify(head: &Head<'_>, body: &str) -> Reply {
     let schema = |e: serde_json::Error| format!("{ty} does not match its schema: {e}");
     match &*ty {
         "error" => Reply::Error {
-            code: head.code.as_ref().and_then(Value::as_i64),
+            code: head.code.and_then(|c| match number(c.get()) {
+                Some(Number::Int(i)) => Some(i),
+                _ => None,
+            }),
             body: compact(body),
         },
         "init_ok" => Reply::InitOk,
@@ -647,9 +821,9 @@ fn classify(head: &Head<'_>, body: &str) -> Reply {
             Ok(r) => Reply::SendOk { offset: r.offset },
             Err(e) => malformed(schema(e)),
         },
-        "poll_ok" => match serde_json::from_str::<PollOk<'_>>(body) {
+        "poll_ok" => match serde_json::from_str::<PollOk>(body) {
             Ok(r) => Reply::PollOk {
-                msgs: Polled::Raw(polled(r.msgs)),
+                msgs: Polled::Raw(r.msgs.0),
             },
             Err(e) => malformed(schema(e)),
         },
@@ -671,21 +845,6 @@ fn classify(head: &Head<'_>, body: &str) -> Reply {
         }
         other => malformed(format!("unexpected reply type {other:?}")),
     }
-}
-
-/// A message value: integers as such (the common case, no allocation), anything else as
-/// its compact JSON text.
-fn raw_msg(raw: &RawValue) -> RawMsg {
-    let text = raw.get();
-    let b = text.as_bytes();
-    let digits = b.strip_prefix(b"-").unwrap_or(b);
-    if !digits.is_empty()
-        && digits.iter().all(u8::is_ascii_digit)
-        && let Ok(i) = text.parse::<i64>()
-    {
-        return RawMsg::Int(i);
-    }
-    RawMsg::Other(compact(text))
 }
 
 /// Whether Maelstrom's error registry calls `code` definite: the operation certainly did
@@ -852,7 +1011,8 @@ mod tests {
             r#"{"src":"n0","dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":12,"extra":1}}"#,
             r#"{"src":"n0","dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":null}}"#,
             r#"{"src":"n0","dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":1.0}}"#,
-            r#"{"src":"n0","dest":"c3","body":{"type":"poll_ok","in_reply_to":3,"msgs":{"1":null}}}"#,
+            r#"{"src":"n0","dest":"c3","body":{"type":"poll_ok","in_reply_to":3,"msgs":{"1":[null]}}}"#,
+            r#"{"src":"n0","dest":"c3","body":{"type":"poll_ok","in_reply_to":3,"msgs":null}}"#,
             r#"{"src":"n0","dest":"c3","body":{"type":"poll_ok","in_reply_to":3,"msgs":{"1":[[0,1,2]]}}}"#,
             r#"{"src":"n0","dest":"c3","body":{"type":"list_committed_offsets_ok","in_reply_to":3,"offsets":{"1":null}}}"#,
             r#"{"src":"n0","dest":"c3","body":{"type":"commit_offsets_ok","in_reply_to":3,"msg_id":1.5}}"#,
@@ -979,6 +1139,287 @@ mod tests {
         ] {
             assert!(parse_line(line, &names()).is_err(), "{line}");
         }
+    }
+
+    /// A poll reply's `msgs` as both paths read it, as serde's reading keeps it.
+    fn polled(line: &str) -> Vec<RawPolled> {
+        [parse_line(line, &names()), parse_line_slow(line, &names())]
+            .into_iter()
+            .map(|read| match read {
+                Ok(Inbound::Reply {
+                    reply: Reply::PollOk { msgs },
+                    ..
+                }) => msgs.to_raw(),
+                other => panic!("{line}: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn poll_line(msgs: &str) -> String {
+        format!(
+            r#"{{"src":"n0","dest":"c3","body":{{"type":"poll_ok","in_reply_to":3,"msgs":{msgs}}}}}"#
+        )
+    }
+
+    fn pairs(p: &[(i64, RawMsg)]) -> Vec<(i64, RawMsg)> {
+        p.to_vec()
+    }
+
+    #[test]
+    fn a_key_written_twice_in_msgs_holds_the_pairs_written_last() {
+        // Maelstrom's reader builds each object into a map entry by entry: the later
+        // pairs replace the earlier, whichever path reads the reply (the one-pass reading
+        // of runs, serde's of other values, the explaining path's).
+        let one = |o, v| (o, RawMsg::Int(v));
+        for (msgs, want) in [
+            (
+                r#"{"k":[[0,1]],"j":[[0,5]],"k":[[1,2]]}"#,
+                vec![("k", pairs(&[one(1, 2)])), ("j", pairs(&[one(0, 5)]))],
+            ),
+            (
+                r#"{"k":[[0,1.5]],"k":[[1,2]]}"#,
+                vec![("k", pairs(&[one(1, 2)]))],
+            ),
+            (
+                r#"{"k":[[0,1]],"k":[[4,1.5]]}"#,
+                vec![("k", pairs(&[(4, RawMsg::Other("1.5".into()))]))],
+            ),
+            (r#"{"k":[[0,1]],"k":[]}"#, vec![("k", vec![])]),
+        ] {
+            let want: RawPolled = want.into_iter().map(|(k, p)| (k.to_owned(), p)).collect();
+            for got in polled(&poll_line(msgs)) {
+                assert_eq!(got, want, "{msgs}");
+            }
+        }
+        // Past the keys compared one by one, found by the index.
+        let mut many: Vec<String> = (0..40).map(|k| format!(r#""{k}":[[0,{k}]]"#)).collect();
+        many.push(r#""33":[[1,7]]"#.into());
+        let read = polled(&poll_line(&format!("{{{}}}", many.join(","))));
+        for got in read {
+            assert_eq!(got.len(), 40);
+            assert_eq!(got[33], ("33".to_owned(), vec![one(1, 7)]));
+        }
+    }
+
+    #[test]
+    fn a_key_written_twice_in_a_body_or_envelope_holds_the_value_written_last() {
+        let line = |body: &str| format!(r#"{{"src":"n0","dest":"c3","body":{body}}}"#);
+        for (body, want) in [
+            (
+                r#"{"type":"send_ok","in_reply_to":3,"offset":2,"offset":3}"#,
+                Reply::SendOk { offset: 3 },
+            ),
+            (
+                r#"{"type":"error","in_reply_to":3,"type":"send_ok","offset":2}"#,
+                Reply::SendOk { offset: 2 },
+            ),
+            (
+                r#"{"type":"send_ok","in_reply_to":3,"offset":2,"msg_id":1,"msg_id":2}"#,
+                Reply::SendOk { offset: 2 },
+            ),
+            (
+                r#"{"type":"list_committed_offsets_ok","in_reply_to":3,"offsets":{"a":1,"a":4}}"#,
+                Reply::ListCommittedOffsetsOk {
+                    offsets: vec![("a".into(), 4)],
+                },
+            ),
+            (
+                r#"{"type":"poll_ok","in_reply_to":3,"msgs":{"a":[[0,1]]},"msgs":{"b":[[0,2]]}}"#,
+                Reply::PollOk {
+                    msgs: Polled::Raw(vec![("b".into(), vec![(0, RawMsg::Int(2))])]),
+                },
+            ),
+        ] {
+            let line = line(body);
+            for got in [
+                parse_line(&line, &names()),
+                parse_line_slow(&line, &names()),
+            ] {
+                let Ok(Inbound::Reply { reply, .. }) = got else {
+                    panic!("{line}: {got:?}")
+                };
+                let reply = match reply {
+                    Reply::PollOk { msgs } => Reply::PollOk {
+                        msgs: Polled::Raw(msgs.to_raw()),
+                    },
+                    other => other,
+                };
+                assert_eq!(reply, want, "{line}");
+            }
+        }
+        // in_reply_to written twice answers the later id.
+        let l = line(r#"{"type":"send_ok","in_reply_to":1,"offset":2,"in_reply_to":7}"#);
+        assert!(
+            matches!(
+                parse_line(&l, &names()),
+                Ok(Inbound::Reply { in_reply_to: 7, .. })
+            ),
+            "{l}"
+        );
+        // The envelope too: the line is kept, as Maelstrom keeps it, not its stdout killed.
+        for l in [
+            r#"{"src":"n1","src":"n0","dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":5}}"#,
+            r#"{"src":"n0","dest":"c9","body":{"type":"send_ok","in_reply_to":3,"offset":5},"dest":"c3"}"#,
+            r#"{"src":"n0","dest":"c3","body":{"type":"error"},"body":{"type":"send_ok","in_reply_to":3,"offset":5}}"#,
+            r#"{"id":1,"src":"n0","id":2,"dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":5}}"#,
+        ] {
+            for got in [parse_line(l, &names()), parse_line_slow(l, &names())] {
+                assert_eq!(
+                    got,
+                    Ok(Inbound::Reply {
+                        dest: Dest::Client(3),
+                        in_reply_to: 3,
+                        reply: Reply::SendOk { offset: 5 }
+                    }),
+                    "{l}"
+                );
+            }
+            assert_eq!(
+                envelope_body(l),
+                Some(r#"{"type":"send_ok","in_reply_to":3,"offset":5}"#),
+                "{l}"
+            );
+            assert_eq!(
+                forwarded_body(l).as_deref(),
+                Some(r#"{"type":"send_ok","in_reply_to":3,"offset":5}"#),
+                "{l}"
+            );
+        }
+        // A key written twice is still a key the schema must allow.
+        let l = line(r#"{"type":"send_ok","in_reply_to":3,"offset":2,"x":1,"x":2}"#);
+        assert!(matches!(reply(&l), Reply::Malformed { .. }), "{l}");
+    }
+
+    #[test]
+    fn numbers_are_what_maelstrom_reads() {
+        let one = |msgs: &str| -> Vec<(i64, RawMsg)> {
+            let read = polled(&poll_line(msgs));
+            assert_eq!(read[0], read[1], "{msgs}");
+            read[0].first().map(|(_, p)| p.clone()).unwrap_or_default()
+        };
+        let other = |s: &str| RawMsg::Other(s.into());
+        // Jackson reads `-0` as the integer 0, as a value and as an offset.
+        assert_eq!(one(r#"{"k":[[0,-0]]}"#), vec![(0, RawMsg::Int(0))]);
+        assert_eq!(one(r#"{"k":[[-0,1]]}"#), vec![(0, RawMsg::Int(1))]);
+        // An integer past i64 is a BigInteger: kept exact, not rounded to a double.
+        assert_eq!(
+            one(r#"{"k":[[0,18446744073709551617]]}"#),
+            vec![(0, other("18446744073709551617"))]
+        );
+        assert_eq!(
+            one(r#"{"k":[[0,-18446744073709551617]]}"#),
+            vec![(0, other("-18446744073709551617"))]
+        );
+        // Floats are doubles: equal doubles are one value, whatever their text, and every
+        // literal past the doubles' range is infinity.
+        for (text, want) in [
+            ("1.00", "1.0"),
+            ("1e0", "1.0"),
+            ("1E400", "1e400"),
+            ("2e400", "1e400"),
+            ("-1e999", "-1e400"),
+            ("1e-400", "0.0"),
+        ] {
+            assert_eq!(
+                one(&format!(r#"{{"k":[[0,{text}]]}}"#)),
+                vec![(0, other(want))],
+                "{text}"
+            );
+        }
+        // Offsets past i64 are integers Maelstrom's schema takes: the reply is valid, and
+        // the offset, past what Jepsen's checker can judge, is i64's nearest end.
+        assert_eq!(
+            one(r#"{"k":[[18446744073709551617,1]]}"#),
+            vec![(i64::MAX, RawMsg::Int(1))]
+        );
+        assert_eq!(
+            one(r#"{"k":[[-9223372036854775809,1]]}"#),
+            vec![(i64::MIN, RawMsg::Int(1))]
+        );
+        let line = |body: &str| format!(r#"{{"src":"n0","dest":"c3","body":{body}}}"#);
+        for (body, offset) in [
+            (
+                r#"{"type":"send_ok","in_reply_to":3,"offset":18446744073709551617}"#,
+                i64::MAX,
+            ),
+            (
+                r#"{"type":"send_ok","in_reply_to":3,"offset":9223372036854775808}"#,
+                i64::MAX,
+            ),
+            (r#"{"type":"send_ok","in_reply_to":3,"offset":-0}"#, 0),
+            (
+                r#"{"type":"send_ok","in_reply_to":3,"offset":4,"msg_id":18446744073709551617}"#,
+                4,
+            ),
+        ] {
+            let l = line(body);
+            for got in [parse_line(&l, &names()), parse_line_slow(&l, &names())] {
+                assert!(
+                    matches!(got, Ok(Inbound::Reply { reply: Reply::SendOk { offset: o }, .. }) if o == offset),
+                    "{l}: {got:?}"
+                );
+            }
+        }
+        let l = line(
+            r#"{"type":"list_committed_offsets_ok","in_reply_to":3,"offsets":{"a":18446744073709551617}}"#,
+        );
+        assert_eq!(
+            reply(&l),
+            Reply::ListCommittedOffsetsOk {
+                offsets: vec![("a".into(), i64::MAX)]
+            }
+        );
+        // The envelope's id is an integer of any size too: the line is kept.
+        let l = r#"{"id":18446744073709551617,"src":"n0","dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":1}}"#;
+        assert_eq!(reply(l), Reply::SendOk { offset: 1 });
+        // An in_reply_to no request's id can equal answers nothing, on either path.
+        for irt in ["18446744073709551617", "-1", "3.0", "1e400"] {
+            let l = line(&format!(
+                r#"{{"type":"send_ok","in_reply_to":{irt},"offset":1}}"#
+            ));
+            for got in [parse_line(&l, &names()), parse_line_slow(&l, &names())] {
+                assert_eq!(
+                    got,
+                    Ok(Inbound::Other {
+                        dest: Dest::Client(3)
+                    }),
+                    "{l}"
+                );
+            }
+        }
+        let l = line(r#"{"type":"send_ok","in_reply_to":-0,"offset":1}"#);
+        assert!(matches!(
+            parse_line(&l, &names()),
+            Ok(Inbound::Reply { in_reply_to: 0, .. })
+        ));
+        // An error's code is read as Maelstrom's registry looks it up: an integer, or none.
+        for (code, want) in [
+            ("11", Some(11)),
+            ("-0", Some(0)),
+            ("11.0", None),
+            ("1e400", None),
+        ] {
+            let l = line(&format!(
+                r#"{{"type":"error","in_reply_to":3,"code":{code}}}"#
+            ));
+            assert!(
+                matches!(reply(&l), Reply::Error { code, .. } if code == want),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_without_pairs_may_be_null() {
+        // The schema of a key's pairs is a vector, which Maelstrom's schema library lets
+        // `null` through; its client then reads nothing from that key.
+        assert_eq!(
+            polled(&poll_line(r#"{"k":null,"j":[[0,1]]}"#))[0],
+            vec![
+                ("k".to_owned(), vec![]),
+                ("j".to_owned(), vec![(0, RawMsg::Int(1))])
+            ]
+        );
     }
 
     #[test]
