@@ -41,7 +41,7 @@ use crate::checker::{Anomaly, Validity};
 use crate::cli::{self, CheckOpts, Config};
 use crate::edn::{Edn, read};
 use crate::error::Error;
-use crate::history::{History, KeyId, KeyRead, MsgId, OpType, OpValue, Pairs};
+use crate::history::{Event, History, KeyId, KeyRead, MsgId, OpType, OpValue, Pairs};
 use crate::network::{Counts, NetStats};
 use crate::node::Exit;
 use crate::protocol::RawMsg;
@@ -137,7 +137,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         builder.op(&op, i + 1).map_err(|what| err(i + 1, what))?;
     }
     let json = json.unwrap_or_else(|| is_json_lines(&file, ""));
-    if builder.h.ops.is_empty() {
+    if builder.h.is_empty() {
         return Err(err(0, "no client operations".into()));
     }
     let results = file
@@ -574,9 +574,17 @@ fn foreign(file: &Path, history: History, partitions: &[(u64, u64)]) -> (Config,
     );
     let (mut open, mut most) = (0usize, 0usize);
     let mut busy: HashMap<u32, bool> = HashMap::new();
-    for op in &history.ops {
-        let was = busy.insert(op.process, op.kind == OpType::Invoke) == Some(true);
-        match (op.kind == OpType::Invoke, was) {
+    // The first and the last line's times.
+    let (mut first, mut last) = (None, 0);
+    for event in history.events() {
+        let (op, invoked, time) = match event {
+            Event::Invoked(op) => (op, true, history.invoked_at(op).map_or(op.time, |t| t.0)),
+            Event::Completed(op) => (op, false, op.time),
+        };
+        first.get_or_insert(time);
+        last = time;
+        let was = busy.insert(op.process, invoked) == Some(true);
+        match (invoked, was) {
             (true, false) => open += 1,
             (false, true) => open -= 1,
             _ => {}
@@ -584,9 +592,9 @@ fn foreign(file: &Path, history: History, partitions: &[(u64, u64)]) -> (Config,
         most = most.max(open);
     }
     cfg.concurrency = most.max(1);
-    let first = history.ops.first().map_or(0, |o| o.time);
+    let first = first.unwrap_or(0);
     // The history's own number: at u64's top there is no "just after" to end the run at.
-    let last = history.ops.last().map_or(0, |o| o.time).saturating_add(1);
+    let last = last.saturating_add(1);
     let outcome = Outcome {
         history,
         net: NetStats::default(),
@@ -835,6 +843,47 @@ mod tests {
         assert!(e.to_string().contains("out of range"), "{e}");
     }
 
+    /// The history keeps one record an operation; `history.jsonl` still holds both lines
+    /// of each, in their order. A stored history with ops open across others' completions,
+    /// a wait longer than 4.3 s, a completion before its invocation's time, a crash, a
+    /// completion with no invocation, a process that invoked twice, invocations that say
+    /// more than their completions imply, nemesis lines and ops never completed, read
+    /// and written again: the same bytes.
+    #[test]
+    fn interleaved_unfinished_and_odd_ops_are_written_back_byte_for_byte() {
+        let text = r#"{"index":0,"time":10,"process":0,"type":"invoke","f":"send","value":[["send","1",5]]}
+{"index":1,"time":11,"process":1,"type":"invoke","f":"poll","value":[["poll"]]}
+{"index":2,"time":12,"process":2,"type":"invoke","f":"assign","value":["1","2"]}
+{"index":3,"time":13,"process":1,"type":"ok","f":"poll","value":[["poll",{"1":[[0,5],[1,6]],"2":[[4,1],[2,1]]}]]}
+{"f":"start-partition","process":"nemesis","time":14,"type":"info","value":"majority"}
+{"index":4,"time":20000000000,"process":0,"type":"ok","f":"send","value":[["send","1",[0,5]]]}
+{"index":5,"time":21000000000,"process":3,"type":"invoke","f":"crash","value":null}
+{"index":6,"time":21000000000,"process":3,"type":"info","f":"crash","value":null,"error":"[\"node-crashed\",\"n1\"]"}
+{"index":7,"time":21000000001,"process":2,"type":"fail","f":"assign","value":["1","2"],"error":"error {\"code\":11}"}
+{"index":8,"time":21000000002,"process":4,"type":"ok","f":"send","value":[["send","2",[3,9]]]}
+{"index":9,"time":21000000003,"process":5,"type":"invoke","f":"send","value":[["send","2",7]]}
+{"index":10,"time":21000000004,"process":5,"type":"invoke","f":"send","value":[["send","2",8]]}
+{"index":11,"time":21000000002,"process":5,"type":"info","f":"send","value":[["send","2",9]],"error":"timeout"}
+{"index":12,"time":21000000005,"process":6,"type":"invoke","f":"assign","value":["2"],"error":"odd"}
+{"index":13,"time":21000000006,"process":6,"type":"ok","f":"assign","value":["1","2"],"seek-to-beginning?":true}
+{"index":14,"time":21000000007,"process":7,"type":"invoke","f":"poll","value":[["poll",{"1":[[0,5]]}]]}
+{"index":15,"time":21000000008,"process":1,"type":"invoke","f":"poll","value":[["poll"]]}
+{"f":"stop-partition","process":"nemesis","time":21000000009,"type":"info","value":null}
+{"index":16,"time":21000000010,"process":7,"type":"fail","f":"poll","value":[["poll"]],"error":"timeout"}
+{"index":17,"time":21000000011,"process":8,"type":"invoke","f":"send","value":[["send","3",1]]}
+"#;
+        let loaded = load_text("history.jsonl", text).unwrap();
+        let h = &loaded.outcome.history;
+        let mut again = Vec::new();
+        h.write_jsonl(&mut again).unwrap();
+        assert_eq!(String::from_utf8(again).unwrap(), text);
+        // Eight operations with a completion (one without an invocation), a process's first
+        // invocation superseded by its second, and two invocations left open.
+        assert_eq!(h.ops.len(), 8);
+        assert_eq!(h.unfinished().len(), 3);
+        assert_eq!(h.len(), 18);
+    }
+
     #[test]
     fn reads_jepsens_shapes() {
         let loaded = load_text(
@@ -855,28 +904,30 @@ mod tests {
         )
         .unwrap();
         let h = &loaded.outcome.history;
-        assert_eq!(h.ops.len(), 10, "client ops only, renumbered");
-        assert_eq!(h.ops[1].index, 1);
+        let lines: Vec<_> = h.lines().collect();
+        assert_eq!(lines.len(), 10, "client ops only, renumbered");
+        assert_eq!(h.ops.len(), 5, "one record an operation");
+        assert_eq!(lines[1].index, 1);
         let k9 = KeyId(0);
         assert_eq!(h.tables.key_name(k9), "9");
-        let OpValue::Send { key, offset, msg } = h.ops[1].value else {
-            panic!("{:?}", h.ops[1])
+        let OpValue::Send { key, offset, msg } = *lines[1].value else {
+            panic!("{:?}", lines[1])
         };
         assert_eq!(
             (key, offset, h.tables.msg_json(msg)),
             (k9, Some(0), "\"a\"".into())
         );
-        let OpValue::Assign { keys, .. } = &h.ops[3].value else {
-            panic!("{:?}", h.ops[3])
+        let OpValue::Assign { keys, .. } = &*lines[3].value else {
+            panic!("{:?}", lines[3])
         };
         assert_eq!(keys.len(), 2);
-        let OpValue::Poll(Some(reads)) = &h.ops[5].value else {
-            panic!("{:?}", h.ops[5])
+        let OpValue::Poll(Some(reads)) = &*lines[5].value else {
+            panic!("{:?}", lines[5])
         };
         assert_eq!(reads.len(), 2);
-        assert_eq!(h.ops[7].value, OpValue::Poll(Some(Box::default())));
-        assert_eq!(h.ops[9].value, OpValue::Crash);
-        assert_eq!(h.error(&h.ops[9]), Some(r#"["node-crashed","n1"]"#));
+        assert_eq!(*lines[7].value, OpValue::Poll(Some(Box::default())));
+        assert_eq!(*lines[9].value, OpValue::Crash);
+        assert_eq!(h.error(&h.ops[4]), Some(r#"["node-crashed","n1"]"#));
         assert_eq!(loaded.outcome.timeline.partitions, vec![(25, 55)]);
         assert_eq!(loaded.cfg.concurrency, 1);
         assert!(loaded.txns.is_none());
@@ -904,8 +955,7 @@ mod tests {
         let kinds: Vec<(OpType, u64)> = loaded
             .outcome
             .history
-            .ops
-            .iter()
+            .lines()
             .map(|o| (o.kind, o.time))
             .collect();
         assert_eq!(

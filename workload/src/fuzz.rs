@@ -174,7 +174,7 @@ pub fn node_lines(data: &[u8]) -> Judged {
             }
         }
     }
-    let ops = h.ops.len() / 2;
+    let ops = h.ops.len();
     let result = checker::check(&h);
     if negative_offset {
         assert_eq!(

@@ -4,7 +4,9 @@
 //! from offset 0, so at high rates a history holds tens of millions of `[offset, msg]`
 //! pairs, kept at 4 bytes a pair when their offsets are consecutive (see [`Pairs`]).
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -567,30 +569,127 @@ impl OpValue {
             OpValue::Crash => F::Crash,
         }
     }
+
+    /// The invocation a completion with this value answers, as the runner records it: a
+    /// send without its offset, a poll without its reads, an assign or a crash as it is.
+    fn invocation(&self) -> OpValue {
+        match self {
+            OpValue::Send { key, msg, .. } => OpValue::Send {
+                key: *key,
+                offset: None,
+                msg: *msg,
+            },
+            OpValue::Poll(_) => OpValue::Poll(None),
+            other => other.clone(),
+        }
+    }
+
+    /// Whether `inv` is exactly [`OpValue::invocation`] of this completion's value, without
+    /// building it (an assign's keys are compared by address first: the final phase's name
+    /// every key).
+    fn answers(&self, inv: &OpValue) -> bool {
+        match (self, inv) {
+            (
+                OpValue::Send { key, msg, .. },
+                OpValue::Send {
+                    key: k,
+                    offset: None,
+                    msg: m,
+                },
+            ) => key == k && msg == m,
+            (OpValue::Poll(_), OpValue::Poll(None)) | (OpValue::Crash, OpValue::Crash) => true,
+            (
+                OpValue::Assign {
+                    keys,
+                    seek_to_beginning: s,
+                },
+                OpValue::Assign {
+                    keys: ks,
+                    seek_to_beginning: t,
+                },
+            ) => s == t && (Arc::ptr_eq(keys, ks) || keys == ks),
+            _ => false,
+        }
+    }
 }
 
-/// One invocation or completion. A run keeps two for every operation, so its size is the
-/// runner's memory per operation: 48 bytes (index and process as `u32`, the error
-/// interned), where it was 80.
+/// `Op::wait` when the wait does not fit: the invocation's time is then in
+/// `History::long_waits`.
+const LONG_WAIT: u32 = u32::MAX;
+
+/// One operation: its completion, with its invocation's position and time beside it. A run
+/// keeps one for every operation, so its size is the runner's memory per operation: 56
+/// bytes, where an invocation and a completion were two records of 48. What the
+/// invocation said is what the completion implies ([`History::invocation`]); the rare one
+/// that says more (a foreign history's) is kept beside the history, as is a wait beyond
+/// `u32` nanoseconds (4.3 s).
+///
+/// An op that was invoked and never completed (the run stopped, or a stored history ends
+/// so, or its process invoked again first) is its invocation: `kind` is
+/// [`OpType::Invoke`] and the fields are the invocation's. Those are kept apart from
+/// [`History::ops`] ([`History::unfinished`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Op {
-    /// Nanoseconds since the main phase began.
+    /// Nanoseconds since the main phase began: when it completed.
     pub time: u64,
+    /// The completion's position in the history, invocations and completions numbered
+    /// together (`history.jsonl`'s `index`, which the checker's reports cite).
     pub index: u32,
     pub process: u32,
+    /// The completion's value.
     pub value: OpValue,
     /// Why a `:fail` or `:info` op ended so, e.g. `timeout` or the error body
     /// ([`History::error`] gives the text).
     pub error: Option<ErrId>,
     pub kind: OpType,
+    /// `index` less the invocation's index; 0 when no invocation preceded the completion.
+    invoked_before: u32,
+    /// `time` less the invocation's time, in ns; [`LONG_WAIT`] when it does not fit.
+    wait: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Op>() == 48);
+const _: () = assert!(std::mem::size_of::<Op>() == 56);
 
 impl Op {
     pub fn f(&self) -> F {
         self.value.f()
     }
+}
+
+/// An op's invocation, as `history.jsonl` writes it ([`History::invocation`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation<'h> {
+    pub time: u64,
+    pub index: u32,
+    pub process: u32,
+    pub value: Cow<'h, OpValue>,
+    pub error: Option<ErrId>,
+}
+
+/// One line of the history, an invocation or a completion, as `history.jsonl` writes it
+/// ([`History::lines`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line<'h> {
+    pub time: u64,
+    pub index: u32,
+    pub process: u32,
+    pub kind: OpType,
+    pub value: Cow<'h, OpValue>,
+    pub error: Option<ErrId>,
+}
+
+impl Line<'_> {
+    pub fn f(&self) -> F {
+        self.value.f()
+    }
+}
+
+/// One line of the history in its order ([`History::events`]): an op's invocation or its
+/// completion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event<'h> {
+    Invoked(&'h Op),
+    Completed(&'h Op),
 }
 
 /// A nemesis operation: Jepsen records each as an `:info` invocation and an `:info`
@@ -606,14 +705,31 @@ pub struct NemesisOp {
 
 #[derive(Debug, Default)]
 pub struct History {
+    /// The completed operations, in the order of their completions.
     pub ops: Vec<Op>,
     pub tables: Tables,
     pub nemesis: Vec<NemesisOp>,
+    /// The invocations not completed yet, by process: a process has one op at a time, and
+    /// a completion answers its process's last invocation (as Jepsen pairs them).
+    open: FxHashMap<u32, Op>,
+    /// Invocations never completed because their process invoked again first (never in a
+    /// run of ours), in the order they were superseded.
+    superseded: Vec<Op>,
+    /// By the completion's index: an invocation whose value is not the one its completion
+    /// implies, or that carries an error (never in a run of ours; a stored history's may).
+    odd_invocations: FxHashMap<u32, (OpValue, Option<ErrId>)>,
+    /// By the completion's index: the invocation's time, where the wait does not fit in
+    /// [`Op`].
+    long_waits: FxHashMap<u32, u64>,
+    /// Invocations and completions recorded so far: the next one's index.
+    lines: u32,
 }
 
 impl History {
-    /// Records an op. Processes and indices are kept as `u32`: a 10-minute run at 100k
-    /// ops/s has 120M ops and about 2M processes.
+    /// Records an invocation or a completion. Processes and indices are kept as `u32`: a
+    /// 10-minute run at 100k ops/s has 120M of these and about 2M processes. A completion
+    /// is merged into its process's open invocation (into an op of its own if there is
+    /// none); an invocation stays open until then.
     pub fn push(
         &mut self,
         time: u64,
@@ -622,17 +738,131 @@ impl History {
         value: OpValue,
         error: Option<&str>,
     ) {
-        let index = u32::try_from(self.ops.len()).expect("fewer than 2^32 ops");
+        let index = self.lines;
+        self.lines = index.checked_add(1).expect("fewer than 2^32 ops");
         let process = u32::try_from(process).expect("process numbers below 2^32");
         let error = error.map(|e| self.tables.error(e));
-        self.ops.push(Op {
+        let mut op = Op {
             time,
             index,
             process,
             value,
             error,
             kind,
-        });
+            invoked_before: 0,
+            wait: 0,
+        };
+        if kind == OpType::Invoke {
+            if let Some(earlier) = self.open.insert(process, op) {
+                self.superseded.push(earlier);
+            }
+            return;
+        }
+        if let Some(inv) = self.open.remove(&process) {
+            op.invoked_before = index - inv.index;
+            match time
+                .checked_sub(inv.time)
+                .and_then(|w| u32::try_from(w).ok())
+                .filter(|w| *w != LONG_WAIT)
+            {
+                Some(w) => op.wait = w,
+                None => {
+                    op.wait = LONG_WAIT;
+                    self.long_waits.insert(index, inv.time);
+                }
+            }
+            if inv.error.is_some() || !op.value.answers(&inv.value) {
+                self.odd_invocations.insert(index, (inv.value, inv.error));
+            }
+        }
+        self.ops.push(op);
+    }
+
+    /// How many invocations and completions were recorded (two an operation).
+    pub fn len(&self) -> usize {
+        self.lines as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// When and where in the history `op` was invoked, if it was (cheaper than
+    /// [`History::invocation`]: no value).
+    pub fn invoked_at(&self, op: &Op) -> Option<(u64, u32)> {
+        if op.kind == OpType::Invoke {
+            return Some((op.time, op.index));
+        }
+        if op.invoked_before == 0 {
+            return None;
+        }
+        let time = match op.wait {
+            LONG_WAIT => self.long_waits[&op.index],
+            w => op.time - u64::from(w),
+        };
+        Some((time, op.index - op.invoked_before))
+    }
+
+    /// `op`'s invocation as recorded, if it had one: an op never completed is its
+    /// invocation.
+    pub fn invocation<'h>(&'h self, op: &'h Op) -> Option<Invocation<'h>> {
+        let (time, index) = self.invoked_at(op)?;
+        let (value, error) = if op.kind == OpType::Invoke {
+            (Cow::Borrowed(&op.value), op.error)
+        } else {
+            match self.odd_invocations.get(&op.index) {
+                Some((v, e)) => (Cow::Borrowed(v), *e),
+                None => (Cow::Owned(op.value.invocation()), None),
+            }
+        };
+        Some(Invocation {
+            time,
+            index,
+            process: op.process,
+            value,
+            error,
+        })
+    }
+
+    /// The ops invoked and never completed, in the order of their invocations.
+    pub fn unfinished(&self) -> Vec<&Op> {
+        let mut out: Vec<&Op> = self.superseded.iter().chain(self.open.values()).collect();
+        out.sort_unstable_by_key(|o| o.index);
+        out
+    }
+
+    /// Every invocation and completion in history order, as `history.jsonl` writes them.
+    pub fn events(&self) -> Events<'_> {
+        Events {
+            h: self,
+            next: 0,
+            done: 0,
+            ahead: 0,
+            queued: BinaryHeap::new(),
+            unfinished: self.unfinished().into_iter().peekable(),
+        }
+    }
+
+    /// Every invocation and completion in history order, each as its line.
+    pub fn lines(&self) -> impl Iterator<Item = Line<'_>> {
+        self.events().filter_map(|event| match event {
+            Event::Completed(op) => Some(Line {
+                time: op.time,
+                index: op.index,
+                process: op.process,
+                kind: op.kind,
+                value: Cow::Borrowed(&op.value),
+                error: op.error,
+            }),
+            Event::Invoked(op) => self.invocation(op).map(|inv| Line {
+                time: inv.time,
+                index: inv.index,
+                process: inv.process,
+                kind: OpType::Invoke,
+                value: inv.value,
+                error: inv.error,
+            }),
+        })
     }
 
     /// Why `op` ended as it did, if it says.
@@ -683,32 +913,40 @@ impl History {
     pub fn write_jsonl(&self, w: &mut impl Write) -> io::Result<()> {
         let mut line = String::new();
         let mut nemesis = self.nemesis.iter().peekable();
-        for op in &self.ops {
+        for Line {
+            time,
+            index,
+            process,
+            kind,
+            value,
+            error,
+        } in self.lines()
+        {
             use std::fmt::Write as _;
-            while let Some(n) = nemesis.next_if(|n| n.time <= op.time) {
+            while let Some(n) = nemesis.next_if(|n| n.time <= time) {
                 write_nemesis(w, n)?;
             }
             line.clear();
             let _ = write!(
                 line,
                 "{{\"index\":{},\"time\":{},\"process\":{},\"type\":\"{}\",\"f\":\"{}\",\"value\":",
-                op.index,
-                op.time,
-                op.process,
-                op.kind.name(),
-                op.f().name()
+                index,
+                time,
+                process,
+                kind.name(),
+                value.f().name()
             );
-            self.push_value(&mut line, &op.value);
+            self.push_value(&mut line, &value);
             if let OpValue::Assign {
                 seek_to_beginning: true,
                 ..
-            } = op.value
+            } = *value
             {
                 line.push_str(",\"seek-to-beginning?\":true");
             }
-            if let Some(e) = self.error(op) {
+            if let Some(e) = error {
                 line.push_str(",\"error\":");
-                push_json_str(&mut line, e);
+                push_json_str(&mut line, self.tables.error_text(e));
             }
             line.push_str("}\n");
             w.write_all(line.as_bytes())?;
@@ -783,6 +1021,73 @@ impl History {
             }
             OpValue::Crash => out.push_str("null"),
         }
+    }
+}
+
+/// The history's lines in order ([`History::events`]). The completions are the records in
+/// order; an invocation is found among the records completed later, which are queued by
+/// their invocations' positions as far ahead as the next one needs: as many as completed
+/// between an op's invocation and its completion, a few per client, not the run.
+#[derive(Debug)]
+pub struct Events<'h> {
+    h: &'h History,
+    /// The index of the next line.
+    next: u32,
+    /// The first record whose completion is not yet yielded.
+    done: usize,
+    /// The first record not yet queued.
+    ahead: usize,
+    /// Queued records' (invocation index, position), least first.
+    queued: BinaryHeap<Reverse<(u32, u32)>>,
+    unfinished: std::iter::Peekable<std::vec::IntoIter<&'h Op>>,
+}
+
+impl<'h> Iterator for Events<'h> {
+    type Item = Event<'h>;
+
+    fn next(&mut self) -> Option<Event<'h>> {
+        let ops = &self.h.ops;
+        let e = self.next;
+        // Every index from 0 up is one line (`History::push` numbers them so), so the line
+        // at `e` is the next completion, the next unfinished op or a queued invocation.
+        let completion = ops.get(self.done).filter(|o| o.index == e);
+        let unfinished = self.unfinished.peek().filter(|o| o.index == e).copied();
+        if completion.is_none() && unfinished.is_none() {
+            while self.ahead < ops.len() && self.queued.peek().is_none_or(|Reverse((i, _))| *i > e)
+            {
+                let op = &ops[self.ahead];
+                if op.invoked_before > 0 {
+                    // Below 2^32: `push` numbers no more lines than that.
+                    let pos = u32::try_from(self.ahead).expect("fewer than 2^32 ops");
+                    self.queued
+                        .push(Reverse((op.index - op.invoked_before, pos)));
+                }
+                self.ahead += 1;
+            }
+        }
+        // The least of the three, which is at `e` when the numbering has no gaps.
+        let next_done = ops.get(self.done).map(|o| o.index);
+        let next_open = self.unfinished.peek().map(|o| o.index);
+        let next_inv = self.queued.peek().map(|Reverse((i, _))| *i);
+        let least = [next_done, next_open, next_inv]
+            .into_iter()
+            .flatten()
+            .min()?;
+        self.next = least.saturating_add(1);
+        if next_inv == Some(least) {
+            let Reverse((_, pos)) = self.queued.pop()?;
+            return Some(Event::Invoked(&ops[pos as usize]));
+        }
+        if next_open == Some(least) {
+            return self.unfinished.next().map(Event::Invoked);
+        }
+        let op = &ops[self.done];
+        self.done += 1;
+        if self.ahead < self.done {
+            // Completed with no invocation before it: nothing to queue.
+            self.ahead = self.done;
+        }
+        Some(Event::Completed(op))
     }
 }
 
@@ -1022,6 +1327,114 @@ mod tests {
             t.push_msg_json(&mut out, id);
             assert_eq!(out, format!("x{json}"));
             assert_eq!(t.msg_json(id), json);
+        }
+    }
+
+    /// One record an operation is a compaction: the lines it gives back must be exactly the
+    /// ones pushed, in their order, whatever the interleaving. Random pushes by a few
+    /// processes: ops open across others' completions, completions with no invocation,
+    /// a process invoking twice, ops never completed, waits past `u32` nanoseconds and
+    /// times that go backwards, invocations whose value is not the one their completion
+    /// implies or that carry an error.
+    #[test]
+    fn lines_come_back_exactly_as_pushed() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..200 {
+            let mut h = History::default();
+            let keys: Keys = Arc::new(vec![h.tables.key("a"), h.tables.key("b")]);
+            let other_keys: Keys = Arc::new(vec![h.tables.key("a")]);
+            let mut pushed: Vec<(u64, u32, OpType, OpValue, Option<String>)> = Vec::new();
+            let mut open: Vec<Option<OpValue>> = vec![None; 4];
+            let mut time = 1_000u64;
+            for _ in 0..(round % 40) * 3 {
+                let p = next(4) as usize;
+                time = match next(10) {
+                    0 => time + (1 << 33),
+                    1 => time.saturating_sub(500),
+                    _ => time + next(1_000),
+                };
+                let msg = MsgId(next(3) as u32);
+                let key = KeyId(next(2) as u32);
+                let invoke = open[p].is_none() == (next(8) != 0);
+                let (kind, value, error) = if invoke {
+                    let value = match next(5) {
+                        0 => OpValue::Poll(None),
+                        1 => OpValue::Assign {
+                            keys: keys.clone(),
+                            seek_to_beginning: next(2) == 0,
+                        },
+                        2 => OpValue::Crash,
+                        // A foreign history's odd invocation: a poll with reads.
+                        3 if next(4) == 0 => {
+                            OpValue::Poll(Some(poll_result(vec![(key, vec![(0, msg)].into())])))
+                        }
+                        _ => OpValue::Send {
+                            key,
+                            offset: None,
+                            msg,
+                        },
+                    };
+                    open[p] = Some(value.clone());
+                    let error = (next(10) == 0).then(|| "odd".to_owned());
+                    (OpType::Invoke, value, error)
+                } else {
+                    let kind = [OpType::Ok, OpType::Fail, OpType::Info][next(3) as usize];
+                    let mut value = match open[p].take() {
+                        Some(OpValue::Send { key, msg, .. }) => OpValue::Send {
+                            key,
+                            offset: (kind == OpType::Ok).then(|| next(5) as i64),
+                            msg,
+                        },
+                        Some(OpValue::Poll(_)) if kind == OpType::Ok => {
+                            OpValue::Poll(Some(poll_result(vec![(key, vec![(1, msg)].into())])))
+                        }
+                        Some(v) => v,
+                        // A completion with no invocation.
+                        None => OpValue::Crash,
+                    };
+                    if next(10) == 0 {
+                        // Not what its invocation implies.
+                        value = match value {
+                            OpValue::Send { key, offset, msg } => OpValue::Send {
+                                key,
+                                offset,
+                                msg: MsgId(msg.0 + 1),
+                            },
+                            OpValue::Assign {
+                                seek_to_beginning, ..
+                            } => OpValue::Assign {
+                                keys: other_keys.clone(),
+                                seek_to_beginning,
+                            },
+                            OpValue::Crash => OpValue::Poll(None),
+                            poll => poll,
+                        };
+                    }
+                    let error = (kind != OpType::Ok).then(|| format!("e{}", next(3)));
+                    (kind, value, error)
+                };
+                h.push(time, p as u64, kind, value.clone(), error.as_deref());
+                pushed.push((time, p as u32, kind, value, error));
+            }
+            let lines: Vec<(u64, u32, OpType, OpValue, Option<String>)> = h
+                .lines()
+                .map(|l| {
+                    let error = l.error.map(|e| h.tables.error_text(e).to_owned());
+                    (l.time, l.process, l.kind, l.value.into_owned(), error)
+                })
+                .collect();
+            assert_eq!(lines, pushed, "round {round}");
+            let indices: Vec<u32> = h.lines().map(|l| l.index).collect();
+            assert_eq!(indices, (0..pushed.len() as u32).collect::<Vec<_>>());
+            assert_eq!(h.len(), pushed.len());
+            let completions = pushed.iter().filter(|l| l.2 != OpType::Invoke).count();
+            assert_eq!(h.ops.len(), completions, "one record a completion");
         }
     }
 

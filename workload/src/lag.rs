@@ -75,13 +75,13 @@ pub fn worst_realtime_lag(h: &History) -> Lag {
     let mut positions: HashMap<u32, HashMap<KeyId, i64>> = HashMap::default();
     let mut worst = Lag::default();
     for op in &h.ops {
-        match op.kind {
-            OpType::Invoke => {
-                invoked.insert(op.process, op.time);
-                continue;
-            }
-            OpType::Ok => {}
-            _ => continue,
+        // A process's last invocation before this completion: its own, or, for a
+        // completion with none, the one its process's earlier op answered (Jepsen's).
+        if let Some((t, _)) = h.invoked_at(op) {
+            invoked.insert(op.process, t);
+        }
+        if op.kind != OpType::Ok {
+            continue;
         }
         match &op.value {
             OpValue::Assign { keys, .. } => {

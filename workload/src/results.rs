@@ -3,7 +3,7 @@
 //! from the [`Outcome`]; [`verdict`](crate::verdict) judges them and
 //! [`report`](crate::report), the HTML page and `results.edn` only show them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::cli::{self, Config};
 use crate::history::{F, History, OpType, OpValue};
@@ -31,14 +31,11 @@ pub fn node_of(process: u32, concurrency: usize, nodes: usize) -> usize {
 
 const _: () = assert!(std::mem::size_of::<Sample>() == 24);
 
-/// Pairs each completion with its process's invocation.
+/// Each completion that answered an invocation, with that invocation's time.
 pub fn samples(h: &History) -> Vec<Sample> {
-    let mut open: HashMap<u32, u64> = HashMap::new();
-    let mut out = Vec::with_capacity(h.ops.len() / 2);
+    let mut out = Vec::with_capacity(h.ops.len());
     for op in &h.ops {
-        if op.kind == OpType::Invoke {
-            open.insert(op.process, op.time);
-        } else if let Some(start) = open.remove(&op.process)
+        if let Some((start, _)) = h.invoked_at(op)
             && !matches!(
                 op.value,
                 OpValue::Assign {
@@ -187,7 +184,7 @@ pub fn measure(cfg: &Config, out: &Outcome, samples: &[Sample]) -> Results {
     let h = &out.history;
     let tl = &out.timeline;
     let mut stats = Stats::default();
-    for op in h.ops.iter().filter(|o| o.kind != OpType::Invoke) {
+    for op in &h.ops {
         let c = stats.by_f.entry(op.f()).or_default();
         match op.kind {
             OpType::Ok => c.ok += 1,
@@ -236,7 +233,8 @@ pub fn measure(cfg: &Config, out: &Outcome, samples: &[Sample]) -> Results {
         target_rate: cfg.opts.rate,
     };
 
-    let invocations = h.ops.iter().filter(|o| o.kind == OpType::Invoke).count();
+    let invocations =
+        h.ops.iter().filter(|o| h.invoked_at(o).is_some()).count() + h.unfinished().len();
     let oks = h.ops.iter().filter(|o| o.kind == OpType::Ok).count();
     Results {
         stats,

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::history::{History, Op, OpType, OpValue};
+use crate::history::{Event, History, Invocation, Op, OpType, OpValue};
 use crate::runner::{NodeFault, Timeline};
 use crate::text::{clip, escape_html as esc};
 
@@ -72,33 +72,33 @@ pub fn cited_ops(errors: &Value) -> Vec<u64> {
     out
 }
 
-/// One operation: positions of its invocation and completion in `history.ops`.
-#[derive(Debug, Clone, Copy)]
-struct Pair {
-    inv: usize,
-    done: Option<usize>,
+/// One operation that was invoked: its record, which is its invocation if it never
+/// completed (a completion with no invocation before it has no box).
+type Pair<'h> = &'h Op;
+
+/// The history's invocations and completions by index: (index, time) of `p`'s invocation.
+fn invoked(h: &History, p: Pair<'_>) -> (u32, u64) {
+    let (time, index) = h.invoked_at(p).unwrap_or((p.time, p.index));
+    (index, time)
 }
 
-/// Pairs each invocation with its process's next completion, in invocation order.
-fn pairs(ops: &[Op]) -> Vec<Pair> {
-    let mut open: HashMap<u32, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(ops.len() / 2 + 1);
-    for (pos, op) in ops.iter().enumerate() {
-        if op.kind == OpType::Invoke {
-            open.insert(op.process, out.len());
-            out.push(Pair {
-                inv: pos,
-                done: None,
-            });
-        } else if let Some(i) = open.remove(&op.process) {
-            out[i].done = Some(pos);
-        }
-    }
-    out
+/// (index, time) of `p`'s completion, if it completed.
+fn completed(p: Pair<'_>) -> Option<(u32, u64)> {
+    (p.kind != OpType::Invoke).then_some((p.index, p.time))
+}
+
+/// The operations that were invoked, in invocation order.
+fn pairs(h: &History) -> Vec<Pair<'_>> {
+    h.events()
+        .filter_map(|e| match e {
+            Event::Invoked(op) => Some(op),
+            Event::Completed(_) => None,
+        })
+        .collect()
 }
 
 /// Which operations (ranges of pair numbers) the page shows, and how to say so.
-fn window(pairs: &[Pair], focus: &[u64]) -> (Vec<std::ops::Range<usize>>, String) {
+fn window(h: &History, pairs: &[Pair<'_>], focus: &[u64]) -> (Vec<std::ops::Range<usize>>, String) {
     let n = pairs.len();
     if n <= OP_LIMIT {
         return (
@@ -112,8 +112,8 @@ fn window(pairs: &[Pair], focus: &[u64]) -> (Vec<std::ops::Range<usize>>, String
         of_pos.insert(f as usize, usize::MAX);
     }
     for (i, p) in pairs.iter().enumerate() {
-        for pos in std::iter::once(p.inv).chain(p.done) {
-            if let Some(slot) = of_pos.get_mut(&pos) {
+        for (pos, _) in std::iter::once(invoked(h, p)).chain(completed(p)) {
+            if let Some(slot) = of_pos.get_mut(&(pos as usize)) {
                 *slot = i;
             }
         }
@@ -159,8 +159,8 @@ fn window(pairs: &[Pair], focus: &[u64]) -> (Vec<std::ops::Range<usize>>, String
 /// What one row of the page holds.
 #[derive(Debug)]
 enum Row {
-    /// An invocation or completion: its position in `history.ops`.
-    Event(usize),
+    /// An invocation or completion: its index and time.
+    Event(u32, u64),
     /// Something that happened to the whole run at a time: nemesis, fault, phase.
     Mark {
         time: u64,
@@ -235,8 +235,8 @@ fn marks(input: &Input<'_>) -> Vec<(u64, &'static str, String)> {
 /// Lays out the rows of the windows: their events in history order, a gap row where
 /// operations are left out, and each run-wide mark before the first event after it (a mark
 /// that falls in a gap comes right after the gap row, so every mark is shown).
-fn rows(input: &Input<'_>, pairs: &[Pair], ranges: &[std::ops::Range<usize>]) -> Vec<Row> {
-    let ops = &input.history.ops;
+fn rows(input: &Input<'_>, pairs: &[Pair<'_>], ranges: &[std::ops::Range<usize>]) -> Vec<Row> {
+    let h = input.history;
     let all_marks = marks(input);
     let mut marks = all_marks.iter().peekable();
     let mut mark_row = |m: &(u64, &'static str, String)| Row::Mark {
@@ -254,16 +254,16 @@ fn rows(input: &Input<'_>, pairs: &[Pair], ranges: &[std::ops::Range<usize>]) ->
             )));
         }
         prev_end = r.end;
-        let mut events: Vec<usize> = pairs[r.clone()]
+        let mut events: Vec<(u32, u64)> = pairs[r.clone()]
             .iter()
-            .flat_map(|p| std::iter::once(p.inv).chain(p.done))
+            .flat_map(|p| std::iter::once(invoked(h, p)).chain(completed(p)))
             .collect();
         events.sort_unstable();
-        for e in events {
-            while let Some(m) = marks.next_if(|m| m.0 <= ops[e].time) {
+        for (index, time) in events {
+            while let Some(m) = marks.next_if(|m| m.0 <= time) {
                 rows.push(mark_row(m));
             }
-            rows.push(Row::Event(e));
+            rows.push(Row::Event(index, time));
         }
     }
     if prev_end < pairs.len() {
@@ -281,9 +281,9 @@ fn secs(ns: u64) -> String {
 }
 
 /// The box's text: the operation in a few words.
-fn label(h: &History, inv: &Op, done: Option<&Op>) -> String {
-    let op = done.unwrap_or(inv);
-    let mut s = match &op.value {
+fn label(h: &History, inv: &Invocation<'_>, done: Option<&Op>) -> String {
+    let value = done.map_or(&*inv.value, |d| &d.value);
+    let mut s = match value {
         OpValue::Send { key, offset, msg } => {
             let k = h.tables.key_name(*key);
             let m = clip(&h.tables.msg_json(*msg), 24);
@@ -318,11 +318,11 @@ fn label(h: &History, inv: &Op, done: Option<&Op>) -> String {
     s
 }
 
-fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
+fn title(input: &Input<'_>, inv: &Invocation<'_>, done: Option<&Op>) -> String {
     let h = input.history;
     let mut t = format!(
         "{} by process {} (node {})",
-        inv.f().name(),
+        inv.value.f().name(),
         inv.process,
         node_of(input, inv.process)
     );
@@ -341,7 +341,7 @@ fn title(input: &Input<'_>, inv: &Op, done: Option<&Op>) -> String {
             let _ = write!(t, ", never completed\ninvoked {} s", secs(inv.time));
         }
     }
-    if inv.value != OpValue::Crash {
+    if *inv.value != OpValue::Crash {
         let _ = write!(
             t,
             "\nrequest: {}",
@@ -370,20 +370,23 @@ fn node_of(input: &Input<'_>, process: u32) -> String {
 
 /// The page.
 pub fn timeline_html(input: &Input<'_>) -> String {
-    let ops = &input.history.ops;
-    let pairs = pairs(ops);
-    let (ranges, shown) = window(&pairs, input.focus);
+    let h = input.history;
+    let pairs = pairs(h);
+    let (ranges, shown) = window(h, &pairs, input.focus);
     let rows = rows(input, &pairs, &ranges);
-    let mut row_of: HashMap<usize, u32> = HashMap::new();
+    let mut row_of: HashMap<u32, u32> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
-        if let Row::Event(pos) = r {
-            row_of.insert(*pos, i as u32);
+        if let Row::Event(index, _) = r {
+            row_of.insert(*index, i as u32);
         }
     }
-    let shown_pairs: Vec<&Pair> = ranges.iter().flat_map(|r| &pairs[r.clone()]).collect();
+    let shown_pairs: Vec<Pair<'_>> = ranges
+        .iter()
+        .flat_map(|r| pairs[r.clone()].iter().copied())
+        .collect();
     let mut columns: BTreeMap<u32, u32> = BTreeMap::new();
     for p in &shown_pairs {
-        columns.insert(ops[p.inv].process, 0);
+        columns.insert(p.process, 0);
     }
     for (i, c) in columns.values_mut().enumerate() {
         *c = i as u32;
@@ -451,14 +454,14 @@ p {{ margin: 4px 0; max-width: 70em; }}
     for (i, r) in rows.iter().enumerate() {
         let i = i as u32;
         match r {
-            Row::Event(pos) => {
+            Row::Event(_, time) => {
                 // The time every fifth row, and at the first row.
                 if i.is_multiple_of(5) {
                     let _ = writeln!(
                         out,
                         "<div class=\"t\" style=\"top:{}px\">{}</div>",
                         top(i),
-                        format_args!("{:.6}", ops[*pos].time as f64 / 1e9)
+                        format_args!("{:.6}", *time as f64 / 1e9)
                     );
                 }
             }
@@ -483,18 +486,19 @@ p {{ margin: 4px 0; max-width: 70em; }}
     }
     let last_row = rows.len() as u32;
     for p in shown_pairs {
-        let inv = &ops[p.inv];
-        let done = p.done.map(|d| &ops[d]);
-        let Some(&r0) = row_of.get(&p.inv) else {
+        let Some(inv) = h.invocation(p) else {
             continue;
         };
-        let r1 = p
-            .done
-            .and_then(|d| row_of.get(&d).copied())
+        let done = completed(p).map(|_| p);
+        let Some(&r0) = row_of.get(&inv.index) else {
+            continue;
+        };
+        let r1 = done
+            .and_then(|d| row_of.get(&d.index).copied())
             .unwrap_or(last_row.saturating_sub(1));
         let class = match done {
             None => "open",
-            Some(_) if inv.value == OpValue::Crash => "crash",
+            Some(_) if *inv.value == OpValue::Crash => "crash",
             Some(d) => d.kind.name(),
         };
         let id = done.map_or(inv.index, |d| d.index);
@@ -504,8 +508,8 @@ p {{ margin: 4px 0; max-width: 70em; }}
             GUTTER + columns[&inv.process] * COL,
             top(r0),
             (r1 + 1 - r0) * ROW - 1,
-            esc(&title(input, inv, done)),
-            esc(&label(input.history, inv, done)),
+            esc(&title(input, &inv, done)),
+            esc(&label(h, &inv, done)),
         );
     }
     out.push_str("</div>\n</body></html>\n");

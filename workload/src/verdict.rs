@@ -228,16 +228,16 @@ mod tests {
         let bad = workload(Validity::False);
         assert_eq!(judge(&h, &r, Some(&bad), &[], false).valid, Validity::False);
         // No ok op of one f: the stats checker fails the run.
-        let mut h2 = healthy();
-        h2.ops
-            .retain(|o| !matches!(o.value, OpValue::Assign { .. }) || o.kind == OpType::Invoke);
-        let mut failed = h2.ops.last().unwrap().clone();
-        failed.value = OpValue::Assign {
-            keys: std::sync::Arc::default(),
-            seek_to_beginning: false,
-        };
-        failed.kind = OpType::Fail;
-        h2.ops.push(failed);
+        let mut h2 = History::default();
+        h2.tables.key("0");
+        for line in healthy().lines() {
+            let kind = match *line.value {
+                OpValue::Assign { .. } if line.kind == OpType::Ok => OpType::Fail,
+                _ => line.kind,
+            };
+            let value = line.value.into_owned();
+            h2.push(line.time, u64::from(line.process), kind, value, None);
+        }
         let v = judge(&h2, &r, Some(&ok), &[], false);
         assert_eq!((v.stats, v.valid), (Validity::False, Validity::False));
     }

@@ -70,21 +70,18 @@ impl Checker<'_> {
     /// `G1c-realtime`: every `ok` poll that read a value whose writer was invoked only
     /// after the poll completed.
     pub(super) fn g1c_realtime(&mut self) {
-        let ops = &self.h.ops;
-        // Each writer's (invocation, completion) positions, the last completion winning as
-        // in Jepsen's `writer-of`.
-        let mut writers: HashMap<(KeyId, MsgId), (Option<usize>, usize)> = HashMap::default();
-        // The open invocation of each process: Jepsen pairs a completion with its process's
-        // last invocation.
-        let mut open: HashMap<u32, usize> = HashMap::default();
+        let (h, ops) = (self.h, &self.h.ops);
+        // Each writer's invocation index (0 for none: no poll completes before index 0)
+        // and its completion's record, the last completion winning as in Jepsen's
+        // `writer-of`. Jepsen pairs a completion with its process's last invocation, as
+        // `History::push` does.
+        let mut writers: HashMap<(KeyId, MsgId), (u32, u32)> = HashMap::default();
         for (pos, op) in ops.iter().enumerate() {
-            if op.kind == OpType::Invoke {
-                open.insert(op.process, pos);
-                continue;
-            }
-            let invoked = open.remove(&op.process);
             if let OpValue::Send { key, msg, .. } = op.value {
-                writers.insert((key, msg), (invoked, pos));
+                let inv = h.invoked_at(op).map_or(0, |(_, i)| i);
+                // Below 2^32: `History::push` numbers no more lines than that.
+                let pos = u32::try_from(pos).expect("fewer than 2^32 ops");
+                writers.insert((key, msg), (inv, pos));
             }
         }
         let mut found = Vec::new();
@@ -97,16 +94,17 @@ impl Checker<'_> {
             };
             for (k, pairs) in crate::history::reads(reads) {
                 for (_, v) in pairs.iter() {
-                    if let Some(&(Some(inv), comp)) = writers.get(&(*k, v))
-                        && inv > pos
+                    if let Some(&(inv, comp)) = writers.get(&(*k, v))
+                        && inv > op.index
                     {
-                        found.push((pos, *k, v, inv, comp));
+                        found.push((pos, *k, v, comp as usize));
                     }
                 }
             }
         }
-        for (poll, k, v, inv, send) in found {
-            let (poll, send, inv) = (&ops[poll], &ops[send], &ops[inv]);
+        for (poll, k, v, send) in found {
+            let (poll, send) = (&ops[poll], &ops[send]);
+            let invoked = h.invoked_at(send).map_or(0, |(t, _)| t);
             self.report("G1c-realtime", |c| {
                 json!({
                     "key": c.key(k),
@@ -114,13 +112,13 @@ impl Checker<'_> {
                     "poll": c.op(poll, Some(k)),
                     "send": c.op(send, None),
                     "poll-completed": poll.time,
-                    "send-invoked": inv.time,
+                    "send-invoked": invoked,
                     "cycle": [poll.index, send.index, poll.index],
                     "explanation": format!(
                         "poll {} completed (at {} ns) before send {} was invoked (at {} ns), \
                          so the poll precedes the send in real time; yet the poll read {} \
                          from key {}, which that send wrote",
-                        poll.index, poll.time, send.index, inv.time,
+                        poll.index, poll.time, send.index, invoked,
                         c.h.tables.msg_json(v), c.key(k)
                     ),
                 })

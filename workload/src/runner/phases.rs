@@ -177,7 +177,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
                 wake = wake.min(now + MS);
             }
             self.progress
-                .draw(now, self.history.ops.len(), self.clients.busy);
+                .draw(now, self.history.len(), self.clients.busy);
             if self.all_crashed {
                 self.abandon_in_flight(now, "node crashed");
                 return;

@@ -16,7 +16,7 @@ use super::{Clock, InitFailed, MS, Pipes, Runner, SEC, SetupError};
 use crate::cli::{self, Config};
 use crate::client::Pending;
 use crate::generator::GenOp;
-use crate::history::{F, KeyId, Op, OpType, OpValue};
+use crate::history::{F, KeyId, Line, OpType, OpValue};
 use crate::node::Event;
 use crate::protocol::{self, Names};
 use crate::services;
@@ -279,14 +279,15 @@ fn run(cfg: &Config, script: Script, limit_secs: u64) -> Sim<'_> {
     s
 }
 
-fn ops<'s>(s: &'s Sim<'_>) -> &'s [Op] {
-    &s.runner.history.ops
+/// The history's invocations and completions, in order.
+fn ops<'s>(s: &'s Sim<'_>) -> Vec<Line<'s>> {
+    s.runner.history.lines().collect()
 }
 
 /// Client invocations other than crashes, with their times.
-fn invocations<'s>(s: &'s Sim<'_>) -> Vec<&'s Op> {
+fn invocations<'s>(s: &'s Sim<'_>) -> Vec<Line<'s>> {
     ops(s)
-        .iter()
+        .into_iter()
         .filter(|o| o.kind == OpType::Invoke && o.f() != F::Crash)
         .collect()
 }
@@ -331,9 +332,13 @@ fn a_reply_after_the_timeout_but_before_the_workers_next_op_is_ignored() {
     s.runner.expire(t0 + 5 * SEC - 1);
     assert_eq!(ops(&s).len(), 1, "still waiting 1 ns before the deadline");
     s.runner.expire(t0 + 5 * SEC);
-    let done = ops(&s).last().unwrap();
+    let done = ops(&s).pop().unwrap();
     assert_eq!(
-        (done.kind, done.f(), s.runner.history.error(done)),
+        (
+            done.kind,
+            done.f(),
+            done.error.map(|e| s.runner.history.tables.error_text(e))
+        ),
         (OpType::Info, F::Send, Some("timeout"))
     );
     let w = &s.runner.clients.workers[0];
@@ -351,7 +356,7 @@ fn a_reply_after_the_timeout_but_before_the_workers_next_op_is_ignored() {
     // The worker's next operation: a new process (+ concurrency) and a new client.
     let t1 = s.clock.now();
     s.runner.start(0, GenOp::Poll, t1);
-    let invoke = ops(&s).last().unwrap();
+    let invoke = ops(&s).pop().unwrap();
     assert_eq!(
         (invoke.kind, invoke.process),
         (OpType::Invoke, u32::try_from(old_process + 1).unwrap())
@@ -508,7 +513,8 @@ fn crashes_come_every_thirty_seconds_over_the_concurrency_and_replace_the_proces
     );
     let s = run(&cfg, kafka(|_| MS), 200);
     let main_end = s.runner.timeline.main_end;
-    let crashes: Vec<&Op> = ops(&s)
+    let lines = ops(&s);
+    let crashes: Vec<&Line<'_>> = lines
         .iter()
         .filter(|o| o.f() == F::Crash && o.kind == OpType::Invoke && o.time < main_end)
         .collect();
@@ -520,12 +526,12 @@ fn crashes_come_every_thirty_seconds_over_the_concurrency_and_replace_the_proces
     for c in &crashes {
         // Invoked and ended at once, as :info, by a process with nothing in flight.
         let i = c.index as usize;
-        let next = &ops(&s)[i + 1];
+        let next = &lines[i + 1];
         assert_eq!(
             (next.process, next.kind, next.f()),
             (c.process, OpType::Info, F::Crash)
         );
-        let before = &ops(&s)[..i];
+        let before = &lines[..i];
         let open = before
             .iter()
             .rfind(|o| o.process == c.process)
@@ -536,7 +542,7 @@ fn crashes_come_every_thirty_seconds_over_the_concurrency_and_replace_the_proces
             c.process
         );
         // The worker carries on as process + concurrency; the old process does nothing more.
-        let after = &ops(&s)[i + 2..];
+        let after = &lines[i + 2..];
         assert!(after.iter().all(|o| o.process != c.process));
         assert!(after.iter().any(|o| o.process == c.process + 10));
     }
@@ -567,7 +573,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
     // Every key any ok op touched, with its highest offset.
     let mut highest: HashMap<KeyId, i64> = HashMap::new();
     for op in ops(&s).iter().filter(|o| o.time < tl.final_start) {
-        match &op.value {
+        match &*op.value {
             OpValue::Send {
                 key,
                 offset: Some(o),
@@ -588,12 +594,10 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
     let mut all_keys: Vec<KeyId> = highest.keys().copied().collect();
     all_keys.sort();
     assert!(all_keys.len() > 3);
-    let at_start: Vec<&Op> = ops(&s)
-        .iter()
-        .filter(|o| o.time == tl.final_start)
-        .collect();
+    let lines = ops(&s);
+    let at_start: Vec<&Line<'_>> = lines.iter().filter(|o| o.time == tl.final_start).collect();
     for w in 0..2u32 {
-        let mine: Vec<&Op> = at_start
+        let mine: Vec<&Line<'_>> = at_start
             .iter()
             .copied()
             .filter(|o| o.process % 2 == w)
@@ -611,7 +615,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
         let OpValue::Assign {
             keys,
             seek_to_beginning,
-        } = &mine[3].value
+        } = &*mine[3].value
         else {
             unreachable!()
         };
@@ -640,7 +644,7 @@ fn the_final_phase_sleeps_then_reads_every_key_from_zero_until_caught_up() {
             .iter()
             .filter(|o| o.time >= tl.final_start && o.process % 2 == w)
         {
-            if let (OpType::Ok, OpValue::Poll(Some(polled))) = (op.kind, &op.value) {
+            if let (OpType::Ok, OpValue::Poll(Some(polled))) = (op.kind, &*op.value) {
                 for (k, pairs) in crate::history::reads(polled) {
                     let r = read.entry(*k).or_insert(-1);
                     *r = (*r).max(pairs.max_offset().unwrap_or(-1));
