@@ -280,17 +280,14 @@ impl Worker {
     /// A poll's result moves the read offsets on at once, before the commit is sent and
     /// whether or not it succeeds (the commit trap, `docs/protocol.md` §5.1). Returns the
     /// offsets to commit: the highest read per key that returned anything.
-    pub fn advance(&mut self, polled: &[KeyRead]) -> Vec<(KeyId, i64)> {
-        let mut commit = Vec::new();
+    /// Returns whether there is anything to commit ([`commit_offsets`] of the same reads).
+    pub fn advance(&mut self, polled: &[KeyRead]) -> bool {
         for (key, pairs) in reads(polled) {
             let max = pairs.max_offset();
             let next = self.offsets.entry(*key);
             *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
-            if let Some(max) = max {
-                commit.push((*key, max.max(0)));
-            }
         }
-        commit
+        commit_offsets(polled).next().is_some()
     }
 
     /// An `assign` answered: the client reads from the assigned keys only, keeping its
@@ -340,6 +337,13 @@ impl Worker {
     }
 }
 
+/// The offsets a poll's `commit_offsets` names: the highest read per key that returned
+/// anything, in the poll's order. Derived from the poll's result, which the client keeps
+/// until the commit is answered, so a commit that waits for its node's stdin costs no copy.
+pub fn commit_offsets(polled: &[KeyRead]) -> impl Iterator<Item = (KeyId, i64)> + '_ {
+    reads(polled).filter_map(|(key, pairs)| Some((*key, pairs.max_offset()?.max(0))))
+}
+
 /// A reply that does not answer the pending request as it should: the error recorded,
 /// and whether it is definite (the op then fails rather than going indeterminate).
 pub fn reply_error(reply: Reply) -> (String, bool) {
@@ -368,8 +372,13 @@ mod tests {
         let mut w = Worker::new(0, 0, 1);
         let (a, b, c) = (KeyId(0), KeyId(1), KeyId(2));
         w.assigned(&[a, b, c]);
-        let commit = w.advance(&[read(a, &[(0, 1), (3, 2)]), read(b, &[])]);
-        assert_eq!(commit, vec![(a, 3)]);
+        let polled = [read(a, &[(0, 1), (3, 2)]), read(b, &[])];
+        assert!(w.advance(&polled));
+        assert_eq!(commit_offsets(&polled).collect::<Vec<_>>(), [(a, 3)]);
+        assert!(
+            !w.advance(&[read(b, &[])]),
+            "nothing read, nothing to commit"
+        );
         assert_eq!(
             w.offsets.get(a),
             Some(4),

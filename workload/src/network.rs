@@ -120,6 +120,10 @@ pub enum Payload {
     Body(Box<str>),
     /// A client request, already encoded as the line the node reads.
     Line(Vec<u8>),
+    /// A client request the runner encodes only when the node's stdin takes it: worker
+    /// `worker`'s request number `seq` (a final-phase poll or commit names every key, and
+    /// 64 of them waiting here as bytes grew with the run).
+    Unsent { worker: usize, seq: u64 },
 }
 
 /// A message in flight.
@@ -311,12 +315,12 @@ impl Network {
 
     /// Queues a client request (envelope id `id`, already counted with
     /// [`Network::note_client`]) behind what `dest`'s inbox holds; its deadline is now.
-    pub fn queue_client_line(&mut self, now: u64, id: u64, dest: Addr, line: Vec<u8>) {
+    pub fn queue_client(&mut self, now: u64, id: u64, dest: Addr, payload: Payload) {
         let msg = Message {
             id,
             src: CLIENT,
             dest,
-            payload: Payload::Line(line),
+            payload,
         };
         self.inboxes[dest].push(Reverse(InFlight { deadline: now, msg }));
         self.take(dest, now);
@@ -557,7 +561,7 @@ mod tests {
         // it leaves first once the taken message is delivered.
         assert!(!n.is_idle(1));
         let id = n.next_id();
-        n.queue_client_line(t + 2, id, 1, b"x\n".to_vec());
+        n.queue_client(t + 2, id, 1, Payload::Line(b"x\n".to_vec()));
         assert_eq!(drain(&mut n, due - 1), vec![]);
         let order: Vec<u64> = drain(&mut n, due).iter().map(|m| m.0).collect();
         assert_eq!(order, vec![long, id, short]);

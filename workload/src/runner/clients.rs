@@ -4,10 +4,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::router::Later;
 use super::{Clock, InitState, Pipes, Runner, body_text};
 use crate::client::{self, FinalState, Pending, Worker};
 use crate::generator::GenOp;
 use crate::history::{History, KeyId, OpType, OpValue, PollResult};
+use crate::network::Payload;
 use crate::protocol::{self, Encoder, Reply};
 
 /// The `msg_id` of the one request an init client sends.
@@ -32,6 +34,26 @@ pub(super) struct Clients {
     pub(super) dropped_replies: u64,
     /// The last client id given out: ids are `c1`, `c2`, … for the whole run.
     next_client: u64,
+    /// Per worker, its pending request if it was sent but not encoded yet (it waits for its
+    /// node's stdin in [`NodeSlot::later`](super::router::NodeSlot::later) or in the
+    /// network): its bytes are made from the worker's state when its turn comes.
+    pub(super) unsent: Vec<Option<Unsent>>,
+    /// Requests that were encoded before their turn, because their worker stopped waiting
+    /// for them (an answer or a timeout changes the state they are made from), by worker
+    /// and [`Worker::seq`]. They are still written when their turn comes, as any request
+    /// that timed out is.
+    pub(super) early: HashMap<(usize, u64), Vec<u8>>,
+}
+
+/// A client request sent but not encoded yet: worker `worker`'s request of sequence number
+/// `seq`, envelope id `id`. Only final-phase polls and commits wait like this: each names
+/// every key, so 64 clients' requests held as bytes grew with the run (tens of bytes a
+/// key, 64 times over), where the offsets they are made from are kept anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Unsent {
+    pub(super) worker: usize,
+    pub(super) seq: u64,
+    pub(super) id: u64,
 }
 
 impl Clients {
@@ -45,6 +67,8 @@ impl Clients {
             busy: 0,
             dropped_replies: 0,
             next_client: 0,
+            unsent: Vec::new(),
+            early: HashMap::new(),
         }
     }
 
@@ -158,15 +182,109 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         body(enc, &self.history).finish();
         worker.deadline = now + self.timeout;
         self.clients.timeouts.push(worker.deadline, w, worker.seq);
+        self.sent(w, now, id, from);
+        msg_id
+    }
+
+    /// Worker `w`'s request, encoded into its node's `out` from `from` on with envelope id
+    /// `id`, is on its way: counted (and journaled), and behind what waits for the node.
+    fn sent(&mut self, w: usize, now: u64, id: u64, from: usize) {
+        let worker = &self.clients.workers[w];
+        let node = &self.cfg.node_ids[worker.node];
+        let slot = &mut self.nodes[worker.node];
         let line = &slot.out[from..];
         self.net
             .note_client(now, id, &worker.client_name, node, || body_text(line));
         // Behind a peer message the node's inbox has taken, the request waits its turn.
         if !self.net.is_idle(worker.node) {
             let line = slot.out.split_off(from);
-            self.net.queue_client_line(now, id, worker.node, line);
+            self.net
+                .queue_client(now, id, worker.node, Payload::Line(line));
+        } else {
+            slot.keep_order(from);
         }
-        msg_id
+    }
+
+    /// Sends worker `w`'s pending poll or commit (set by `pending` from its msg_id) and
+    /// registers its timeout. A final-phase one is not encoded now: it waits for its node's
+    /// stdin as an [`Unsent`], and is made from the worker's offsets (a poll) or its poll's
+    /// result (a commit) when its turn comes. Its clock starts now either way, as it would
+    /// if its bytes waited for the pipe: Maelstrom's client starts its timeout when it puts
+    /// the request on the network, however long the node takes to read it.
+    fn request_pending(&mut self, w: usize, now: u64, pending: impl FnOnce(u64) -> Pending) {
+        let worker = &mut self.clients.workers[w];
+        let msg_id = worker.next_request();
+        worker.pending = pending(msg_id);
+        worker.deadline = now + self.timeout;
+        self.clients.timeouts.push(worker.deadline, w, worker.seq);
+        let id = self.net.next_id();
+        let node = worker.node;
+        // While the journal records or messages are logged, their text is wanted now.
+        if matches!(worker.fin, FinalState::NotStarted) || self.net.wants_client_detail() {
+            let slot = &mut self.nodes[node];
+            let from = slot.out.len();
+            encode_pending(
+                worker,
+                id,
+                &self.cfg.node_ids[node],
+                &self.history,
+                &mut slot.out,
+            );
+            self.sent(w, now, id, from);
+            return;
+        }
+        self.net.count_client();
+        let u = Unsent {
+            worker: w,
+            seq: worker.seq,
+            id,
+        };
+        self.clients.unsent[w] = Some(u);
+        if self.net.is_idle(node) {
+            self.nodes[node].later.push_back(Later::Request(u));
+        } else {
+            let payload = Payload::Unsent {
+                worker: w,
+                seq: u.seq,
+            };
+            self.net.queue_client(now, id, node, payload);
+        }
+    }
+
+    /// The bytes of `u`, a request for `node` whose turn came: encoded into the node's
+    /// `out` now (`None`), or the line made earlier (see [`Clients::early`]).
+    pub(super) fn encode_unsent(&mut self, node: usize, u: Unsent) -> Option<Vec<u8>> {
+        if self.clients.unsent[u.worker] != Some(u) {
+            let line = self.clients.early.remove(&(u.worker, u.seq));
+            debug_assert!(line.is_some(), "{u:?} was neither unsent nor made early");
+            return Some(line.unwrap_or_default());
+        }
+        self.clients.unsent[u.worker] = None;
+        let worker = &self.clients.workers[u.worker];
+        let out = &mut self.nodes[node].out;
+        encode_pending(worker, u.id, &self.cfg.node_ids[node], &self.history, out);
+        None
+    }
+
+    /// Worker `w`'s pending request is about to end (answered, given up): if its bytes were
+    /// not made yet, they are made now, from the state that is about to change, and kept
+    /// until their turn. A request that timed out still reaches the node, as in Maelstrom.
+    fn encode_early(&mut self, w: usize) {
+        if let Some(u) = self.clients.unsent[w].take() {
+            let worker = &self.clients.workers[w];
+            let mut line = Vec::new();
+            let node = &self.cfg.node_ids[worker.node];
+            encode_pending(worker, u.id, node, &self.history, &mut line);
+            self.clients.early.insert((w, u.seq), line);
+        }
+    }
+
+    /// The run stops: requests not written yet never will be, so none is encoded early.
+    pub(super) fn drop_unsent(&mut self) {
+        self.clients.unsent.fill(None);
+        for slot in &mut self.nodes {
+            slot.later.clear();
+        }
     }
 
     fn key_of(&mut self, k: u64) -> KeyId {
@@ -231,15 +349,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         let process = self.clients.workers[w].process;
         self.history
             .push(now, process, OpType::Invoke, OpValue::Poll(None), None);
-        let offsets = std::mem::take(&mut self.clients.workers[w].offsets);
-        let msg_id = self.request(w, now, "poll", |e, h| {
-            e.offsets_field(
-                "offsets",
-                offsets.iter().map(|(k, o)| (h.tables.key_name(k), o)),
-            )
-        });
-        self.clients.workers[w].offsets = offsets;
-        self.clients.workers[w].pending = Pending::Poll { msg_id };
+        self.request_pending(w, now, |msg_id| Pending::Poll { msg_id });
     }
 
     /// Times out every request whose deadline is at or before `now`: the op ends
@@ -257,6 +367,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// else (timeout, indefinite error, malformed reply) leaves it indeterminate. `assign`
     /// is idempotent in Maelstrom, so it always just fails.
     pub(super) fn fail_pending(&mut self, w: usize, now: u64, error: String, definite: bool) {
+        self.encode_early(w);
         if let Some((kind, value)) = self.clients.workers[w].give_up(definite) {
             self.complete(w, now, kind, value, Some(&error));
         }
@@ -339,6 +450,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             self.clients.dropped_replies += 1;
             return;
         }
+        self.encode_early(w);
         let now = self.now();
         let pending = std::mem::replace(&mut self.clients.workers[w].pending, Pending::Idle);
         match (pending, reply) {
@@ -382,18 +494,11 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// A `poll_ok`: advance the client's offsets, then commit what it read, if anything.
     fn poll_ok(&mut self, w: usize, now: u64, msgs: crate::polled::Polled) {
         let msgs = self.history.intern_polled(msgs);
-        let commit = self.clients.workers[w].advance(&msgs);
-        if commit.is_empty() {
+        if !self.clients.workers[w].advance(&msgs) {
             self.poll_done(w, now, msgs);
             return;
         }
-        let msg_id = self.request(w, now, "commit_offsets", |e, h| {
-            e.offsets_field(
-                "offsets",
-                commit.iter().map(|(k, o)| (h.tables.key_name(*k), *o)),
-            )
-        });
-        self.clients.workers[w].pending = Pending::Commit { msg_id, msgs };
+        self.request_pending(w, now, |msg_id| Pending::Commit { msg_id, msgs });
     }
 
     fn poll_done(&mut self, w: usize, now: u64, msgs: PollResult) {
@@ -404,4 +509,23 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         self.clients.workers[w].final_progress(&msgs);
         self.complete(w, now, OpType::Ok, OpValue::Poll(Some(msgs)), None);
     }
+}
+
+/// Writes `worker`'s pending poll or commit to `node` as one line onto `out`: a poll names
+/// the worker's offsets, a commit the highest offset its poll read of each key.
+fn encode_pending(worker: &Worker, id: u64, node: &str, h: &History, out: &mut Vec<u8>) {
+    let name = |k: KeyId| h.tables.key_name(k);
+    let client = &worker.client_name;
+    match &worker.pending {
+        Pending::Poll { msg_id } => Encoder::start(out, id, client, node, "poll", *msg_id)
+            .offsets_field("offsets", worker.offsets.iter().map(|(k, o)| (name(k), o))),
+        Pending::Commit { msg_id, msgs } => {
+            Encoder::start(out, id, client, node, "commit_offsets", *msg_id).offsets_field(
+                "offsets",
+                client::commit_offsets(msgs).map(|(k, o)| (name(k), o)),
+            )
+        }
+        other => unreachable!("only polls and commits are encoded from the worker: {other:?}"),
+    }
+    .finish();
 }

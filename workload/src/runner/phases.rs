@@ -78,6 +78,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
             self.clients
                 .workers
                 .push(Worker::new(thread, thread % self.nodes.len(), c));
+            self.clients.unsent.push(None);
             self.clients.free.push(thread);
         }
     }
@@ -283,6 +284,7 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     }
 
     fn abandon_in_flight(&mut self, now: u64, why: &str) {
+        self.drop_unsent();
         for w in 0..self.clients.workers.len() {
             if !matches!(self.clients.workers[w].pending, Pending::Idle) {
                 self.fail_pending(w, now, why.into(), false);

@@ -1,7 +1,9 @@
 //! The router: what the nodes print goes to a client, a node or a service; what is due
 //! is delivered; a node that breaks the protocol loses its stdout.
 
-use super::clients::Answer;
+use std::collections::VecDeque;
+
+use super::clients::{Answer, Unsent};
 use super::{Clock, NodeFault, Pipes, Runner};
 use crate::network::{Addr, Payload};
 use crate::node::Event;
@@ -13,11 +15,35 @@ use crate::text::clip;
 pub(super) struct NodeSlot {
     /// Bytes queued for stdin during this scheduler iteration.
     pub(super) out: Vec<u8>,
+    /// What waits behind `out`, in order, to be written once the node's stdin has taken
+    /// everything before it: requests not encoded yet (the final phase's, which name every
+    /// key), and whatever came for the node after them.
+    pub(super) later: VecDeque<Later>,
     /// The node printed an invalid line or wrote to a name not on the network: as in
     /// Maelstrom, nothing it prints is read any more.
     pub(super) stdout_dead: bool,
     /// Its stdout ended.
     pub(super) eof: bool,
+}
+
+/// Something for a node's stdin that waits its turn in [`NodeSlot::later`].
+#[derive(Debug)]
+pub(super) enum Later {
+    /// A line, as it will be written.
+    Line(Vec<u8>),
+    /// A client's request, encoded when its turn comes.
+    Request(Unsent),
+}
+
+impl NodeSlot {
+    /// What was written to `out` from `from` on goes behind what waits in `later`, if
+    /// anything does: lines reach the node in the order they were sent.
+    pub(super) fn keep_order(&mut self, from: usize) {
+        if !self.later.is_empty() {
+            let line = self.out.split_off(from);
+            self.later.push_back(Later::Line(line));
+        }
+    }
 }
 
 impl<C: Clock, P: Pipes> Runner<'_, C, P> {
@@ -108,15 +134,29 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         let now = self.now();
         let nodes = self.nodes.len();
         while let Some(msg) = self.net.pop_due(now) {
+            let from = self.nodes.get(msg.dest).map_or(0, |s| s.out.len());
             match &msg.payload {
                 Payload::Line(line) => self.nodes[msg.dest].out.extend_from_slice(line),
+                &Payload::Unsent { worker, seq } => {
+                    let u = Unsent {
+                        worker,
+                        seq,
+                        id: msg.id,
+                    };
+                    self.nodes[msg.dest].later.push_back(Later::Request(u));
+                    continue;
+                }
                 Payload::Body(body) if msg.dest < nodes => {
                     let (src, dest) = (self.net.name(msg.src), self.net.name(msg.dest));
                     let out = &mut self.nodes[msg.dest].out;
                     crate::network::envelope(out, msg.id, src, dest, body);
                 }
-                Payload::Body(body) => self.serve(now, msg.src, msg.dest, body),
+                Payload::Body(body) => {
+                    self.serve(now, msg.src, msg.dest, body);
+                    continue;
+                }
             }
+            self.nodes[msg.dest].keep_order(from);
         }
     }
 
@@ -157,16 +197,36 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// Hands what this iteration queued for each node to its stdin, keeping the buffer for
     /// the next iteration. True if some node's stdin still holds back bytes (its pipe was
     /// full): the loop then looks again soon.
+    ///
+    /// What waits in [`NodeSlot::later`] is written only once the pipe has taken all that
+    /// came before it, a request encoded only then: a node that reads one large request at
+    /// a time has at most one of them waiting as bytes in the runner, not every client's.
     pub(super) fn flush(&mut self) -> bool {
-        let mut held = false;
-        for (i, slot) in self.nodes.iter_mut().enumerate() {
-            held |= if slot.out.is_empty() {
+        let mut any_held = false;
+        for i in 0..self.nodes.len() {
+            let slot = &mut self.nodes[i];
+            let mut held = if slot.out.is_empty() {
                 self.pipes.retry(i)
             } else {
                 self.pipes.send(i, &slot.out)
             };
             slot.out.clear();
+            while !held && let Some(next) = self.nodes[i].later.pop_front() {
+                held = match next {
+                    Later::Line(line) => self.pipes.send(i, &line),
+                    Later::Request(u) => match self.encode_unsent(i, u) {
+                        Some(line) => self.pipes.send(i, &line),
+                        None => {
+                            let slot = &mut self.nodes[i];
+                            let held = self.pipes.send(i, &slot.out);
+                            slot.out.clear();
+                            held
+                        }
+                    },
+                };
+            }
+            any_held |= held;
         }
-        held
+        any_held
     }
 }
