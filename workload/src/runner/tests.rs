@@ -95,9 +95,118 @@ struct SimNodes {
     requests: Rc<RefCell<Vec<Request>>>,
     /// Waits in a row that returned at once with nothing: a scheduler that spins.
     idle_waits: u32,
+    /// Per node, a stdin pipe of bounded size that the node reads slowly; without it every
+    /// line is read the moment it is written.
+    slow: Option<Vec<SlowStdin>>,
+}
+
+/// A node's stdin pipe holding `capacity` bytes, which the node empties into its own
+/// buffer every `gap` ns, handling at most one whole line each time, and what the runner
+/// could not write into the pipe yet (its `Stdin` backlog).
+#[derive(Debug, Default)]
+struct SlowStdin {
+    capacity: usize,
+    gap: u64,
+    pipe: Vec<u8>,
+    /// What the node took from the pipe and has not handled yet.
+    taken: Vec<u8>,
+    /// Before this time the node reads every 0.1 ms, whatever `gap` says.
+    slow_from: u64,
+    backlog: Vec<u8>,
+    /// When the node reads its next line, if the pipe holds one by then.
+    next_read: u64,
+    /// (time, lines with some bytes in the backlog) after every write.
+    held: Vec<(u64, usize)>,
+}
+
+impl SlowStdin {
+    fn new(capacity: usize, gap: u64) -> SlowStdin {
+        SlowStdin {
+            capacity,
+            gap,
+            ..SlowStdin::default()
+        }
+    }
+
+    /// The runner writes: the pipe takes what fits, the rest stays behind.
+    fn write(&mut self, now: u64, bytes: &[u8]) -> bool {
+        let idle = self.next().is_none();
+        self.backlog.extend_from_slice(bytes);
+        let n = self.backlog.len().min(self.capacity - self.pipe.len());
+        self.pipe.extend(self.backlog.drain(..n));
+        if idle {
+            self.next_read = self.next_read.max(now);
+        }
+        // The runner writes whole lines, so every line with bytes behind ends there.
+        let lines = self.backlog.iter().filter(|b| **b == b'\n').count();
+        self.held.push((now, lines));
+        !self.backlog.is_empty()
+    }
+
+    /// When the node next reads, if it has anything to read.
+    fn next(&self) -> Option<u64> {
+        (!self.pipe.is_empty() || self.taken.contains(&b'\n')).then_some(self.next_read)
+    }
+
+    /// The node empties the pipe and handles a line if it has a whole one.
+    fn read(&mut self) -> Option<String> {
+        self.taken.append(&mut self.pipe);
+        self.next_read += if self.next_read < self.slow_from {
+            MS / 10
+        } else {
+            self.gap
+        };
+        let end = self.taken.iter().position(|b| *b == b'\n')? + 1;
+        let line = self.taken.drain(..end).collect();
+        Some(String::from_utf8(line).expect("the runner writes UTF-8"))
+    }
 }
 
 impl SimNodes {
+    /// `node` reads `line` at `time`, and answers by its script.
+    fn read_line(&mut self, node: usize, line: &str, time: u64) {
+        let v: Value = serde_json::from_str(line).expect("the runner writes JSON lines");
+        let request = Request {
+            time,
+            node,
+            src: v["src"].as_str().unwrap_or_default().to_owned(),
+            body: v["body"].clone(),
+        };
+        if let Some((delay, mut body)) = (self.script)(&request) {
+            body["in_reply_to"] = request.body["msg_id"].clone();
+            let reply = json!({
+                "src": self.names.node_ids()[node],
+                "dest": request.src,
+                "body": body,
+            });
+            self.printed_count += 1;
+            self.printed.insert(
+                (request.time + delay, self.printed_count),
+                (node, reply.to_string()),
+            );
+        }
+        self.requests.borrow_mut().push(request);
+    }
+
+    /// The slow nodes' next read, if any: (time, node).
+    fn next_read(&self) -> Option<(u64, usize)> {
+        let slow = self.slow.as_ref()?;
+        (0..slow.len())
+            .filter_map(|i| Some((slow[i].next()?, i)))
+            .min()
+    }
+
+    /// The slow nodes read every line they would have read by `until`, in time order;
+    /// the clock moves to each read.
+    fn read_until(&mut self, until: u64) {
+        while let Some((t, node)) = self.next_read().filter(|(t, _)| *t <= until) {
+            self.clock.advance_to(t);
+            if let Some(line) = self.slow.as_mut().expect("slow")[node].read() {
+                self.read_line(node, line.trim_end(), t);
+            }
+        }
+    }
+
     /// Every line due by now, as the readers would hand them over.
     fn take_due(&mut self) -> Vec<Event> {
         let now = self.clock.now();
@@ -131,39 +240,33 @@ impl Pipes for SimNodes {
         self.names.node_ids().len()
     }
 
-    fn retry(&mut self, _node: usize) -> bool {
-        false
+    fn retry(&mut self, node: usize) -> bool {
+        let now = self.clock.now();
+        self.slow
+            .as_mut()
+            .is_some_and(|slow| slow[node].write(now, &[]))
     }
 
     fn send(&mut self, node: usize, bytes: &[u8]) -> bool {
+        let now = self.clock.now();
+        if let Some(slow) = &mut self.slow {
+            return slow[node].write(now, bytes);
+        }
         let text = std::str::from_utf8(bytes).expect("the runner writes UTF-8");
         for line in text.lines() {
-            let v: Value = serde_json::from_str(line).expect("the runner writes JSON lines");
-            let request = Request {
-                time: self.clock.now(),
-                node,
-                src: v["src"].as_str().unwrap_or_default().to_owned(),
-                body: v["body"].clone(),
-            };
-            if let Some((delay, mut body)) = (self.script)(&request) {
-                body["in_reply_to"] = request.body["msg_id"].clone();
-                let reply = json!({
-                    "src": self.names.node_ids()[node],
-                    "dest": request.src,
-                    "body": body,
-                });
-                self.printed_count += 1;
-                self.printed.insert(
-                    (request.time + delay, self.printed_count),
-                    (node, reply.to_string()),
-                );
-            }
-            self.requests.borrow_mut().push(request);
+            self.read_line(node, line, now);
         }
         false
     }
-
     fn recv(&mut self, now: u64, until: u64) -> Received {
+        // Reads due before the next reply is printed happen first: they may print earlier.
+        loop {
+            let printed = self.printed.keys().next().map_or(u64::MAX, |k| k.0);
+            match self.next_read() {
+                Some((t, _)) if t <= printed.min(until.max(now)) => self.read_until(t),
+                _ => break,
+            }
+        }
         let next = self.printed.keys().next().map(|k| k.0);
         match next {
             Some(t) if t <= until.max(now) => {
@@ -188,6 +291,7 @@ impl Pipes for SimNodes {
     }
 
     fn try_recv(&mut self) -> Option<Vec<Event>> {
+        self.read_until(self.clock.now());
         let batch = self.take_due();
         (!batch.is_empty()).then_some(batch)
     }
@@ -263,6 +367,7 @@ fn sim(cfg: &Config, script: Script, limit_secs: u64) -> Sim<'_> {
         printed_count: 0,
         requests: Rc::clone(&requests),
         idle_waits: 0,
+        slow: None,
     };
     Sim {
         runner: Runner::new(cfg, clock.clone(), nodes, &names),
@@ -758,4 +863,126 @@ fn a_due_crash_with_no_free_worker_waits_for_one() {
     let s = run(&cfg, kafka(|_| 400 * MS), 100);
     let crashes = ops(&s).iter().filter(|o| o.f() == F::Crash).count();
     assert!(crashes >= 2, "{crashes}");
+}
+
+/// Runs `cfg` against the kafka script answering after 1 ms, each node's stdin a pipe of
+/// `capacity` bytes that the node reads every `gap` ns from `slow_from` on.
+fn run_slow(cfg: &Config, capacity: usize, gap: u64, slow_from: u64, limit_secs: u64) -> Sim<'_> {
+    let mut s = sim(cfg, kafka(|_| MS), limit_secs);
+    let nodes = cfg.node_ids.len();
+    let stdin = || SlowStdin {
+        slow_from,
+        ..SlowStdin::new(capacity, gap)
+    };
+    s.runner.pipes.slow = Some((0..nodes).map(|_| stdin()).collect());
+    s.runner.init().expect("the scripted nodes answer init");
+    s.runner.main_and_final();
+    s
+}
+
+/// Each client's requests, as the nodes read them: (client, msg_id, type), in order.
+fn requests_by_client(s: &Sim<'_>, from: u64) -> BTreeMap<String, Vec<(u64, String)>> {
+    let mut by: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for r in s.requests.borrow().iter().filter(|r| r.time >= from) {
+        let ty = r.body["type"].as_str().unwrap_or_default().to_owned();
+        let msg_id = r.body["msg_id"].as_u64().expect("a msg_id");
+        by.entry(r.src.clone()).or_default().push((msg_id, ty));
+    }
+    by
+}
+
+/// The final phase's requests name every key, and every client sends one at once: against a
+/// node that reads one line at a time from a small pipe, the runner makes a request's
+/// bytes only when the pipe has taken what came before it, so at most one request waits
+/// in its backlog (its `Stdin`), never every client's. Each client's requests still reach
+/// the node whole, once each and in order, and the phase still catches up.
+#[test]
+fn final_requests_wait_for_the_nodes_stdin_one_at_a_time() {
+    let cfg = config(
+        "--node-count 1 --concurrency 8 --rate 2000 --time-limit 3 --recovery-sleep 1 --final-time-limit 10 --max-writes-per-key 8",
+    );
+    // A pipe far smaller than one final poll (which names a few hundred keys), read a
+    // line every 0.1 ms: the main phase's requests pass at once, the final phase's wait.
+    let s = run_slow(&cfg, 1024, MS / 10, 0, 60);
+    // While the journal records, requests are encoded at once for their text; a run at
+    // 100k ops/s fills it within a second, this one before its final phase.
+    assert!(
+        !s.runner.net.journaling(),
+        "the journal filled up: {} ops",
+        ops(&s).len()
+    );
+    let tl = &s.runner.timeline;
+    let slow = &s.runner.pipes.slow.as_ref().unwrap()[0];
+    let final_held: Vec<usize> = slow
+        .held
+        .iter()
+        .filter(|(t, _)| *t >= tl.final_start)
+        .map(|(_, lines)| *lines)
+        .collect();
+    let most = final_held.iter().copied().max().unwrap_or(0);
+    assert_eq!(
+        most,
+        1,
+        "at most one final request waits in the backlog, and the pipe did fill up ({} writes)",
+        final_held.len()
+    );
+    let by = requests_by_client(&s, tl.final_start);
+    assert_eq!(by.len(), 8, "every final client was heard: {:?}", by.keys());
+    for (client, reqs) in &by {
+        let ids: Vec<u64> = reqs.iter().map(|r| r.0).collect();
+        let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+        assert_eq!(ids, expected, "{client}'s requests, once each and in order");
+        assert_eq!(reqs[0].1, "poll", "{client} polls first");
+    }
+    assert!(
+        s.runner
+            .clients
+            .workers
+            .iter()
+            .all(|w| matches!(w.fin, crate::client::FinalState::Done)),
+        "every worker caught up"
+    );
+    assert!(s.runner.clients.early.is_empty());
+}
+
+/// A final request that times out before its node's stdin took it was never encoded: its
+/// bytes are made when its worker gives up (from the offsets it was sent with, before the
+/// next client forgets them) and still reach the node in their turn, as a request that
+/// timed out in Maelstrom's network is still delivered.
+#[test]
+fn a_final_request_that_times_out_unwritten_still_reaches_the_node() {
+    let cfg = config(
+        "--node-count 1 --concurrency 4 --rate 2000 --time-limit 3 --recovery-sleep 1 --final-time-limit 10 --max-writes-per-key 8",
+    );
+    // From the recovery sleep on, the node takes its stdin's 1 KiB every 2 s: each final
+    // poll (a few KiB) takes seconds to get through, and the last ones wait past 5 s.
+    let s = run_slow(&cfg, 1024, 2 * SEC, 3500 * MS, 120);
+    assert!(!s.runner.net.journaling(), "the journal filled up");
+    let tl = &s.runner.timeline;
+    let timed_out = ops(&s)
+        .iter()
+        .filter(|o| o.time >= tl.final_start && o.kind == OpType::Info && o.f() == F::Poll)
+        .count();
+    assert!(timed_out > 0, "some final poll timed out");
+    // Every final client's first poll was sent as the phase began, so one read more than
+    // the timeout later was read after its client gave up on it.
+    let deadline = tl.final_start + 5 * SEC;
+    let requests = s.requests.borrow();
+    let late: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.time > deadline && r.body["type"] == "poll" && r.body["msg_id"] == 1)
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "a poll was read by the node after it timed out"
+    );
+    let first = requests
+        .iter()
+        .find(|r| r.time >= tl.final_start && r.body["type"] == "poll")
+        .expect("a final poll");
+    let from_zero = first.body["offsets"].as_object().expect("offsets");
+    assert!(from_zero.len() > 100 && from_zero.values().all(|o| o == 0));
+    for r in late {
+        assert_eq!(r.body["offsets"], first.body["offsets"], "every key from 0");
+    }
 }
