@@ -62,17 +62,131 @@ impl Known {
     }
 }
 
+/// A position that reads as "not assigned" in [`Positions::Many`]. Stored positions are
+/// kept at or above -2, which changes nothing: a position below -1 gives no lag (there is
+/// no offset below 0 to have been known), and it stays below -1 until a read at or above
+/// -2 replaces it, which it would be in either case.
+const UNASSIGNED: i64 = i64::MIN;
+
+/// One process's read position in each key it was assigned or read: a map while it names
+/// a few keys (the main phase's assigns name one or a handful), a vector indexed by key id
+/// once it names a good share of them (the final phase's processes name every key, 64 of
+/// them: as maps, tens of bytes a key each; as vectors, 8).
+#[derive(Debug)]
+enum Positions {
+    Few(HashMap<KeyId, i64>),
+    Many(Vec<i64>),
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Positions::Few(HashMap::default())
+    }
+}
+
+impl Positions {
+    /// `keys` at the positions `old` had for them, the others before offset 0.
+    fn assigned(keys: &[KeyId], old: &Positions, nkeys: usize) -> Positions {
+        let mut new = if Positions::dense_at(keys.len(), nkeys) {
+            Positions::Many(vec![UNASSIGNED; nkeys])
+        } else {
+            Positions::Few(HashMap::default())
+        };
+        for k in keys {
+            new.set(*k, old.get(*k).unwrap_or(-1), nkeys);
+        }
+        new
+    }
+
+    /// Whether `len` keys of `nkeys` are held more cheaply in a vector: a map entry costs
+    /// about four times a vector slot.
+    fn dense_at(len: usize, nkeys: usize) -> bool {
+        len >= 64 && len * 4 >= nkeys
+    }
+
+    fn get(&self, k: KeyId) -> Option<i64> {
+        match self {
+            Positions::Few(m) => m.get(&k).copied(),
+            Positions::Many(v) => v.get(k.0 as usize).copied().filter(|p| *p != UNASSIGNED),
+        }
+    }
+
+    fn set(&mut self, k: KeyId, p: i64, nkeys: usize) {
+        let p = p.max(-2);
+        match self {
+            Positions::Few(m) => {
+                m.insert(k, p);
+                if Positions::dense_at(m.len(), nkeys) {
+                    let mut v = vec![UNASSIGNED; nkeys];
+                    for (k, p) in m.drain() {
+                        v[k.0 as usize] = p;
+                    }
+                    *self = Positions::Many(v);
+                }
+            }
+            Positions::Many(v) => v[k.0 as usize] = p,
+        }
+    }
+
+    /// The poll read key `k` up to offset `o`: the position moves up to it, never back.
+    fn read(&mut self, k: KeyId, o: i64, nkeys: usize) {
+        let p = self.get(k).map_or(o, |p| p.max(o));
+        self.set(k, p, nkeys);
+    }
+
+    /// The largest lag over the keys at time `t`, the lowest key on a tie (the order Jepsen
+    /// meets them in is a hash map's; any is as right).
+    fn worst(&self, t: u64, known: &[Known]) -> Option<(u64, KeyId)> {
+        let lag = |k: KeyId, o: i64| {
+            let at = o
+                .checked_add(1)
+                .and_then(|i| known.get(k.0 as usize)?.at(i))
+                .unwrap_or(u64::MAX);
+            (t.saturating_sub(at), k)
+        };
+        let better = |a: (u64, KeyId), b: (u64, KeyId)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
+        let mut best: Option<(u64, KeyId)> = None;
+        let mut consider = |c: (u64, KeyId)| {
+            if best.is_none_or(|b| better(c, b)) {
+                best = Some(c);
+            }
+        };
+        match self {
+            Positions::Few(m) => m.iter().for_each(|(&k, &o)| consider(lag(k, o))),
+            Positions::Many(v) => v
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| **o != UNASSIGNED)
+                .for_each(|(k, &o)| consider(lag(KeyId(k as u32), o))),
+        }
+        best
+    }
+}
+
 pub fn worst_realtime_lag(h: &History) -> Lag {
-    let mut known: HashMap<KeyId, Known> = HashMap::default();
+    // Key ids are dense from 0: the per-key tables are vectors, as long as the highest id.
+    let nkeys = h
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpType::Ok)
+        .filter_map(|o| match &o.value {
+            OpValue::Send { key, .. } => Some(key.0),
+            OpValue::Poll(Some(msgs)) => msgs.iter().map(|r| r.0.0).max(),
+            OpValue::Assign { keys, .. } => keys.iter().map(|k| k.0).max(),
+            _ => None,
+        })
+        .max()
+        .map_or(0, |k| k as usize + 1);
+    let mut known: Vec<Known> = (0..nkeys).map(|_| Known::default()).collect();
     let mut offs = Vec::new();
     for op in h.ops.iter().filter(|o| o.kind == OpType::Ok) {
         max_offsets(&op.value, &mut offs);
         for &(k, o) in &offs {
-            known.entry(k).or_default().saw(o, op.time);
+            known[k.0 as usize].saw(o, op.time);
         }
     }
     let mut invoked: HashMap<u32, u64> = HashMap::default();
-    let mut positions: HashMap<u32, HashMap<KeyId, i64>> = HashMap::default();
+    let mut positions: HashMap<u32, Positions> = HashMap::default();
     let mut worst = Lag::default();
     for op in &h.ops {
         // A process's last invocation before this completion: its own, or, for a
@@ -87,34 +201,24 @@ pub fn worst_realtime_lag(h: &History) -> Lag {
             OpValue::Assign { keys, .. } => {
                 // Keys still assigned keep their position; new ones start before offset 0.
                 let old = positions.remove(&op.process).unwrap_or_default();
-                let new = keys
-                    .iter()
-                    .map(|k| (*k, old.get(k).copied().unwrap_or(-1)))
-                    .collect();
-                positions.insert(op.process, new);
+                positions.insert(op.process, Positions::assigned(keys, &old, nkeys));
             }
             OpValue::Poll(Some(_)) => {
                 let t = invoked.get(&op.process).copied().unwrap_or(op.time);
                 max_offsets(&op.value, &mut offs);
                 let pos = positions.entry(op.process).or_default();
                 for &(k, o) in &offs {
-                    let p = pos.entry(k).or_insert(o);
-                    *p = (*p).max(o);
+                    pos.read(k, o, nkeys);
                 }
-                for (&k, &o) in pos.iter() {
-                    let at = o
-                        .checked_add(1)
-                        .and_then(|i| known.get(&k)?.at(i))
-                        .unwrap_or(u64::MAX);
-                    let lag = t.saturating_sub(at);
-                    if lag > worst.lag {
-                        worst = Lag {
-                            time: t,
-                            process: u64::from(op.process),
-                            key: Some(k),
-                            lag,
-                        };
-                    }
+                if let Some((lag, k)) = pos.worst(t, &known)
+                    && lag > worst.lag
+                {
+                    worst = Lag {
+                        time: t,
+                        process: u64::from(op.process),
+                        key: Some(k),
+                        lag,
+                    };
                 }
             }
             _ => {}
@@ -227,6 +331,196 @@ mod tests {
                 .ok()
                 .and_then(|i| dense.get(i).copied().flatten());
             assert_eq!(sparse.at(i), want, "offset {i}");
+        }
+    }
+
+    /// The computation as Jepsen states it, a map per process, keys met in key order (so
+    /// the lowest key wins a tie, as in [`Positions::worst`]).
+    fn reference(h: &History) -> Lag {
+        use std::collections::BTreeMap;
+        let mut known: BTreeMap<KeyId, Known> = BTreeMap::new();
+        let mut offs = Vec::new();
+        for op in h.ops.iter().filter(|o| o.kind == OpType::Ok) {
+            max_offsets(&op.value, &mut offs);
+            for &(k, o) in &offs {
+                known.entry(k).or_default().saw(o, op.time);
+            }
+        }
+        let mut invoked = BTreeMap::new();
+        let mut positions: BTreeMap<u32, BTreeMap<KeyId, i64>> = BTreeMap::new();
+        let mut worst = Lag::default();
+        for op in &h.ops {
+            if let Some((t, _)) = h.invoked_at(op) {
+                invoked.insert(op.process, t);
+            }
+            if op.kind != OpType::Ok {
+                continue;
+            }
+            match &op.value {
+                OpValue::Assign { keys, .. } => {
+                    let old = positions.remove(&op.process).unwrap_or_default();
+                    let new = keys
+                        .iter()
+                        .map(|k| (*k, old.get(k).copied().unwrap_or(-1)))
+                        .collect();
+                    positions.insert(op.process, new);
+                }
+                OpValue::Poll(Some(_)) => {
+                    let t = invoked.get(&op.process).copied().unwrap_or(op.time);
+                    max_offsets(&op.value, &mut offs);
+                    let pos = positions.entry(op.process).or_default();
+                    for &(k, o) in &offs {
+                        let p = pos.entry(k).or_insert(o);
+                        *p = (*p).max(o);
+                    }
+                    for (&k, &o) in pos.iter() {
+                        let at = o
+                            .checked_add(1)
+                            .and_then(|i| known.get(&k)?.at(i))
+                            .unwrap_or(u64::MAX);
+                        let lag = t.saturating_sub(at);
+                        if lag > worst.lag {
+                            worst = Lag {
+                                time: t,
+                                process: u64::from(op.process),
+                                key: Some(k),
+                                lag,
+                            };
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        worst
+    }
+
+    /// Processes that name a few keys (maps) and processes assigned every key (vectors),
+    /// polls that read nothing, runs, offsets far below 0 and at `i64::MAX`: the same worst
+    /// lag as the reference, history after history.
+    #[test]
+    fn positions_by_map_or_vector_give_the_references_lag() {
+        for seed in 0..40 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut h = History::default();
+            let nkeys = rng.usize(1..300);
+            let keys: Vec<KeyId> = (0..nkeys).map(|i| h.tables.key(&format!("k{i}"))).collect();
+            let mut tops = vec![-1i64; nkeys];
+            let mut t = 0;
+            for _ in 0..600 {
+                t += rng.u64(1..50);
+                let p = rng.u64(0..6);
+                let k = keys[rng.usize(..nkeys)];
+                match rng.u8(..10) {
+                    0..=3 => {
+                        tops[k.0 as usize] += 1;
+                        send(&mut h, t, 100 + p, k, tops[k.0 as usize]);
+                    }
+                    4 => {
+                        let all = rng.bool();
+                        let chosen: Vec<KeyId> = if all {
+                            keys.clone()
+                        } else {
+                            (0..rng.usize(1..5))
+                                .map(|_| keys[rng.usize(..nkeys)])
+                                .collect()
+                        };
+                        let v = OpValue::Assign {
+                            keys: chosen.into(),
+                            seek_to_beginning: all,
+                        };
+                        h.push(t, p, OpType::Invoke, v.clone(), None);
+                        h.push(t + 1, p, OpType::Ok, v, None);
+                    }
+                    _ => {
+                        let top = tops[k.0 as usize];
+                        let offsets: Vec<i64> = match rng.u8(..8) {
+                            0 => vec![],
+                            1 => vec![i64::MIN + rng.i64(0..3)],
+                            2 => vec![rng.i64(-6..-1)],
+                            3 => vec![i64::MAX],
+                            _ => (rng.i64(0..=top.max(0))..=top).collect(),
+                        };
+                        poll(&mut h, t, t + rng.u64(0..20), p, k, &offsets);
+                    }
+                }
+            }
+            let (got, want) = (worst_realtime_lag(&h), reference(&h));
+            assert_eq!(got, want, "seed {seed}, {nkeys} keys");
+        }
+    }
+
+    /// A process's positions, as a vector or a map, against a plain map of the positions
+    /// as Jepsen keeps them, op by op: the same keys present, the same positions (those
+    /// below -1 all give no lag and may be kept as -2), the same worst lag and key.
+    #[test]
+    fn positions_keep_what_a_plain_map_keeps() {
+        use std::collections::BTreeMap;
+        for seed in 0..200 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let nkeys = rng.usize(1..300);
+            // Offsets known at few distinct times, so lags tie across keys.
+            let known: Vec<Known> = (0..nkeys)
+                .map(|_| {
+                    let mut k = Known::default();
+                    for o in 0..rng.i64(0..6) {
+                        k.saw(o, rng.u64(0..4) * 10 + o as u64);
+                    }
+                    k
+                })
+                .collect();
+            let mut pos = Positions::default();
+            let mut model: BTreeMap<KeyId, i64> = BTreeMap::new();
+            let key = |rng: &mut fastrand::Rng| KeyId(rng.u32(..nkeys as u32));
+            for step in 0..100 {
+                if rng.u8(..8) == 0 {
+                    // Every key, about half of them (both kept in a vector once there
+                    // are 64 or more), or a handful (a map).
+                    let keys: Vec<KeyId> = match rng.u8(..3) {
+                        0 => (0..nkeys as u32).map(KeyId).collect(),
+                        1 => (0..nkeys as u32)
+                            .filter(|_| rng.bool())
+                            .map(KeyId)
+                            .collect(),
+                        _ => (0..rng.usize(1..6)).map(|_| key(&mut rng)).collect(),
+                    };
+                    pos = Positions::assigned(&keys, &pos, nkeys);
+                    model = keys
+                        .iter()
+                        .map(|k| (*k, model.get(k).copied().unwrap_or(-1)))
+                        .collect();
+                } else {
+                    let k = key(&mut rng);
+                    let o = match rng.u8(..6) {
+                        0 => i64::MIN + rng.i64(0..2),
+                        1 => rng.i64(-4..0),
+                        2 => i64::MAX,
+                        _ => rng.i64(0..6),
+                    };
+                    pos.read(k, o, nkeys);
+                    let p = model.entry(k).or_insert(o);
+                    *p = (*p).max(o);
+                }
+                // Positions below -1 give no lag, whatever they are.
+                let class = |p: Option<i64>| p.map(|p| p.max(-2));
+                for k in (0..nkeys as u32).map(KeyId) {
+                    let (got, want) = (class(pos.get(k)), class(model.get(&k).copied()));
+                    assert_eq!(got, want, "seed {seed} step {step} key {k:?}");
+                }
+                let t = rng.u64(0..80);
+                let mut want: Option<(u64, KeyId)> = None;
+                for (&k, &o) in &model {
+                    let at = o
+                        .checked_add(1)
+                        .and_then(|i| known[k.0 as usize].at(i))
+                        .unwrap_or(u64::MAX);
+                    let lag = t.saturating_sub(at);
+                    if want.is_none_or(|(w, _)| lag > w) {
+                        want = Some((lag, k));
+                    }
+                }
+                assert_eq!(pos.worst(t, &known), want, "seed {seed} step {step}");
+            }
         }
     }
 
