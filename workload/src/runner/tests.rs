@@ -98,6 +98,9 @@ struct SimNodes {
     /// Per node, a stdin pipe of bounded size that the node reads slowly; without it every
     /// line is read the moment it is written.
     slow: Option<Vec<SlowStdin>>,
+    /// Each node tells the next one about every client request it reads, so that peer
+    /// messages share the nodes' inboxes with client requests.
+    gossip: bool,
 }
 
 /// A node's stdin pipe holding `capacity` bytes, which the node empties into its own
@@ -115,7 +118,7 @@ struct SlowStdin {
     backlog: Vec<u8>,
     /// When the node reads its next line, if the pipe holds one by then.
     next_read: u64,
-    /// (time, lines with some bytes in the backlog) after every write.
+    /// (time, client requests with some bytes in the backlog) after every write.
     held: Vec<(u64, usize)>,
 }
 
@@ -137,9 +140,14 @@ impl SlowStdin {
         if idle {
             self.next_read = self.next_read.max(now);
         }
-        // The runner writes whole lines, so every line with bytes behind ends there.
-        let lines = self.backlog.iter().filter(|b| **b == b'\n').count();
-        self.held.push((now, lines));
+        // Client requests with bytes behind: the runner writes whole lines, so each ends
+        // in the backlog, and only peer messages end in their type, gossip.
+        let requests = self
+            .backlog
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty() && !line.ends_with(b"\"gossip\"}}"))
+            .count();
+        self.held.push((now, requests));
         !self.backlog.is_empty()
     }
 
@@ -184,6 +192,14 @@ impl SimNodes {
                 (request.time + delay, self.printed_count),
                 (node, reply.to_string()),
             );
+        }
+        let ids = self.names.node_ids();
+        if self.gossip && request.src.starts_with('c') {
+            let to = &ids[(node + 1) % ids.len()];
+            let gossip = json!({"src": ids[node], "dest": to, "body": {"type": "gossip"}});
+            self.printed_count += 1;
+            self.printed
+                .insert((time, self.printed_count), (node, gossip.to_string()));
         }
         self.requests.borrow_mut().push(request);
     }
@@ -368,6 +384,7 @@ fn sim(cfg: &Config, script: Script, limit_secs: u64) -> Sim<'_> {
         requests: Rc::clone(&requests),
         idle_waits: 0,
         slow: None,
+        gossip: false,
     };
     Sim {
         runner: Runner::new(cfg, clock.clone(), nodes, &names),
@@ -866,9 +883,11 @@ fn a_due_crash_with_no_free_worker_waits_for_one() {
 }
 
 /// Runs `cfg` against the kafka script answering after 1 ms, each node's stdin a pipe of
-/// `capacity` bytes that the node reads every `gap` ns from `slow_from` on.
+/// `capacity` bytes that the node reads every `gap` ns from `slow_from` on; nodes gossip
+/// if there are several.
 fn run_slow(cfg: &Config, capacity: usize, gap: u64, slow_from: u64, limit_secs: u64) -> Sim<'_> {
     let mut s = sim(cfg, kafka(|_| MS), limit_secs);
+    s.runner.pipes.gossip = cfg.node_ids.len() > 1;
     let nodes = cfg.node_ids.len();
     let stdin = || SlowStdin {
         slow_from,
@@ -883,7 +902,11 @@ fn run_slow(cfg: &Config, capacity: usize, gap: u64, slow_from: u64, limit_secs:
 /// Each client's requests, as the nodes read them: (client, msg_id, type), in order.
 fn requests_by_client(s: &Sim<'_>, from: u64) -> BTreeMap<String, Vec<(u64, String)>> {
     let mut by: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
-    for r in s.requests.borrow().iter().filter(|r| r.time >= from) {
+    let requests = s.requests.borrow();
+    for r in requests
+        .iter()
+        .filter(|r| r.time >= from && r.src.starts_with('c'))
+    {
         let ty = r.body["type"].as_str().unwrap_or_default().to_owned();
         let msg_id = r.body["msg_id"].as_u64().expect("a msg_id");
         by.entry(r.src.clone()).or_default().push((msg_id, ty));
@@ -898,12 +921,23 @@ fn requests_by_client(s: &Sim<'_>, from: u64) -> BTreeMap<String, Vec<(u64, Stri
 /// the node whole, once each and in order, and the phase still catches up.
 #[test]
 fn final_requests_wait_for_the_nodes_stdin_one_at_a_time() {
-    let cfg = config(
-        "--node-count 1 --concurrency 8 --rate 2000 --time-limit 3 --recovery-sleep 1 --final-time-limit 10 --max-writes-per-key 8",
-    );
-    // A pipe far smaller than one final poll (which names a few hundred keys), read a
+    final_requests_one_at_a_time(1, 1024, "");
+}
+
+/// The same on three nodes whose peer messages (5 ms of latency) keep their inboxes busy:
+/// a request that waits behind a peer message in the network is not encoded there either.
+#[test]
+fn final_requests_wait_their_turn_in_the_network_unencoded() {
+    final_requests_one_at_a_time(3, 256, " --latency 5");
+}
+
+fn final_requests_one_at_a_time(nodes: usize, pipe: usize, more: &str) {
+    let cfg = config(&format!(
+        "--node-count {nodes} --concurrency 8 --rate 2000 --time-limit 3 --recovery-sleep 1 --final-time-limit 10 --max-writes-per-key 8{more}"
+    ));
+    // A pipe far smaller than one final poll (which names a hundred keys or more), read a
     // line every 0.1 ms: the main phase's requests pass at once, the final phase's wait.
-    let s = run_slow(&cfg, 1024, MS / 10, 0, 60);
+    let s = run_slow(&cfg, pipe, MS / 10, 0, 60);
     // While the journal records, requests are encoded at once for their text; a run at
     // 100k ops/s fills it within a second, this one before its final phase.
     assert!(
@@ -912,20 +946,19 @@ fn final_requests_wait_for_the_nodes_stdin_one_at_a_time() {
         ops(&s).len()
     );
     let tl = &s.runner.timeline;
-    let slow = &s.runner.pipes.slow.as_ref().unwrap()[0];
-    let final_held: Vec<usize> = slow
-        .held
-        .iter()
-        .filter(|(t, _)| *t >= tl.final_start)
-        .map(|(_, lines)| *lines)
-        .collect();
-    let most = final_held.iter().copied().max().unwrap_or(0);
-    assert_eq!(
-        most,
-        1,
-        "at most one final request waits in the backlog, and the pipe did fill up ({} writes)",
-        final_held.len()
-    );
+    for (node, slow) in s.runner.pipes.slow.as_ref().unwrap().iter().enumerate() {
+        let most = slow
+            .held
+            .iter()
+            .filter(|(t, _)| *t >= tl.final_start)
+            .map(|(_, requests)| *requests)
+            .max();
+        assert_eq!(
+            most,
+            Some(1),
+            "n{node}: at most one final request waits in the backlog, and one did"
+        );
+    }
     let by = requests_by_client(&s, tl.final_start);
     assert_eq!(by.len(), 8, "every final client was heard: {:?}", by.keys());
     for (client, reqs) in &by {
