@@ -11,9 +11,10 @@
 # Settings (environment): RUNS (2), ARGS (the test options; default the issue's
 # `--node-count 1 --concurrency 64 --rate 100000 --time-limit 10`), NODE (the node binary;
 # default this tree's release maelstrom-kafka), BASE (an older kafka-workload to interleave).
-# Prints one line per run and the medians per binary. `cpu` counts the runner from spawn to
-# teardown (main, recovery, final phase), not the checker that follows; `rss/op` is the whole
-# process's peak, the checker's included, over the operations run.
+# Prints one line per run and the medians per binary; `final_s` is the final phase's length.
+# `cpu` counts the runner from spawn to teardown (main, recovery, final phase), not the
+# checker that follows; `rss/op` is the whole process's peak, the checker's included, over
+# the operations run.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 need_time
@@ -24,8 +25,8 @@ runner_bins
 
 header
 echo "# args: $ARGS; node $NODE"
-printf '%-8s %-4s %9s %9s %9s %10s %9s %9s %8s %s\n' \
-    bin run ops ops/s cpu_s us/op rss_MiB B/op node_cpu verdict
+printf '%-8s %-4s %9s %9s %9s %10s %9s %9s %8s %8s %s\n' \
+    bin run ops ops/s cpu_s us/op rss_MiB B/op node_cpu final_s verdict
 declare -A US RSSOP
 for run in $(seq 1 "$RUNS"); do
     for i in "${!BINS[@]}"; do
@@ -37,19 +38,21 @@ for run in $(seq 1 "$RUNS"); do
         /usr/bin/time -f '%M' -o "$WORK/rss.$$" "$bin" test -w kafka --bin "$NODE" $ARGS \
             --store "$store" --no-progress >"$WORK/out.$$" 2>&1 || true
         verdict=$(grep -Eo 'Everything looks good|Analysis invalid|Errors occurred' "$WORK/out.$$" | head -n1)
-        read -r ops opss cpu node < <(python3 - "$store/latest/results.json" <<'EOF'
+        read -r ops opss cpu node final < <(python3 - "$store/latest/results.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 ops = sum(v.get("count", 0) for v in r["stats"]["by-f"].values())
 node = sum(r["cpu"]["node-seconds"].values())
-print(ops, r["throughput"]["ops-per-sec"], r["cpu"]["runner-seconds"], node)
+tl = r["timeline-seconds"]
+final = "%.3f" % (tl["final-end"] - tl["final-start"])
+print(ops, r["throughput"]["ops-per-sec"], r["cpu"]["runner-seconds"], node, final)
 EOF
 )
         rss=$(tail -n1 "$WORK/rss.$$")
         us=$(awk -v c="$cpu" -v n="$ops" 'BEGIN { printf "%.2f", c * 1e6 / n }')
         bop=$(awk -v r="$rss" -v n="$ops" 'BEGIN { printf "%.0f", r * 1024 / n }')
-        printf '%-8s %-4s %9s %9s %9s %10s %9.1f %9s %8s %s\n' "$label" "$run" "$ops" "$opss" \
-            "$cpu" "$us" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" "$bop" "$node" "$verdict"
+        printf '%-8s %-4s %9s %9s %9s %10s %9.1f %9s %8s %8s %s\n' "$label" "$run" "$ops" "$opss" \
+            "$cpu" "$us" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" "$bop" "$node" "$final" "$verdict"
         US[$label]+="$us "
         RSSOP[$label]+="$bop "
     done
