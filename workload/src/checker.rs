@@ -128,6 +128,79 @@ impl Order {
     }
 }
 
+/// One process's last read of each key it read: the position of the op that read it and
+/// the last value read there. A map while the process has read few keys (a main-phase
+/// client reads a handful); a slot per key id, 12 bytes a key with no hash table's slack,
+/// once it has read more than a quarter of them (a final-phase client reads every key, and
+/// 64 of them at once held 72 MB of maps in a 10 s run's re-judging).
+#[derive(Debug)]
+enum LastReads {
+    Few(HashMap<KeyId, (u32, Option<MsgId>)>),
+    /// By key id; a position of `u32::MAX` is a key not read (no history has that many ops).
+    Many(Vec<(u32, Option<MsgId>)>),
+}
+
+impl Default for LastReads {
+    fn default() -> Self {
+        LastReads::Few(HashMap::default())
+    }
+}
+
+impl LastReads {
+    const UNREAD: u32 = u32::MAX;
+
+    fn get(&self, k: KeyId) -> Option<(u32, Option<MsgId>)> {
+        match self {
+            LastReads::Few(m) => m.get(&k).copied(),
+            LastReads::Many(v) => v
+                .get(k.0 as usize)
+                .copied()
+                .filter(|(pos, _)| *pos != Self::UNREAD),
+        }
+    }
+
+    /// Records a read of `k`; `keys` is how many keys the history has (every id below it).
+    fn insert(&mut self, k: KeyId, last: (u32, Option<MsgId>), keys: usize) {
+        if let LastReads::Few(m) = self
+            && m.len() >= 16
+            && m.len() * 4 > keys
+        {
+            let mut slots = vec![(Self::UNREAD, None); keys];
+            for (k, last) in m.drain() {
+                slots[k.0 as usize] = last;
+            }
+            *self = LastReads::Many(slots);
+        }
+        match self {
+            LastReads::Few(m) => {
+                m.insert(k, last);
+            }
+            LastReads::Many(v) => {
+                let i = k.0 as usize;
+                if v.len() <= i {
+                    v.resize(i + 1, (Self::UNREAD, None));
+                }
+                v[i] = last;
+            }
+        }
+    }
+
+    /// Forgets every key not kept (an assign's).
+    fn retain(&mut self, keep: impl Fn(KeyId) -> bool) {
+        match self {
+            LastReads::Few(m) => m.retain(|k, _| keep(*k)),
+            LastReads::Many(v) => {
+                for (i, slot) in v.iter_mut().enumerate() {
+                    // Below 2^32: key ids are `u32`.
+                    if slot.0 != Self::UNREAD && !keep(KeyId(i as u32)) {
+                        slot.0 = Self::UNREAD;
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Checker<'h> {
     h: &'h History,
     orders: HashMap<KeyId, Order>,
@@ -478,23 +551,24 @@ impl<'h> Checker<'h> {
     /// must continue exactly where the previous one ended.
     fn poll_skip_and_nonmonotonic(&mut self) {
         // process -> key -> (the position in the history of the last op that read the key,
-        // the last value it read there). A position, not a reference: the final phase's
-        // processes each read every key, so this holds 64 entries a key at its height, and
-        // an entry is 16 bytes rather than 24.
-        let mut last_reads: HashMap<u32, HashMap<KeyId, (u32, Option<MsgId>)>> = HashMap::default();
+        // the last value it read there). A position, not a reference, and a slot per key
+        // once a process has read many ([`LastReads`]): the final phase's processes each
+        // read every key, so this holds 64 entries a key at its height.
+        let mut last_reads: HashMap<u32, LastReads> = HashMap::default();
         let h = self.h;
+        let keys = h.tables.keys();
         for (pos, op) in h.ops.iter().enumerate() {
             match &op.value {
                 OpValue::Assign { keys, .. } if matches!(op.kind, OpType::Ok | OpType::Info) => {
                     if let Some(lr) = last_reads.get_mut(&op.process) {
                         let keep: HashSet<&KeyId> = keys.iter().collect();
-                        lr.retain(|k, _| keep.contains(k));
+                        lr.retain(|k| keep.contains(&k));
                     }
                 }
                 OpValue::Poll(_) => {
                     for (k, pairs) in reads_of(op) {
-                        let Some(&(last_pos, v)) =
-                            last_reads.get(&op.process).and_then(|lr| lr.get(k))
+                        let Some((last_pos, v)) =
+                            last_reads.get(&op.process).and_then(|lr| lr.get(*k))
                         else {
                             continue;
                         };
@@ -519,7 +593,7 @@ impl<'h> Checker<'h> {
                         let pos = u32::try_from(pos).expect("fewer than 2^32 ops");
                         let lr = last_reads.entry(op.process).or_default();
                         for (k, pairs) in reads_of(op) {
-                            lr.insert(*k, (pos, pairs.last().map(|p| p.1)));
+                            lr.insert(*k, (pos, pairs.last().map(|p| p.1)), keys);
                         }
                     }
                 }
@@ -933,6 +1007,52 @@ mod tests {
             .poll(1, &[("x", &[(2, 3)])])
             .poll(2, &[("x", &[(1, 2)])]);
         assert!(reassigned.check().errors.is_empty());
+    }
+
+    /// The same judgements once a process has read so many keys that its last reads are
+    /// kept a slot per key (`LastReads::Many`): a skip, a repeat, and an assign that drops
+    /// the key.
+    #[test]
+    fn poll_skip_and_nonmonotonic_poll_when_a_process_read_many_keys() {
+        let many = |prefix: &mut B| {
+            let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+            for k in &keys {
+                prefix.send(0, k, 1, 0);
+            }
+            let one: &[(i64, i64)] = &[(0, 1)];
+            let reads: Vec<(&str, &[(i64, i64)])> =
+                keys.iter().map(|k| (k.as_str(), one)).collect();
+            prefix.poll(1, &reads);
+        };
+        let mut ok = three_sends();
+        many(&mut ok);
+        ok.poll(1, &[("x", &[(0, 1)])])
+            .poll(1, &[("x", &[(1, 2), (2, 3)])]);
+        assert!(ok.check().errors.is_empty());
+        let mut skip = three_sends();
+        many(&mut skip);
+        skip.poll(1, &[("x", &[(0, 1)])])
+            .poll(1, &[("x", &[(2, 3)])])
+            .poll(2, &[("x", &[(1, 2)])]);
+        let r = skip.check();
+        assert_eq!(types(&r), vec!["poll-skip"]);
+        assert_eq!(r.errors["poll-skip"].examples[0]["skipped"], json!([2]));
+        let mut repeat = three_sends();
+        many(&mut repeat);
+        repeat
+            .poll(1, &[("x", &[(0, 1), (1, 2)])])
+            .poll(1, &[("x", &[(1, 2), (2, 3)])]);
+        assert_eq!(types(&repeat.check()), vec!["nonmonotonic-poll"]);
+        let mut reassigned = three_sends();
+        many(&mut reassigned);
+        reassigned
+            .poll(1, &[("x", &[(0, 1)])])
+            .assign(1, &["y", "k3"])
+            .poll(1, &[("x", &[(2, 3)])])
+            .poll(1, &[("k3", &[(0, 1)])])
+            .poll(2, &[("x", &[(1, 2)])]);
+        // The assign kept k3's position: reading offset 0 again is a repeat.
+        assert_eq!(types(&reassigned.check()), vec!["nonmonotonic-poll"]);
     }
 
     #[test]

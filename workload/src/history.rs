@@ -162,6 +162,11 @@ impl Tables {
         }
     }
 
+    /// How many keys are interned: every id is below it.
+    pub fn keys(&self) -> usize {
+        self.key_ends.len()
+    }
+
     pub fn key_name(&self, k: KeyId) -> &str {
         key_name(&self.key_text, &self.key_ends, k)
     }
