@@ -124,27 +124,41 @@ impl FromIterator<(KeyId, i64)> for Targets {
 ///
 /// The keys are shared: in the final phase every client is assigned every key (175,000
 /// after a minute at 100k ops/s), all the same list, so each of the 64 clients keeps its
-/// offsets alone, 8 bytes a key, where a map per client cost about 40.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// offsets alone, 8 bytes a key, where a map per client cost about 40. And only once it
+/// has read something: the keys past the end of `next` are at offset 0, so a final-phase
+/// client holds no offsets until its first poll is answered (the 64 first polls wait for the
+/// node one after another, and a client that caught up forgets them, see
+/// [`Worker::final_progress`]).
+#[derive(Debug, Default, Clone)]
 pub struct Offsets {
     /// Sorted, no repeats.
     keys: Keys,
-    /// `next[i]` is the next offset to poll `keys[i]` from.
+    /// `next[i]` is the next offset to poll `keys[i]` from; 0 for `i` past its end.
     next: Vec<i64>,
 }
+
+impl PartialEq for Offsets {
+    /// The same keys at the same offsets, however many trailing zeros are held.
+    fn eq(&self, other: &Offsets) -> bool {
+        self.keys == other.keys && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Offsets {}
 
 impl Offsets {
     /// Every key of `keys` (sorted, no repeats) from offset 0, sharing the list.
     pub fn from_sorted(keys: Keys) -> Offsets {
         debug_assert!(keys.windows(2).all(|w| w[0] < w[1]));
         Offsets {
-            next: vec![0; keys.len()],
+            next: Vec::new(),
             keys,
         }
     }
 
     pub fn get(&self, k: KeyId) -> Option<i64> {
-        Some(self.next[self.position(k).ok()?])
+        let i = self.position(k).ok()?;
+        Some(self.next.get(i).copied().unwrap_or(0))
     }
 
     /// Where `k` is in `keys`, or where it would go. Key ids are dense from 0, so in the
@@ -168,7 +182,8 @@ impl Offsets {
 
     /// Keys and next offsets, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (KeyId, i64)> + '_ {
-        self.keys.iter().copied().zip(self.next.iter().copied())
+        let next = self.next.iter().copied().chain(std::iter::repeat(0));
+        self.keys.iter().copied().zip(next)
     }
 
     /// The next offset of `k`, which starts at 0 if `k` was not assigned. Adding a key
@@ -180,10 +195,15 @@ impl Offsets {
                 let mut keys = self.keys.to_vec();
                 keys.insert(i, k);
                 self.keys = keys.into();
-                self.next.insert(i, 0);
+                if i < self.next.len() {
+                    self.next.insert(i, 0);
+                }
                 i
             }
         };
+        if self.next.len() <= i {
+            self.next.resize(i + 1, 0);
+        }
         &mut self.next[i]
     }
 }
@@ -333,6 +353,8 @@ impl Worker {
         }
         if *left == 0 {
             self.fin = FinalState::Done;
+            // It never polls again: its offsets (8 bytes a key) are of no more use.
+            self.offsets.clear();
         }
     }
 }
@@ -433,6 +455,32 @@ mod tests {
         assert_eq!(w.offsets.iter().collect::<Vec<_>>(), [(a, 6), (b, 0)]);
         w.assigned(&[b]);
         assert_eq!(w.offsets.get(a), None, "unassigned keys are dropped");
+    }
+
+    /// A final-phase client is assigned every key from 0: it holds no offsets until a poll
+    /// reads something, then as far as the keys it read, and none once it caught up.
+    #[test]
+    fn final_offsets_are_held_only_between_the_first_read_and_catching_up() {
+        let keys: Keys = Arc::new((0..1000).map(KeyId).collect());
+        let mut w = Worker::new(0, 0, 1);
+        w.offsets = Offsets::from_sorted(keys.clone());
+        assert_eq!(w.offsets.next.capacity(), 0, "nothing held before a read");
+        assert_eq!(w.offsets.get(KeyId(999)), Some(0));
+        assert_eq!(w.offsets.iter().count(), 1000);
+        assert!(w.offsets.iter().all(|(_, o)| o == 0));
+        let targets: Arc<Targets> = Arc::new(keys.iter().map(|k| (*k, 0)).collect());
+        w.fin = FinalState::polling(targets, Stagger::new(1.0));
+        let first = [read(KeyId(3), &[(0, 1)])];
+        w.advance(&first);
+        w.final_progress(&first);
+        assert_eq!(w.offsets.next.len(), 4, "held up to the key read");
+        assert_eq!(w.offsets.get(KeyId(3)), Some(1));
+        assert_eq!(w.offsets.get(KeyId(4)), Some(0));
+        let all: Vec<KeyRead> = keys.iter().map(|k| read(*k, &[(0, 1)])).collect();
+        w.advance(&all);
+        w.final_progress(&all);
+        assert!(matches!(w.fin, FinalState::Done));
+        assert!(w.offsets.is_empty(), "caught up: never polls again");
     }
 
     #[test]
