@@ -294,7 +294,34 @@ pub fn poll_msgs(data: &[u8]) -> bool {
     runs.is_some()
 }
 
-/// Checks that the one-pass reading of a node's line ([`protocol::parse_line`]) and the
+/// Reads `data` as one line of a node's stdout every way the runner may: the one-pass
+/// reading without serde (`protocol::one_pass`), the parse of [`protocol::parse_line`]
+/// (which tries it first), and the explaining path alone; they must agree
+/// (`same_reading`). Returns whether the one-pass reading took the line.
+///
+/// # Panics
+///
+/// When the readings disagree (the point of fuzzing).
+pub fn one_line(data: &[u8]) -> bool {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let names = Names::new(vec!["n0".to_owned(), "n1".to_owned()]);
+    let slow = protocol::parse_line_slow(line, &names);
+    let one_pass = protocol::one_pass(line, &names);
+    if let Some(read) = &one_pass {
+        // The one-pass reading takes only JSON serde_json takes.
+        assert!(
+            serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok(),
+            "the one-pass reading takes {line:?}, which is no JSON"
+        );
+        same_reading(line, &Ok(read.clone()), &slow);
+    }
+    same_reading(line, &protocol::parse_line(line, &names), &slow);
+    one_pass.is_some()
+}
+
+/// Checks that a one-pass reading of a node's line ([`protocol::parse_line`]'s) and the
 /// explaining path alone read it alike: the same verdict on the line, the same reply,
 /// a poll's keys and pairs the same however each path holds them.
 ///

@@ -138,10 +138,23 @@ impl Runs {
     /// without a backslash is its bytes between the quotes, digits without a sign,
     /// fraction or exponent are the integer serde would read.
     pub fn read(msgs: &str) -> Option<Runs> {
-        let mut c = Cursor { text: msgs, at: 0 };
+        let mut c = Cursor::new(msgs);
+        let out = Runs::read_value(&mut c)?;
+        c.skip_ws();
+        (c.at == msgs.len()).then_some(out)
+    }
+
+    /// [`Runs::read`] of the object at the cursor (after any whitespace), leaving the
+    /// cursor after it. The text need not have been checked: anything this takes is JSON
+    /// serde_json takes (strings without escapes or control characters, digits without a
+    /// leading zero, JSON's whitespace), so a reader of a whole line can take `msgs` in
+    /// the same pass.
+    pub(crate) fn read_value(c: &mut Cursor<'_>) -> Option<Runs> {
+        // Sized by what is left of the text: the line's rest is mostly `msgs`.
+        let left = c.text.len() - c.at;
         let mut out = Runs {
-            keys: String::with_capacity(msgs.len() / 16),
-            values: Vec::with_capacity(msgs.len() / 8),
+            keys: String::with_capacity(left / 16),
+            values: Vec::with_capacity(left / 8),
             offsets: Vec::new(),
             runs: Vec::new(),
         };
@@ -158,7 +171,7 @@ impl Runs {
                 }
                 out.keys.push_str(key);
                 c.expect(b':')?;
-                let first = out.run(&mut c)?;
+                let first = out.run(c)?;
                 out.runs.push(Run {
                     key_end: out.keys.len(),
                     values_end: out.values.len(),
@@ -171,8 +184,7 @@ impl Runs {
                 c.expect(b',')?;
             }
         }
-        c.skip_ws();
-        (c.at == msgs.len()).then_some(out)
+        Some(out)
     }
 
     /// Whether `key` is among the keys read so far; if not, it is added to `index` (which
@@ -252,15 +264,26 @@ impl Runs {
     }
 }
 
-/// A position in JSON text that serde_json has accepted.
-struct Cursor<'a> {
+/// A position in JSON text. What its readers take is valid JSON as far as they read it;
+/// anything else, or anything they are unsure of, is `None`.
+pub(crate) struct Cursor<'a> {
     text: &'a str,
-    at: usize,
+    pub(crate) at: usize,
 }
 
 impl<'a> Cursor<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Cursor { text, at: 0 }
+    }
+
+    /// Whether only whitespace is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.skip_ws();
+        self.at == self.text.len()
+    }
+
     /// Skips JSON's whitespace (space, tab, line feed, carriage return).
-    fn skip_ws(&mut self) {
+    pub(crate) fn skip_ws(&mut self) {
         let b = self.text.as_bytes();
         while matches!(b.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.at += 1;
@@ -268,23 +291,26 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `byte` after any whitespace, if it is next.
-    fn eat(&mut self, byte: u8) -> bool {
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
         self.skip_ws();
         let hit = self.text.as_bytes().get(self.at) == Some(&byte);
         self.at += usize::from(hit);
         hit
     }
 
-    fn expect(&mut self, byte: u8) -> Option<()> {
+    pub(crate) fn expect(&mut self, byte: u8) -> Option<()> {
         self.eat(byte).then_some(())
     }
 
-    /// A string without escapes: its text between the quotes.
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string without escapes or control characters (which JSON writes escaped): its
+    /// text between the quotes.
+    pub(crate) fn string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let rest = &self.text.as_bytes()[self.at..];
-        let len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
-        if rest[len] == b'\\' {
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
             return None;
         }
         // Both ends are at ASCII bytes, so on character boundaries.
@@ -323,9 +349,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Digits that fit a u64, after any whitespace. A sign before them is no digit, and a
-    /// fraction or exponent after them is not the `,` or `]` the caller expects next, so
-    /// such a number is refused either way.
-    fn digits(&mut self) -> Option<u64> {
+    /// fraction or exponent after them is not the `,`, `]` or `}` the caller expects
+    /// next, so such a number is refused either way.
+    pub(crate) fn digits(&mut self) -> Option<u64> {
         self.skip_ws();
         let (n, at) = digits_at(self.text.as_bytes(), self.at)?;
         self.at = at;
@@ -333,8 +359,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The number the digits at `b[at..]` write, and where they end; `None` if there are none
-/// or they overflow a u64.
+/// The number the digits at `b[at..]` write, and where they end; `None` if there are none,
+/// they overflow a u64, or they start with a zero that is not the only digit (JSON writes
+/// no leading zeros).
 fn digits_at(b: &[u8], mut at: usize) -> Option<(u64, usize)> {
     let start = at;
     let mut n: u64 = 0;
@@ -342,11 +369,12 @@ fn digits_at(b: &[u8], mut at: usize) -> Option<(u64, usize)> {
         n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
         at += 1;
     }
-    (at > start).then_some((n, at))
+    let leading_zero = at - start > 1 && b[start] == b'0';
+    (at > start && !leading_zero).then_some((n, at))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn raw(text: &str) -> Option<RawPolled> {
@@ -461,7 +489,7 @@ mod tests {
     /// deviation mixed in: escaped and non-ASCII keys, repeated keys, whitespace anywhere,
     /// gaps, repeats and disorder in offsets, negative and huge offsets, values of every
     /// JSON kind and at the edges of the small integers, pairs of the wrong length.
-    fn generated(rng: &mut fastrand::Rng) -> String {
+    pub(crate) fn generated(rng: &mut fastrand::Rng) -> String {
         fn ws(rng: &mut fastrand::Rng, out: &mut String) {
             if rng.u8(..4) == 0 {
                 out.push_str(["", " ", "\n", "\t ", "\r\n  "][rng.usize(..5)]);

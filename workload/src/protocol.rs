@@ -23,7 +23,7 @@ use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::polled::{Polled, Runs};
+use crate::polled::{Cursor, Polled, Runs};
 
 /// Where a node's message is going.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,8 +191,12 @@ pub fn forwarded_body(line: &str) -> Option<Cow<'_, str>> {
 /// Parsing is typed and borrowing (no `Value` tree): final-phase poll replies run to
 /// megabytes, and this is the runner's hottest code.
 pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
-    // The common case, a well-formed kafka reply, in one pass; anything else is parsed
-    // again, more slowly, by the path that explains what is wrong.
+    // The common case, a well-formed kafka reply whose poll values are small integers, in
+    // one pass without serde; then any other well-formed reply, in one pass of serde's;
+    // anything else is parsed again, more slowly, by the path that explains what is wrong.
+    if let Some(inbound) = one_pass(line, names) {
+        return Ok(inbound);
+    }
     if is_object(line)
         && let Ok(env) = serde_json::from_str::<Envelope<'_, MapOnly<Fast<'_>>>>(line)
         && matches!(names.dest(&env.src), Dest::Node(_))
@@ -208,7 +212,97 @@ pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     parse_line_slow(line, names)
 }
 
-/// [`parse_line`] without the one-pass shortcut: envelope first, then the body, each first
+/// A node's line read and checked in one pass, without serde, if it is a reply in the
+/// shape nodes write: an envelope of `src`, `dest`, `body` and an optional `id`, a body of
+/// `type`, `in_reply_to`, an optional `msg_id` and the fields of a `send_ok`, `poll_ok`
+/// (its `msgs` read by [`Runs::read_value`]) or `commit_offsets_ok`, each key once and
+/// in any order, strings without escapes, integers without a sign. `None` for anything
+/// else, and for anything this reading is unsure of (an escape, a sign, a number past
+/// i64, a key written twice, another reply type), which the serde paths read instead.
+///
+/// What it takes is JSON serde_json takes (each part is read by a reader that takes only
+/// valid JSON, and nothing may follow the envelope but whitespace), and it reads it as
+/// [`parse_line_slow`] does, which the differential tests and the fuzz targets check
+/// ([`crate::fuzz::node_lines`], [`crate::fuzz::poll_msgs`]). A final-phase poll reply
+/// runs to a megabyte: this reads it once, where serde's path checks `msgs` is one JSON
+/// value before reading it again.
+pub(crate) fn one_pass(line: &str, names: &Names) -> Option<Inbound> {
+    let mut c = Cursor::new(line);
+    let (mut src, mut dest, mut body, mut id) = (None, None, None, false);
+    c.expect(b'{')?;
+    loop {
+        let key = c.string()?;
+        c.expect(b':')?;
+        match key {
+            "src" if src.is_none() => src = Some(c.string()?),
+            "dest" if dest.is_none() => dest = Some(c.string()?),
+            "body" if body.is_none() => body = Some(one_pass_body(&mut c)?),
+            "id" if !id => {
+                c.digits()?;
+                id = true;
+            }
+            _ => return None,
+        }
+        if c.eat(b'}') {
+            break;
+        }
+        c.expect(b',')?;
+    }
+    if !c.at_end() {
+        return None;
+    }
+    let (src, dest, (in_reply_to, reply)) = (src?, dest?, body?);
+    if !matches!(names.dest(src), Dest::Node(_)) {
+        return None;
+    }
+    Some(Inbound::Reply {
+        dest: names.dest(dest),
+        in_reply_to,
+        reply,
+    })
+}
+
+/// The body of [`one_pass`]: its `in_reply_to` and reply.
+fn one_pass_body(c: &mut Cursor<'_>) -> Option<(u64, Reply)> {
+    let (mut ty, mut in_reply_to, mut msg_id, mut offset, mut msgs) =
+        (None, None, false, None, None);
+    c.expect(b'{')?;
+    loop {
+        let key = c.string()?;
+        c.expect(b':')?;
+        match key {
+            "type" if ty.is_none() => ty = Some(c.string()?),
+            "in_reply_to" if in_reply_to.is_none() => in_reply_to = Some(c.digits()?),
+            "msg_id" if !msg_id => {
+                c.digits()?;
+                msg_id = true;
+            }
+            "offset" if offset.is_none() => offset = Some(c.digits()?),
+            "msgs" if msgs.is_none() => msgs = Some(Runs::read_value(c)?),
+            _ => return None,
+        }
+        if c.eat(b'}') {
+            break;
+        }
+        c.expect(b',')?;
+    }
+    // Past i64 these are still integers, which the serde paths saturate or find answer
+    // nothing.
+    let in_reply_to = in_reply_to.filter(|&i| i64::try_from(i).is_ok())?;
+    let reply = match (ty?, offset, msgs) {
+        ("send_ok", Some(offset), None) => Reply::SendOk {
+            offset: i64::try_from(offset).ok()?,
+        },
+        ("poll_ok", None, Some(msgs)) => Reply::PollOk {
+            msgs: Polled::Runs(msgs),
+        },
+        ("commit_offsets_ok", None, None) => Reply::CommitOffsetsOk,
+        _ => return None,
+    };
+    Some((in_reply_to, reply))
+}
+
+/// [`parse_line`] without the one-pass shortcuts: envelope first, then the body, each first
 /// made a map as Maelstrom's reader makes it.
 pub(crate) fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     if !is_object(line) {
@@ -1420,6 +1514,216 @@ mod tests {
                 ("j".to_owned(), vec![(0, RawMsg::Int(1))])
             ]
         );
+    }
+
+    /// A node's line, mostly in the shape nodes write, with every kind of deviation mixed
+    /// in: envelope and body keys in any order, written twice, unknown or escaped;
+    /// strings with escapes and control characters; integers signed, huge, with leading
+    /// zeros, as floats or strings; every reply type; `msgs` as the differential test of
+    /// poll replies makes it.
+    fn generated_line(rng: &mut fastrand::Rng) -> String {
+        fn pick<'a>(
+            rng: &mut fastrand::Rng,
+            odd: bool,
+            usual: &'a str,
+            all: &[&'a str],
+        ) -> &'a str {
+            if odd {
+                all[rng.usize(..all.len())]
+            } else {
+                usual
+            }
+        }
+        let ws = |rng: &mut fastrand::Rng| [" ", "", "", "", "\t", "\r\n "][rng.usize(..6)];
+        // Three lines in four keep to the shape (their `msgs` aside).
+        let clean = rng.u8(..4) != 0;
+        let odd = |rng: &mut fastrand::Rng| !clean && rng.u8(..4) == 0;
+        const INTS: [&str; 12] = [
+            "3",
+            "0",
+            "-0",
+            "-1",
+            "03",
+            "1.0",
+            "1e2",
+            "\"3\"",
+            "null",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551617",
+        ];
+        let ty = if clean {
+            ["\"poll_ok\"", "\"send_ok\"", "\"commit_offsets_ok\""][rng.usize(..3)]
+        } else {
+            [
+                "\"poll_ok\"",
+                "\"send_ok\"",
+                "\"commit_offsets_ok\"",
+                "\"error\"",
+                "\"init_ok\"",
+                "\"poll\\u005fok\"",
+                "\"list_committed_offsets_ok\"",
+                "7",
+            ][rng.usize(..8)]
+        };
+        let mut body: Vec<(String, String)> = vec![("type".into(), ty.into())];
+        let o = odd(rng);
+        body.push(("in_reply_to".into(), pick(rng, o, "3", &INTS).into()));
+        if rng.bool() {
+            let o = odd(rng);
+            body.push(("msg_id".into(), pick(rng, o, "9", &INTS).into()));
+        }
+        match ty {
+            "\"send_ok\"" => {
+                let o = odd(rng);
+                body.push(("offset".into(), pick(rng, o, "12", &INTS).into()));
+            }
+            "\"poll_ok\"" => {
+                body.push(("msgs".into(), crate::polled::tests::generated(rng)));
+            }
+            _ => {}
+        }
+        if odd(rng) {
+            let (k, v) = [
+                ("offset", "4"),
+                ("msgs", "{}"),
+                ("x", "1"),
+                ("code", "11"),
+                ("type", "\"send_ok\""),
+            ][rng.usize(..5)];
+            body.push((k.into(), v.into()));
+        }
+        if odd(rng) && !body.is_empty() {
+            let i = rng.usize(..body.len());
+            let dup = body[i].clone();
+            body.push(dup);
+        }
+        rng.shuffle(&mut body);
+        let object = |rng: &mut fastrand::Rng, entries: &[(String, String)]| {
+            let mut s = String::from("{");
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(ws(rng));
+                s.push('"');
+                s.push_str(k);
+                s.push('"');
+                s.push_str(ws(rng));
+                s.push(':');
+                s.push_str(ws(rng));
+                s.push_str(v);
+                s.push_str(ws(rng));
+            }
+            s.push('}');
+            s
+        };
+        let body = object(rng, &body);
+        let o = odd(rng);
+        let src = pick(
+            rng,
+            o,
+            "\"n0\"",
+            &["\"n1\"", "\"c1\"", "\"n\\u0030\"", "\"n0\t\"", "5"],
+        );
+        let o = odd(rng);
+        let dest = pick(
+            rng,
+            o,
+            "\"c3\"",
+            &["\"n1\"", "\"lin-kv\"", "\"c03\"", "\"c\\u0033\""],
+        );
+        let mut env: Vec<(String, String)> = vec![
+            ("src".into(), src.into()),
+            ("dest".into(), dest.into()),
+            ("body".into(), body),
+        ];
+        if rng.bool() {
+            let o = odd(rng);
+            env.push(("id".into(), pick(rng, o, "41", &INTS).into()));
+        }
+        if odd(rng) {
+            let i = rng.usize(..env.len());
+            let dup = env[i].clone();
+            env.push(dup);
+        }
+        if odd(rng) {
+            env.remove(rng.usize(..env.len()));
+        }
+        rng.shuffle(&mut env);
+        let mut line = object(rng, &env);
+        if odd(rng) {
+            line.push_str([" ", "x", "}", "{}"][rng.usize(..4)]);
+        }
+        line
+    }
+
+    /// The differential test of whole lines: every generated line, and each cut short and
+    /// with a byte replaced, read by the one-pass reading, by `parse_line` and by the
+    /// explaining path ([`crate::fuzz::one_line`] panics where they differ).
+    #[test]
+    fn one_pass_lines_read_as_the_explaining_path_reads_them() {
+        let mut rng = fastrand::Rng::with_seed(16);
+        let (mut lines, mut one_pass) = (0, 0);
+        for _ in 0..20_000 {
+            let line = generated_line(&mut rng);
+            let mut variants = vec![line.clone()];
+            let cut = rng.usize(..=line.len());
+            if line.is_char_boundary(cut) {
+                variants.push(line[..cut].to_owned());
+            }
+            let mut bytes = line.clone().into_bytes();
+            let at = rng.usize(..bytes.len());
+            bytes[at] = b"{}[],:\"-.0e \\1\t"[rng.usize(..15)];
+            variants.push(String::from_utf8_lossy(&bytes).into_owned());
+            for v in variants {
+                lines += 1;
+                one_pass += usize::from(crate::fuzz::one_line(v.as_bytes()));
+            }
+        }
+        // Not vacuous: both paths are taken, often.
+        assert!(
+            one_pass > lines / 5,
+            "{one_pass} of {lines} read in one pass"
+        );
+        assert!(
+            one_pass < lines * 4 / 5,
+            "{one_pass} of {lines} read in one pass"
+        );
+    }
+
+    #[test]
+    fn one_pass_edge_cases_read_alike() {
+        let line = |body: &str| format!(r#"{{"src":"n0","dest":"c3","body":{body}}}"#);
+        for (l, one_pass) in [
+            (line(r#"{"type":"send_ok","in_reply_to":3,"offset":12}"#), true),
+            (format!(" {} \r", line(r#" { "msg_id" : 9 , "offset":0,"type":"send_ok","in_reply_to":0 } "#)), true),
+            (line(r#"{"type":"poll_ok","in_reply_to":3,"msgs":{"9":[[0,1],[2,2]],"":[]}}"#), true),
+            (line(r#"{"type":"commit_offsets_ok","in_reply_to":3}"#), true),
+            (r#"{"id":7,"body":{"in_reply_to":3,"type":"commit_offsets_ok"},"dest":"n1","src":"n1"}"#.to_owned(), true),
+            // Left to serde: a key twice, leading zeros, signs, escapes, control
+            // characters, numbers past i64, trailing text, other types, unknown keys.
+            (line(r#"{"type":"send_ok","in_reply_to":3,"offset":12,"offset":1}"#), false),
+            (line(r#"{"type":"send_ok","in_reply_to":03,"offset":12}"#), false),
+            (line(r#"{"type":"send_ok","in_reply_to":3,"offset":012}"#), false),
+            (line(r#"{"type":"poll_ok","in_reply_to":3,"msgs":{"9":[[00,1]]}}"#), false),
+            (line(r#"{"type":"poll_ok","in_reply_to":3,"msgs":{"9":[[0,01]]}}"#), false),
+            (line(r#"{"type":"send_ok","in_reply_to":-0,"offset":12}"#), false),
+            (line(r#"{"type":"send_ok","in_reply_to":3,"offset":9223372036854775808}"#), false),
+            (line(r#"{"type":"send_ok","in_reply_to":9223372036854775808,"offset":1}"#), false),
+            (line("{\"type\":\"send_ok\",\"in_reply_to\":3,\"offset\":1,\"msg_id\":1.0}"), false),
+            (line("{\"type\":\"send\tok\",\"in_reply_to\":3,\"offset\":1}"), false),
+            (line("{\"type\":\"poll_ok\",\"in_reply_to\":3,\"msgs\":{\"a\tb\":[]}}"), false),
+            (r#"{"src":"n\u0030","dest":"c3","body":{"type":"commit_offsets_ok","in_reply_to":3}}"#.to_owned(), false),
+            (format!("{}x", line(r#"{"type":"commit_offsets_ok","in_reply_to":3}"#)), false),
+            (format!("{}{{}}", line(r#"{"type":"commit_offsets_ok","in_reply_to":3}"#)), false),
+            (line(r#"{"type":"init_ok","in_reply_to":3}"#), false),
+            (line(r#"{"type":"commit_offsets_ok","in_reply_to":3,"x":1}"#), false),
+            (r#"{"src":"c1","dest":"c3","body":{"type":"commit_offsets_ok","in_reply_to":3}}"#.to_owned(), false),
+            (r#"{"src":"n0","body":{"type":"commit_offsets_ok","in_reply_to":3}}"#.to_owned(), false),
+        ] {
+            assert_eq!(crate::fuzz::one_line(l.as_bytes()), one_pass, "{l}");
+        }
     }
 
     #[test]

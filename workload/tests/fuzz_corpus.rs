@@ -1,14 +1,16 @@
-//! The fuzz targets' seed corpora (`fuzz/seeds/node_lines/`, `fuzz/seeds/poll_msgs/`), run
-//! without the fuzzer so every `cargo test` goes through them: each `node_lines` file as a
-//! node's stdout, through the runner's reading, the history and everything that reads one
-//! (`kafka_workload::fuzz::node_lines`); each `poll_msgs` file as a poll reply's `msgs`,
-//! read in one pass and by serde (`kafka_workload::fuzz::poll_msgs`). A finding of the
+//! The fuzz targets' seed corpora (`fuzz/seeds/node_lines/`, `fuzz/seeds/poll_msgs/`,
+//! `fuzz/seeds/one_line/`), run without the fuzzer so every `cargo test` goes through
+//! them: each `node_lines` file as a node's stdout, through the runner's reading, the
+//! history and everything that reads one (`kafka_workload::fuzz::node_lines`); each
+//! `poll_msgs` file as a poll reply's `msgs`, read in one pass and by serde
+//! (`kafka_workload::fuzz::poll_msgs`); each `one_line` file as one line, read in one
+//! pass and by the explaining path (`kafka_workload::fuzz::one_line`). A finding of the
 //! fuzzer is added there as a file, with what it must come to below.
 
 use std::path::PathBuf;
 
 use kafka_workload::checker::Validity;
-use kafka_workload::fuzz::{Judged, node_lines, poll_msgs};
+use kafka_workload::fuzz::{Judged, node_lines, one_line, poll_msgs};
 
 fn seeds() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/node_lines")
@@ -91,4 +93,21 @@ fn poll_reply_seeds_are_read_alike_in_one_pass_and_by_serde() {
         // A key written twice is left to serde, which keeps the later pairs.
         ["many-keys", "not-a-run", "runs", "whitespace"]
     );
+}
+
+#[test]
+fn line_seeds_are_read_alike_in_one_pass_and_by_the_explaining_path() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/one_line");
+    let mut one_pass = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        // Panics where the readings differ.
+        if one_line(&std::fs::read(&path).unwrap()) {
+            one_pass.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    one_pass.sort();
+    // The rest is left to serde: a key twice, odd numbers, escapes, a control character,
+    // trailing text.
+    assert_eq!(one_pass, ["poll-ok", "send-ok", "whitespace-and-order"]);
 }
