@@ -173,6 +173,14 @@ pub fn envelope_body(line: &str) -> Option<&str> {
 /// JSON object, else the map Maelstrom's reader makes of it (see `as_maelstrom_map`).
 /// `None` if `line` is not a line [`parse_line`] accepts.
 pub fn forwarded_body(line: &str) -> Option<Cow<'_, str>> {
+    forwarded(line).or_else(|| {
+        let line = as_jackson_reads(line)?;
+        forwarded(&line).map(|body| Cow::Owned(body.into_owned()))
+    })
+}
+
+/// [`forwarded_body`] of a line serde_json reads as it is.
+fn forwarded(line: &str) -> Option<Cow<'_, str>> {
     match as_maelstrom_map(line).ok()? {
         Cow::Borrowed(top) => as_maelstrom_map(envelope_body(top)?).ok(),
         Cow::Owned(top) => {
@@ -305,6 +313,63 @@ fn one_pass_body(c: &mut Cursor<'_>) -> Option<(u64, Reply)> {
 /// [`parse_line`] without the one-pass shortcuts: envelope first, then the body, each first
 /// made a map as Maelstrom's reader makes it.
 pub(crate) fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
+    let read = explain_line(line, names);
+    if read.is_ok() {
+        return read;
+    }
+    // Only a line serde_json refuses pays for looking for what Jackson takes.
+    match as_jackson_reads(line) {
+        Some(mended) => explain_line(&mended, names).or(read),
+        None => read,
+    }
+}
+
+/// The line Maelstrom's reader reads where serde_json refuses it, as text serde_json reads:
+/// cheshire's Jackson takes control characters unescaped in strings (its factory allows
+/// them; here they are escaped), and reads one value from the line, never looking past it
+/// (here what follows a first object or array is cut off). `None` if neither applies.
+/// (A carriage return never reaches here inside a line under Maelstrom, whose reader ends
+/// a line at one; it is left unescaped, and so refused.)
+fn as_jackson_reads(line: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut changed = false;
+    for c in line.chars() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                '\r' => {}
+                c if u32::from(c) < 0x20 => {
+                    let _ =
+                        fmt::Write::write_fmt(&mut out, format_args!("\\u{:04x}", u32::from(c)));
+                    changed = true;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    let first = out.trim_start_matches([' ', '\t', '\n', '\r']);
+    if first.starts_with(['{', '[']) {
+        let mut values = serde_json::Deserializer::from_str(&out).into_iter::<IgnoredAny>();
+        if let Some(Ok(_)) = values.next()
+            && values.byte_offset() < out.len()
+        {
+            out.truncate(values.byte_offset());
+            changed = true;
+        }
+    }
+    changed.then_some(out)
+}
+
+/// [`parse_line_slow`] of a line as serde_json reads it.
+fn explain_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     if !is_object(line) {
         serde_json::from_str::<IgnoredAny>(line).map_err(|e| InvalidLine(not_json(&e)))?;
     }
@@ -1500,6 +1565,59 @@ mod tests {
                 matches!(reply(&l), Reply::Error { code, .. } if code == want),
                 "{l}"
             );
+        }
+    }
+
+    #[test]
+    fn what_jacksons_reader_takes_and_serde_json_refuses_is_read() {
+        let send =
+            r#"{"src":"n0","dest":"c3","body":{"type":"send_ok","in_reply_to":3,"offset":5}}"#;
+        let ok = Ok(Inbound::Reply {
+            dest: Dest::Client(3),
+            in_reply_to: 3,
+            reply: Reply::SendOk { offset: 5 },
+        });
+        // Maelstrom's reader reads one value from the line and never looks past it.
+        for trailing in ["x", "}", " {\"src\":\"n1\"}", "\u{1}"] {
+            let l = format!("{send}{trailing}");
+            assert_eq!(parse_line(&l, &names()), ok, "{l:?}");
+            assert_eq!(
+                forwarded_body(&l).as_deref(),
+                Some(r#"{"type":"send_ok","in_reply_to":3,"offset":5}"#),
+                "{l:?}"
+            );
+        }
+        let l = r#"[["src","n0"],["dest","c3"],["body",{"type":"send_ok","in_reply_to":3,"offset":5}]] ]"#;
+        assert_eq!(parse_line(l, &names()), ok, "{l:?}");
+        // Its factory lets control characters through unescaped in strings.
+        let l = "{\"src\":\"n0\",\"dest\":\"c3\",\"body\":{\"type\":\"poll_ok\",\"in_reply_to\":3,\"msgs\":{\"k\\\"\t\":[[0,\"a\tb\u{0}\"]]}}}";
+        assert_eq!(
+            polled(l)[1],
+            vec![(
+                "k\"\t".to_owned(),
+                vec![(0, RawMsg::Other(r#""a\tb\u0000""#.into()))]
+            )],
+            "{l:?}"
+        );
+        let l = "{\"src\":\"n0\",\"dest\":\"n1\",\"body\":{\"type\":\"x\ty\"}}";
+        assert_eq!(
+            parse_line(l, &names()),
+            Ok(Inbound::Other {
+                dest: Dest::Node(1)
+            })
+        );
+        assert_eq!(forwarded_body(l).as_deref(), Some(r#"{"type":"x\u0009y"}"#));
+        // What it refuses stays refused: a carriage return ends its line; a first value
+        // that is not a map; a control character outside a string; a broken first value.
+        for l in [
+            "{\"src\":\"n0\",\"dest\":\"c3\",\"body\":{\"type\":\"a\rb\",\"in_reply_to\":3}}"
+                .to_owned(),
+            "3 x".to_owned(),
+            "\"x\" {}".to_owned(),
+            format!("{}\u{1}}}", &send[..send.len() - 1]),
+            format!("{}x", &send[..send.len() - 2]),
+        ] {
+            assert!(parse_line(&l, &names()).is_err(), "{l:?}");
         }
     }
 
