@@ -128,16 +128,18 @@ impl Order {
     }
 }
 
-/// One process's last read of each key it read: the position of the op that read it and
-/// the last value read there. A map while the process has read few keys (a main-phase
-/// client reads a handful); a slot per key id, 12 bytes a key with no hash table's slack,
-/// once it has read more than a quarter of them (a final-phase client reads every key, and
-/// 64 of them at once held 72 MB of maps in a 10 s run's re-judging).
+/// One process's last read of each key it read: the last value read there (`None` for a
+/// read of no messages). A map while the process has read few keys (a main-phase client
+/// reads a handful); a slot per key id, 4 bytes a key with no hash table's slack, once it
+/// has read more than a quarter of them: a final-phase client reads every key, and 64 of
+/// them at once are the checker's height (64 processes × 175,000 keys in a 60 s run). The op
+/// that read it is not kept: a report looks it up ([`Checker::last_read_op`]).
 #[derive(Debug)]
 enum LastReads {
-    Few(HashMap<KeyId, (u32, Option<MsgId>)>),
-    /// By key id; a position of `u32::MAX` is a key not read (no history has that many ops).
-    Many(Vec<(u32, Option<MsgId>)>),
+    Few(HashMap<KeyId, Option<MsgId>>),
+    /// By key id: [`LastReads::UNREAD`], [`LastReads::EMPTY`], or the value's id
+    /// (`Tables::msg` hands out no id that high).
+    Many(Vec<u32>),
 }
 
 impl Default for LastReads {
@@ -148,26 +150,29 @@ impl Default for LastReads {
 
 impl LastReads {
     const UNREAD: u32 = u32::MAX;
+    const EMPTY: u32 = u32::MAX - 1;
 
-    fn get(&self, k: KeyId) -> Option<(u32, Option<MsgId>)> {
+    /// The last value read of `k`, if `k` was read.
+    fn get(&self, k: KeyId) -> Option<Option<MsgId>> {
         match self {
             LastReads::Few(m) => m.get(&k).copied(),
-            LastReads::Many(v) => v
-                .get(k.0 as usize)
-                .copied()
-                .filter(|(pos, _)| *pos != Self::UNREAD),
+            LastReads::Many(v) => match v.get(k.0 as usize).copied() {
+                None | Some(Self::UNREAD) => None,
+                Some(Self::EMPTY) => Some(None),
+                Some(m) => Some(Some(MsgId(m))),
+            },
         }
     }
 
     /// Records a read of `k`; `keys` is how many keys the history has (every id below it).
-    fn insert(&mut self, k: KeyId, last: (u32, Option<MsgId>), keys: usize) {
+    fn insert(&mut self, k: KeyId, last: Option<MsgId>, keys: usize) {
         if let LastReads::Few(m) = self
             && m.len() >= 16
             && m.len() * 4 > keys
         {
-            let mut slots = vec![(Self::UNREAD, None); keys];
+            let mut slots = vec![Self::UNREAD; keys];
             for (k, last) in m.drain() {
-                slots[k.0 as usize] = last;
+                slots[k.0 as usize] = Self::slot(last);
             }
             *self = LastReads::Many(slots);
         }
@@ -178,11 +183,15 @@ impl LastReads {
             LastReads::Many(v) => {
                 let i = k.0 as usize;
                 if v.len() <= i {
-                    v.resize(i + 1, (Self::UNREAD, None));
+                    v.resize(i + 1, Self::UNREAD);
                 }
-                v[i] = last;
+                v[i] = Self::slot(last);
             }
         }
+    }
+
+    fn slot(last: Option<MsgId>) -> u32 {
+        last.map_or(Self::EMPTY, |m| m.0)
     }
 
     /// Forgets every key not kept (an assign's).
@@ -192,8 +201,8 @@ impl LastReads {
             LastReads::Many(v) => {
                 for (i, slot) in v.iter_mut().enumerate() {
                     // Below 2^32: key ids are `u32`.
-                    if slot.0 != Self::UNREAD && !keep(KeyId(i as u32)) {
-                        slot.0 = Self::UNREAD;
+                    if *slot != Self::UNREAD && !keep(KeyId(i as u32)) {
+                        *slot = Self::UNREAD;
                     }
                 }
             }
@@ -550,10 +559,7 @@ impl<'h> Checker<'h> {
     /// `poll-skip` and `nonmonotonic-poll`: successive `:ok` polls of a key by one process
     /// must continue exactly where the previous one ended.
     fn poll_skip_and_nonmonotonic(&mut self) {
-        // process -> key -> (the position in the history of the last op that read the key,
-        // the last value it read there). A position, not a reference, and a slot per key
-        // once a process has read many ([`LastReads`]): the final phase's processes each
-        // read every key, so this holds 64 entries a key at its height.
+        // process -> key -> the last value it read there ([`LastReads`]).
         let mut last_reads: HashMap<u32, LastReads> = HashMap::default();
         let h = self.h;
         let keys = h.tables.keys();
@@ -567,33 +573,30 @@ impl<'h> Checker<'h> {
                 }
                 OpValue::Poll(_) => {
                     for (k, pairs) in reads_of(op) {
-                        let Some((last_pos, v)) =
-                            last_reads.get(&op.process).and_then(|lr| lr.get(*k))
-                        else {
+                        let Some(v) = last_reads.get(&op.process).and_then(|lr| lr.get(*k)) else {
                             continue;
                         };
-                        let last_op = &h.ops[last_pos as usize];
                         let k = *k;
                         let v2 = pairs.first().map(|p| p.1);
                         match self.delta(k, v, v2) {
                             (d, Some((i1, i2))) if d > 1 => self.report("poll-skip", |c| {
+                                let last_op = c.last_read_op(pos, op.process, k);
                                 json!({"key": c.key(k), "delta": d, "skipped": c.skipped(k, i1, i2),
-                                       "ops": [c.op(last_op, Some(k)), c.op(op, Some(k))]})
+                                       "ops": [last_op.map(|o| c.op(o, Some(k))), c.op(op, Some(k))]})
                             }),
                             (d, _) if d < 1 => self.report("nonmonotonic-poll", |c| {
+                                let last_op = c.last_read_op(pos, op.process, k);
                                 json!({"key": c.key(k), "delta": d,
                                        "values": [v.map(|v| c.msg(v)), v2.map(|v| c.msg(v))],
-                                       "ops": [c.op(last_op, Some(k)), c.op(op, Some(k))]})
+                                       "ops": [last_op.map(|o| c.op(o, Some(k))), c.op(op, Some(k))]})
                             }),
                             _ => {}
                         }
                     }
                     if op.kind == OpType::Ok {
-                        // Below 2^32: `History::push` numbers no more ops than that.
-                        let pos = u32::try_from(pos).expect("fewer than 2^32 ops");
                         let lr = last_reads.entry(op.process).or_default();
                         for (k, pairs) in reads_of(op) {
-                            lr.insert(*k, (pos, pairs.last().map(|p| p.1)), keys);
+                            lr.insert(*k, pairs.last().map(|p| p.1), keys);
                         }
                     }
                 }
@@ -604,6 +607,15 @@ impl<'h> Checker<'h> {
                 last_reads.remove(&op.process);
             }
         }
+    }
+
+    /// The op a process's last read of key `k` before record `pos` came from: its latest
+    /// `:ok` poll before `pos` that read `k` (poll-skip keeps the value read, not the op;
+    /// only a reported example looks the op up).
+    fn last_read_op(&self, pos: usize, process: u32, k: KeyId) -> Option<&'h Op> {
+        self.h.ops[..pos].iter().rev().find(|o| {
+            o.process == process && o.kind == OpType::Ok && reads_of(o).any(|(rk, _)| *rk == k)
+        })
     }
 
     /// `nonmonotonic-send`: a process's later send to a key must land at a higher index.
@@ -999,6 +1011,12 @@ mod tests {
         let r = b.check();
         assert_eq!(types(&r), vec!["poll-skip"]);
         assert_eq!(r.errors["poll-skip"].examples[0]["skipped"], json!([2]));
+        // The example names the poll that read offset 0 and the one that skipped.
+        let ops = &r.errors["poll-skip"].examples[0]["ops"];
+        assert_eq!(
+            (ops[0]["index"].clone(), ops[1]["index"].clone()),
+            (json!(7), json!(9))
+        );
         // An assign that drops the key forgets the process's position: no skip then.
         let mut reassigned = three_sends();
         reassigned
@@ -1031,12 +1049,20 @@ mod tests {
         assert!(ok.check().errors.is_empty());
         let mut skip = three_sends();
         many(&mut skip);
+        // Process 1 polls another key between its two reads of x: the example still names
+        // the poll that last read x.
         skip.poll(1, &[("x", &[(0, 1)])])
+            .poll(1, &[("k3", &[])])
             .poll(1, &[("x", &[(2, 3)])])
             .poll(2, &[("x", &[(1, 2)])]);
         let r = skip.check();
         assert_eq!(types(&r), vec!["poll-skip"]);
         assert_eq!(r.errors["poll-skip"].examples[0]["skipped"], json!([2]));
+        let ops = &r.errors["poll-skip"].examples[0]["ops"];
+        assert_eq!(
+            (ops[0]["index"].clone(), ops[1]["index"].clone()),
+            (json!(89), json!(93))
+        );
         let mut repeat = three_sends();
         many(&mut repeat);
         repeat

@@ -195,7 +195,11 @@ impl Tables {
         if let Some(&id) = self.other_ids.get(m) {
             return id;
         }
-        let n = u32::try_from(self.others.len()).expect("fewer than 2^31 distinct values");
+        // Below 2^31 - 2: the checker keeps the two ids above that as markers of its own.
+        let n = u32::try_from(self.others.len())
+            .ok()
+            .filter(|n| *n < OTHER_BIT - 2)
+            .expect("fewer than 2^31 - 2 distinct values");
         let id = MsgId(OTHER_BIT | n);
         self.others.push(m.clone());
         self.other_ids.insert(m.clone(), id);
