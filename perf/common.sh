@@ -30,13 +30,15 @@ build() {
         && cargo build --quiet --profile "$profile" -p kafka-perf --bin floor --bin gen-requests)
 }
 
-# runner_bins: builds this tree's release runner and node and sets NEW (its runner), NODE (the
-# node every run drives: $NODE if given, else this tree's) and BINS (BASE, an older runner to
-# interleave, if given, then NEW). For the perf/runner-*.sh scripts.
+# runner_bins: builds this tree's release runner and node and sets NEW (its runner, or
+# $NEW_BIN if given, a runner built elsewhere, when nothing is built), NODE (the node every run
+# drives: $NODE if given, else this tree's) and BINS (BASE, an older runner to interleave, if
+# given, then NEW). For the perf/runner-*.sh scripts.
 runner_bins() {
-    (cd "$ROOT" && cargo build --quiet --release -p kafka-workload --bin kafka-workload \
+    [[ -n "${NEW_BIN:-}" && -n "${NODE:-}" ]] || (cd "$ROOT" \
+        && cargo build --quiet --release -p kafka-workload --bin kafka-workload \
         && cargo build --quiet --release --bin maelstrom-kafka)
-    NEW="$TARGET_DIR/release/kafka-workload"
+    NEW="${NEW_BIN:-$TARGET_DIR/release/kafka-workload}"
     NODE="${NODE:-$TARGET_DIR/release/maelstrom-kafka}"
     BINS=()
     [[ -n "${BASE:-}" ]] && BINS+=("$BASE")

@@ -10,7 +10,8 @@
 #
 # Settings (environment): RUNS (2), ARGS (the test options; default the issue's
 # `--node-count 1 --concurrency 64 --rate 100000 --time-limit 10`), NODE (the node binary;
-# default this tree's release maelstrom-kafka), BASE (an older kafka-workload to interleave).
+# default this tree's release maelstrom-kafka), BASE (an older kafka-workload to interleave),
+# NEW_BIN (the new kafka-workload, if not this tree's: e.g. one built before a rebase).
 # Prints one line per run and the medians per binary; `final_s` is the final phase's length.
 # `cpu` counts the runner from spawn to teardown (main, recovery, final phase), not the
 # checker that follows; `rss/op` is the whole process's peak, the checker's included, over
