@@ -349,7 +349,7 @@ impl Builder {
                 Ok(OpValue::Send { key, offset, msg })
             }
             [f] if f == "poll" => Ok(match kind {
-                OpType::Ok => OpValue::Poll(Some(Vec::new().into())),
+                OpType::Ok => OpValue::Poll(Some(Box::default())),
                 _ => OpValue::Poll(None),
             }),
             [f, Value::Object(reads)] if f == "poll" => {
@@ -366,7 +366,7 @@ impl Builder {
                     // Shared as in a run, so re-judging a long history needs no more memory.
                     out.push(self.h.tables.read(key, pairs));
                 }
-                Ok(OpValue::Poll(Some(self.h.share_poll(out))))
+                Ok(OpValue::Poll(Some(out.into())))
             }
             _ => Err(format!("unknown micro-op {m}")),
         }
@@ -925,7 +925,7 @@ mod tests {
             panic!("{:?}", lines[5])
         };
         assert_eq!(reads.len(), 2);
-        assert_eq!(*lines[7].value, OpValue::Poll(Some(Vec::new().into())));
+        assert_eq!(*lines[7].value, OpValue::Poll(Some(Box::default())));
         assert_eq!(*lines[9].value, OpValue::Crash);
         assert_eq!(h.error(&h.ops[4]), Some(r#"["node-crashed","n1"]"#));
         assert_eq!(loaded.outcome.timeline.partitions, vec![(25, 55)]);

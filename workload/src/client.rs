@@ -510,7 +510,7 @@ mod tests {
         assert!(matches!(w.give_up(true), Some((OpType::Fail, _))));
         w.pending = Pending::Commit {
             msg_id: 2,
-            msgs: Vec::new().into(),
+            msgs: Box::new([]),
         };
         // A poll whose commit timed out is an indeterminate poll with no data.
         assert_eq!(w.give_up(false), Some((OpType::Info, OpValue::Poll(None))));

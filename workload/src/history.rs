@@ -363,8 +363,7 @@ impl F {
 pub type Keys = Arc<Vec<KeyId>>;
 
 /// What one poll returned: for each key in the reply, its `[offset, msg]` pairs in order.
-/// Shared between polls that returned the same ([`History::intern_polled`]).
-pub type PollResult = Arc<[KeyRead]>;
+pub type PollResult = Box<[KeyRead]>;
 
 /// One key's pairs in one poll reply, shared between polls that read the same pairs of the
 /// same key ([`Tables::read`]): the final phase's 64 clients each read every key
@@ -733,17 +732,7 @@ pub struct History {
     long_waits: FxHashMap<u32, u64>,
     /// Invocations and completions recorded so far: the next one's index.
     lines: u32,
-    /// The last few large poll results interned, to share with an equal one.
-    recent_polls: Vec<PollResult>,
 }
-
-/// A poll result of this many keys or more is looked for among the recent ones, and kept
-/// among them: the final phase's, which name every key.
-const SHARED_POLL_KEYS: usize = 64;
-
-/// How many large poll results are kept to compare with: the final phase's first polls, all
-/// alike, and the later ones, alike among themselves, come interleaved.
-const RECENT_POLLS: usize = 4;
 
 impl History {
     /// Records an invocation or a completion. Processes and indices are kept as `u32`: a
@@ -895,7 +884,7 @@ impl History {
     /// one pass ([`Polled::Runs`]) are their values' ids already; a run is looked up
     /// without a copy.
     pub fn intern_polled(&mut self, msgs: Polled) -> PollResult {
-        let reads: Vec<KeyRead> = match msgs {
+        match msgs {
             Polled::Runs(runs) => runs
                 .iter()
                 .map(|(k, pairs)| {
@@ -920,27 +909,7 @@ impl History {
                     self.tables.read(key, pairs)
                 })
                 .collect(),
-        };
-        self.share_poll(reads)
-    }
-
-    /// A large poll result equal to a recent one is that one again. In the final phase every
-    /// client polls every key from offset 0 and they read the same: a result naming every key
-    /// (8 bytes a key, 175,000 keys after a minute at 100k ops/s) is kept once, not 64 times.
-    /// The reads in it are shared already, so comparing them is mostly comparing pointers.
-    pub fn share_poll(&mut self, reads: Vec<KeyRead>) -> PollResult {
-        if reads.len() < SHARED_POLL_KEYS {
-            return reads.into();
         }
-        if let Some(same) = self.recent_polls.iter().find(|p| p[..] == reads[..]) {
-            return Arc::clone(same);
-        }
-        let result: PollResult = reads.into();
-        if self.recent_polls.len() == RECENT_POLLS {
-            self.recent_polls.remove(0);
-        }
-        self.recent_polls.push(Arc::clone(&result));
-        result
     }
 
     pub fn push_nemesis(&mut self, time: u64, f: &'static str, value: serde_json::Value) {
@@ -1161,43 +1130,6 @@ fn push_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Final-phase polls that read the same keep one result, whether they come in a row or
-    /// between others; one read apart, or past the few kept, they keep their own.
-    #[test]
-    fn equal_large_poll_results_are_kept_once() {
-        let mut h = History::default();
-        let poll = |h: &mut History, from: i64, n: u32| -> Vec<KeyRead> {
-            (0..n)
-                .map(|i| {
-                    let key = h.tables.key(&i.to_string());
-                    h.tables.read(key, vec![(from, MsgId(i))].into())
-                })
-                .collect()
-        };
-        let first = poll(&mut h, 0, 200);
-        let a = h.share_poll(first.clone());
-        let same = poll(&mut h, 0, 200);
-        let b = h.share_poll(same);
-        assert!(Arc::ptr_eq(&a, &b), "the same reads, one result");
-        let on = poll(&mut h, 1, 200);
-        let later = h.share_poll(on);
-        assert!(!Arc::ptr_eq(&a, &later));
-        let same = poll(&mut h, 0, 200);
-        let again = h.share_poll(same);
-        assert!(Arc::ptr_eq(&a, &again), "found behind another");
-        let mut one_off = first.clone();
-        one_off[199] = h.tables.read(KeyId(199), vec![(5, MsgId(1))].into());
-        let one_off = h.share_poll(one_off);
-        assert!(!Arc::ptr_eq(&a, &one_off));
-        for from in 10..10 + RECENT_POLLS as i64 {
-            let other = poll(&mut h, from, 200);
-            h.share_poll(other);
-        }
-        let evicted = h.share_poll(first);
-        assert!(!Arc::ptr_eq(&a, &evicted), "only the last few are kept");
-        assert_eq!(a[..], evicted[..]);
-    }
 
     #[test]
     fn interns_small_ints_as_themselves_and_keeps_others_distinct() {

@@ -131,7 +131,7 @@ mod tests {
                 offset: Some(0),
                 msg: MsgId(0),
             },
-            OpValue::Poll(Some(Vec::new().into())),
+            OpValue::Poll(Some(Box::new([]))),
             OpValue::Assign {
                 keys: std::sync::Arc::new(vec![k]),
                 seek_to_beginning: false,
