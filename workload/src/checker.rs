@@ -572,8 +572,10 @@ impl<'h> Checker<'h> {
                     }
                 }
                 OpValue::Poll(_) => {
+                    // Looked up once a poll, not once a key it read (a final poll reads all).
+                    let before = last_reads.get(&op.process);
                     for (k, pairs) in reads_of(op) {
-                        let Some(v) = last_reads.get(&op.process).and_then(|lr| lr.get(*k)) else {
+                        let Some(v) = before.and_then(|lr| lr.get(*k)) else {
                             continue;
                         };
                         let k = *k;

@@ -137,15 +137,6 @@ pub struct Offsets {
     next: Vec<i64>,
 }
 
-impl PartialEq for Offsets {
-    /// The same keys at the same offsets, however many trailing zeros are held.
-    fn eq(&self, other: &Offsets) -> bool {
-        self.keys == other.keys && self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for Offsets {}
-
 impl Offsets {
     /// Every key of `keys` (sorted, no repeats) from offset 0, sharing the list.
     pub fn from_sorted(keys: Keys) -> Offsets {
@@ -298,16 +289,18 @@ impl Worker {
     }
 
     /// A poll's result moves the read offsets on at once, before the commit is sent and
-    /// whether or not it succeeds (the commit trap, `docs/protocol.md` §5.1). Returns the
-    /// offsets to commit: the highest read per key that returned anything.
-    /// Returns whether there is anything to commit ([`commit_offsets`] of the same reads).
+    /// whether or not it succeeds (the commit trap, `docs/protocol.md` §5.1). Returns
+    /// whether there is anything to commit ([`commit_offsets`] of the same reads: a key
+    /// that returned anything).
     pub fn advance(&mut self, polled: &[KeyRead]) -> bool {
+        let mut any = false;
         for (key, pairs) in reads(polled) {
             let max = pairs.max_offset();
+            any |= max.is_some();
             let next = self.offsets.entry(*key);
             *next = (*next).max(max.unwrap_or(-1).saturating_add(1));
         }
-        commit_offsets(polled).next().is_some()
+        any
     }
 
     /// An `assign` answered: the client reads from the assigned keys only, keeping its

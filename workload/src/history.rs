@@ -593,32 +593,11 @@ impl OpValue {
         }
     }
 
-    /// Whether `inv` is exactly [`OpValue::invocation`] of this completion's value, without
-    /// building it (an assign's keys are compared by address first: the final phase's name
-    /// every key).
+    /// Whether `inv` is exactly [`OpValue::invocation`] of this completion's value (an
+    /// assign's keys, shared by the final phase's every client, compare by address first:
+    /// `Arc`'s equality does that for `Eq` contents).
     fn answers(&self, inv: &OpValue) -> bool {
-        match (self, inv) {
-            (
-                OpValue::Send { key, msg, .. },
-                OpValue::Send {
-                    key: k,
-                    offset: None,
-                    msg: m,
-                },
-            ) => key == k && msg == m,
-            (OpValue::Poll(_), OpValue::Poll(None)) | (OpValue::Crash, OpValue::Crash) => true,
-            (
-                OpValue::Assign {
-                    keys,
-                    seek_to_beginning: s,
-                },
-                OpValue::Assign {
-                    keys: ks,
-                    seek_to_beginning: t,
-                },
-            ) => s == t && (Arc::ptr_eq(keys, ks) || keys == ks),
-            _ => false,
-        }
+        *inv == self.invocation()
     }
 }
 

@@ -414,10 +414,12 @@ fn explain_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
         return Ok(Inbound::Other { dest });
     };
     // The schemas' structs refuse a key written twice: they are given Maelstrom's map.
-    let reply = match head.repeated.then(|| last_wins(&body)).flatten() {
-        Some(body) => classify(&head, &body),
-        None => classify(&head, &body),
+    let deduped = if head.repeated {
+        last_wins(&body)
+    } else {
+        None
     };
+    let reply = classify(&head, deduped.as_deref().unwrap_or(&body));
     Ok(Inbound::Reply {
         dest,
         in_reply_to,
