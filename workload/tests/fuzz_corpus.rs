@@ -13,7 +13,27 @@ use kafka_workload::checker::Validity;
 use kafka_workload::fuzz::{Judged, node_lines, one_line, poll_msgs};
 
 fn seeds() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/node_lines")
+    seeds_of("node_lines")
+}
+
+fn seeds_of(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target)
+}
+
+/// The seeds of `target` that `read` takes in one pass, sorted; `read` panics where its
+/// readings differ.
+fn taken_in_one_pass(target: &str, read: fn(&[u8]) -> bool) -> Vec<String> {
+    let mut taken = Vec::new();
+    for entry in std::fs::read_dir(seeds_of(target)).unwrap() {
+        let path = entry.unwrap().path();
+        if read(&std::fs::read(&path).unwrap()) {
+            taken.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    taken.sort();
+    taken
 }
 
 fn judge(name: &str) -> Judged {
@@ -78,18 +98,8 @@ fn deep_nesting_is_refused_or_kept_as_text_without_recursing_away() {
 
 #[test]
 fn poll_reply_seeds_are_read_alike_in_one_pass_and_by_serde() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/poll_msgs");
-    let mut one_pass = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        // Panics where the two readings differ.
-        if poll_msgs(&std::fs::read(&path).unwrap()) {
-            one_pass.push(path.file_name().unwrap().to_string_lossy().into_owned());
-        }
-    }
-    one_pass.sort();
     assert_eq!(
-        one_pass,
+        taken_in_one_pass("poll_msgs", poll_msgs),
         // A key written twice is left to serde, which keeps the later pairs.
         ["many-keys", "not-a-run", "runs", "whitespace"]
     );
@@ -97,17 +107,10 @@ fn poll_reply_seeds_are_read_alike_in_one_pass_and_by_serde() {
 
 #[test]
 fn line_seeds_are_read_alike_in_one_pass_and_by_the_explaining_path() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/one_line");
-    let mut one_pass = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        // Panics where the readings differ.
-        if one_line(&std::fs::read(&path).unwrap()) {
-            one_pass.push(path.file_name().unwrap().to_string_lossy().into_owned());
-        }
-    }
-    one_pass.sort();
     // The rest is left to serde: a key twice, odd numbers, escapes, a control character,
     // trailing text.
-    assert_eq!(one_pass, ["poll-ok", "send-ok", "whitespace-and-order"]);
+    assert_eq!(
+        taken_in_one_pass("one_line", one_line),
+        ["poll-ok", "send-ok", "whitespace-and-order"]
+    );
 }
