@@ -30,14 +30,14 @@ build() {
         && cargo build --quiet --profile "$profile" -p kafka-perf --bin floor --bin gen-requests)
 }
 
-# runner_bins: builds this tree's release runner and node and sets NEW (its runner, or
-# $NEW_BIN if given, a runner built elsewhere, when nothing is built), NODE (the node every run
-# drives: $NODE if given, else this tree's) and BINS (BASE, an older runner to interleave, if
-# given, then NEW). For the perf/runner-*.sh scripts.
+# runner_bins: sets NEW (this tree's release runner, or $NEW_BIN if given, a runner built
+# elsewhere), NODE (the node every run drives: $NODE if given, else this tree's) and BINS
+# (BASE, an older runner to interleave, if given, then NEW), building only the ones of this
+# tree it uses. For the perf/runner-*.sh scripts.
 runner_bins() {
-    [[ -n "${NEW_BIN:-}" && -n "${NODE:-}" ]] || (cd "$ROOT" \
-        && cargo build --quiet --release -p kafka-workload --bin kafka-workload \
-        && cargo build --quiet --release --bin maelstrom-kafka)
+    [[ -n "${NEW_BIN:-}" ]] || (cd "$ROOT" \
+        && cargo build --quiet --release -p kafka-workload --bin kafka-workload)
+    [[ -n "${NODE:-}" ]] || (cd "$ROOT" && cargo build --quiet --release --bin maelstrom-kafka)
     NEW="${NEW_BIN:-$TARGET_DIR/release/kafka-workload}"
     NODE="${NODE:-$TARGET_DIR/release/maelstrom-kafka}"
     BINS=()

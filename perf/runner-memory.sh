@@ -11,7 +11,8 @@
 #   SHAPES="60s" RUNS=2 perf/runner-memory.sh      # some of: 10s 60s 3node
 #
 # Settings (environment): SHAPES ("10s 60s 3node"), RUNS (1 per shape and binary), NODE (the
-# node binary; default this tree's release maelstrom-kafka), BASE (an older kafka-workload).
+# node binary; default this tree's release maelstrom-kafka), BASE (an older kafka-workload),
+# NEW_BIN (the new kafka-workload, if not this tree's).
 # Columns: ops (every invocation, crashes included), held_MiB (RSS 5 s into the recovery
 # sleep), run_MiB (the highest RSS sampled, every 0.5 s, until the final phase ended), peak_MiB
 # and B/op (GNU time's maximum, over the operations), the verdict.

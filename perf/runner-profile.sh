@@ -9,7 +9,7 @@
 #   BIN=/path/to/kafka-workload perf/runner-profile.sh
 #   ARGS="--node-count 3 --concurrency 64 --rate 100000 --time-limit 20" perf/runner-profile.sh
 #
-# Settings (environment): BIN (default this tree's release kafka-workload), NODE (default this
+# Settings (environment): BIN or NEW_BIN (default this tree's release kafka-workload), NODE (default this
 # tree's release maelstrom-kafka), ARGS (default `--node-count 1 --concurrency 64 --rate 100000
 # --time-limit 10 --recovery-sleep 1`), FREQ (samples a second, 499), TOP (frames shown, 10).
 # Samples are `cpu-clock` at FREQ Hz with DWARF call stacks, so samples ÷ FREQ ≈ CPU seconds.
@@ -19,8 +19,10 @@ source "$(dirname "$0")/common.sh"
 ARGS="${ARGS:---node-count 1 --concurrency 64 --rate 100000 --time-limit 10 --recovery-sleep 1}"
 FREQ="${FREQ:-499}"
 TOP="${TOP:-10}"
+# BIN is this script's older name for NEW_BIN: either skips building this tree's runner.
+NEW_BIN="${NEW_BIN:-${BIN:-}}"
 runner_bins
-BIN="${BIN:-$NEW}"
+BIN="$NEW"
 out="$WORK/runner-profile"
 rm -rf "$out" && mkdir -p "$out"
 
