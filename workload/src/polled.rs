@@ -310,7 +310,8 @@ impl<'a> Cursor<'a> {
         let len = rest
             .iter()
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if rest[len] != b'"' {
+        // A key longer than Jackson takes is left to the reading that measures it.
+        if rest[len] != b'"' || len > crate::protocol::MAX_NAME_UNITS {
             return None;
         }
         // Both ends are at ASCII bytes, so on character boundaries.

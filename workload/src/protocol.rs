@@ -205,6 +205,11 @@ pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     if let Some(inbound) = one_pass(line, names) {
         return Ok(inbound);
     }
+    // What the one-pass reading takes is within them (its strings are short, its numbers
+    // fit a u64, it nests four deep); anything else is measured against Jackson's limits.
+    if let Some(past) = past_jacksons_limits(line) {
+        return Err(past);
+    }
     if is_object(line)
         && let Ok(env) = serde_json::from_str::<Envelope<'_, MapOnly<Fast<'_>>>>(line)
         && matches!(names.dest(&env.src), Dest::Node(_))
@@ -217,7 +222,7 @@ pub fn parse_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
             reply,
         });
     }
-    parse_line_slow(line, names)
+    read_line(line, names)
 }
 
 /// A node's line read and checked in one pass, without serde, if it is a reply in the
@@ -313,6 +318,118 @@ fn one_pass_body(c: &mut Cursor<'_>) -> Option<(u64, Reply)> {
 /// [`parse_line`] without the one-pass shortcuts: envelope first, then the body, each first
 /// made a map as Maelstrom's reader makes it.
 pub(crate) fn parse_line_slow(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
+    match past_jacksons_limits(line) {
+        Some(past) => Err(past),
+        None => read_line(line, names),
+    }
+}
+
+/// Jackson's default read limits, which Maelstrom's reader (cheshire over Jackson 2.17)
+/// runs with: containers nested at most this deep;
+const MAX_DEPTH: usize = 1000;
+/// a number of at most this many digits (integer, fraction and exponent together);
+const MAX_NUMBER_DIGITS: usize = 1000;
+/// a string value of at most this many UTF-16 units once unescaped (Java's `char`s);
+const MAX_STRING_UNITS: usize = 20_000_000;
+/// a key of at most this many.
+pub(crate) const MAX_NAME_UNITS: usize = 50_000;
+
+/// Why Maelstrom's reader throws on `line` before it has read its first value, if a part
+/// of that value is past one of Jackson's limits. Only the first value is measured, as
+/// Jackson reads no further; text that is not JSON is measured as far as it looks like
+/// JSON (what Jackson refuses for that is refused anyway, under another name).
+fn past_jacksons_limits(line: &str) -> Option<InvalidLine> {
+    let b = line.as_bytes();
+    // For each container open around `at`, whether it is an object.
+    let mut open: Vec<bool> = Vec::new();
+    let mut name_next = false;
+    let mut at = 0;
+    let past = |what: String| {
+        Some(InvalidLine(format!(
+            "stdout line holds {what}, past what Maelstrom's JSON reader takes: {THROWS}"
+        )))
+    };
+    while let Some(&c) = b.get(at) {
+        at += 1;
+        match c {
+            b'{' | b'[' => {
+                if open.len() == MAX_DEPTH {
+                    return past(format!("containers nested more than {MAX_DEPTH} deep"));
+                }
+                open.push(c == b'{');
+                name_next = c == b'{';
+            }
+            b'}' | b']' => {
+                open.pop();
+                if open.is_empty() {
+                    return None;
+                }
+                name_next = false;
+            }
+            b',' => name_next = open.last() == Some(&true),
+            b'"' => {
+                let (units, end) = string_units(b, at);
+                at = end;
+                let (limit, what) = if name_next {
+                    (MAX_NAME_UNITS, "a key")
+                } else {
+                    (MAX_STRING_UNITS, "a string")
+                };
+                if units > limit {
+                    return past(format!("{what} of {units} characters (at most {limit})"));
+                }
+                name_next = false;
+            }
+            b'-' | b'0'..=b'9' => {
+                let mut digits = usize::from(c != b'-');
+                while let Some(&d) = b
+                    .get(at)
+                    .filter(|d| matches!(d, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                {
+                    digits += usize::from(d.is_ascii_digit());
+                    at += 1;
+                }
+                if digits > MAX_NUMBER_DIGITS {
+                    return past(format!(
+                        "a number of {digits} digits (at most {MAX_NUMBER_DIGITS})"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if open.is_empty() && !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            // A first value that is no container: read, and not a map either way.
+            return None;
+        }
+    }
+    None
+}
+
+/// The UTF-16 units of the string whose text starts at `b[at..]` (after its opening
+/// quote), unescaped, and where it ends (after its closing quote, or at the end).
+fn string_units(b: &[u8], mut at: usize) -> (usize, usize) {
+    let mut units = 0;
+    while let Some(&c) = b.get(at) {
+        at += 1;
+        units += match c {
+            b'"' => return (units, at),
+            // `\uXXXX` is one unit (a pair of them one character past U+FFFF, as in
+            // UTF-16); any other escape is one character.
+            b'\\' => {
+                at += if b.get(at) == Some(&b'u') { 5 } else { 1 };
+                1
+            }
+            // UTF-8: continuation bytes add nothing; a four-byte character is two units.
+            0x80..=0xbf => 0,
+            0xf0..=0xff => 2,
+            _ => 1,
+        };
+    }
+    (units, at)
+}
+
+/// [`parse_line_slow`] of a line within Jackson's limits.
+fn read_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
     let read = explain_line(line, names);
     if read.is_ok() {
         return read;
@@ -1568,6 +1685,73 @@ mod tests {
                 "{l}"
             );
         }
+    }
+
+    /// Jackson's read limits, each at its edge: what is within is read, what is one past
+    /// it kills the stdout on every path, naming the limit.
+    #[test]
+    fn what_is_past_jacksons_limits_is_refused_and_what_is_within_is_read() {
+        let within_and_past = |within: &str, past: &str, what: &str| {
+            for l in [within, past] {
+                let paths = [parse_line(l, &names()), parse_line_slow(l, &names())];
+                for got in paths {
+                    if l == within {
+                        assert!(got.is_ok(), "{}: {got:?}", crate::text::clip(l, 80));
+                    } else {
+                        let Err(InvalidLine(why)) = got else {
+                            panic!("{} read: {got:?}", crate::text::clip(l, 80));
+                        };
+                        assert!(why.contains(what), "{why}");
+                    }
+                }
+            }
+        };
+        let nested = |d: usize| format!("{}1{}", "[".repeat(d), "]".repeat(d));
+        // The line and its body are two levels; a poll's msgs, its key and a pair three
+        // more: 1000 in all is read.
+        within_and_past(
+            &poll_line(&format!(r#"{{"k":[[0,{}]]}}"#, nested(995))),
+            &poll_line(&format!(r#"{{"k":[[0,{}]]}}"#, nested(996))),
+            "nested more than 1000 deep",
+        );
+        let gossip =
+            |v: &str| format!(r#"{{"src":"n0","dest":"n1","body":{{"type":"g","v":{v}}}}}"#);
+        within_and_past(&gossip(&nested(998)), &gossip(&nested(999)), "nested");
+        // Only the first value is read: what follows it is never measured.
+        let first = format!("{}{}", gossip("1"), "[".repeat(2000));
+        assert!(parse_line(&first, &names()).is_ok());
+        let digits = |n: usize| "7".repeat(n);
+        for (within, past) in [
+            (digits(1000), digits(1001)),
+            (format!("-{}", digits(1000)), format!("-{}", digits(1001))),
+            (
+                format!("1.{}e-10", digits(997)),
+                format!("1.{}e-10", digits(998)),
+            ),
+        ] {
+            within_and_past(
+                &poll_line(&format!(r#"{{"k":[[0,{within}]]}}"#)),
+                &poll_line(&format!(r#"{{"k":[[0,{past}]]}}"#)),
+                "digits (at most 1000)",
+            );
+        }
+        // A key is measured in UTF-16 units once unescaped: `é` (two bytes) is one, `𝄞`
+        // (four bytes) two, `\u0041` one; the one-pass reading leaves a long key to the
+        // rest.
+        let key = |s: String| poll_line(&format!(r#"{{"{s}":[[0,1]]}}"#));
+        for (unit, per) in [("a", 1), ("é", 1), ("𝄞", 2), ("\\u0041", 1)] {
+            within_and_past(
+                &key(unit.repeat(50_000 / per)),
+                &key(unit.repeat(50_000 / per + 1)),
+                "a key of",
+            );
+        }
+        // A string value may be longer than a key, up to 20,000,000 units.
+        within_and_past(
+            &gossip(&format!("\"{}\"", "a".repeat(50_001))),
+            &gossip(&format!("\"{}\"", "a".repeat(20_000_001))),
+            "a string of 20000001 characters",
+        );
     }
 
     #[test]

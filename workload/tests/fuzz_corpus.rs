@@ -89,10 +89,12 @@ fn lines_maelstrom_would_refuse_are_counted_not_recorded() {
 }
 
 #[test]
-fn deep_nesting_is_refused_or_kept_as_text_without_recursing_away() {
+fn nesting_deeper_than_maelstroms_reader_takes_is_refused() {
+    // 5,000 levels, in a field no schema names and in a polled value: Jackson reads
+    // 1,000 and throws past them, so each line kills the stdout, without recursing away.
     for name in ["deep-nesting", "deep-value"] {
         let j = judge(name);
-        assert_eq!(j.invalid_lines + j.ops, 1, "{name}: {j:?}");
+        assert_eq!((j.invalid_lines, j.ops), (1, 0), "{name}: {j:?}");
     }
 }
 
