@@ -64,9 +64,7 @@ pub fn node_lines(data: &[u8]) -> Judged {
     let mut generator = Generator::new(4, 16, 1.0 / 64.0);
     let mut invalid_lines = 0;
     let mut negative_offset = false;
-    // The bytes after the last newline are a line only if there are any.
-    let data = data.strip_suffix(b"\n").unwrap_or(data);
-    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+    for (i, line) in crate::node::java_lines(data).enumerate() {
         let time = 2 * i as u64 + 1;
         // A line that is not UTF-8 kills the node's stdout before it is parsed.
         let Ok(line) = std::str::from_utf8(line) else {

@@ -402,6 +402,10 @@ fn push_tail(tail: &Mutex<VecDeque<String>>, line: &[u8]) {
 
 /// Splits a pipe into lines of bounded length, without assuming they are text.
 ///
+/// A line ends as Java's line reader (Maelstrom's) ends one: at a line feed, at a carriage
+/// return, or at a carriage return and the line feed right after it, which end one line
+/// together ([`java_lines`] is the same split of bytes held whole).
+///
 /// A line that fits in one read is lent straight out of the read buffer; one that spans reads
 /// is gathered in `long`, up to `max` bytes, beyond which only its length is counted.
 #[derive(Debug)]
@@ -417,6 +421,8 @@ struct Lines<R> {
     max: usize,
     /// How much of a line over `max` is kept, to show.
     glimpse: usize,
+    /// The last line ended at a carriage return: a line feed next is part of its end.
+    after_cr: bool,
 }
 
 /// One line out of [`Lines`].
@@ -439,13 +445,19 @@ impl<R: Read> Lines<R> {
             long_len: 0,
             max,
             glimpse: glimpse.min(max),
+            after_cr: false,
         }
     }
 
     /// The next complete line already read, if any. Never reads.
     fn buffered(&mut self) -> Option<Piece<'_>> {
+        if self.after_cr && self.start < self.end {
+            self.after_cr = false;
+            self.start += usize::from(self.buf[self.start] == b'\n');
+        }
         let available = &self.buf[self.start..self.end];
-        let at = available.iter().position(|&b| b == b'\n')?;
+        let at = available.iter().position(|&b| b == b'\n' || b == b'\r')?;
+        self.after_cr = available[at] == b'\r';
         let from = self.start;
         self.start += at + 1;
         if self.long_len == 0 {
@@ -527,6 +539,28 @@ impl<R: Read> Lines<R> {
             }
         })
     }
+}
+
+/// `data` split into lines as [`Lines`] splits a pipe, without its bound: at `\n`, `\r`
+/// or `\r\n`; the bytes after the last end are a line only if there are any.
+pub fn java_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(at) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..at];
+        let end = if rest[at..].starts_with(b"\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[at + end..];
+        Some(line)
+    })
 }
 
 /// The reader's state for one line at a time, so each line is handled the same way whether
@@ -1057,6 +1091,47 @@ mod tests {
         ]
         .map(|p| format!("{p:?}"));
         assert_eq!(got, want);
+    }
+
+    /// Every way of ending lines, read through every size of read: the same lines as
+    /// Java's line reader gives, and as [`java_lines`] splits them.
+    #[test]
+    fn a_carriage_return_ends_a_line_and_a_line_feed_right_after_it_ends_the_same_one() {
+        let input = b"a\nb\r\nc\rd\r\re\n\r\nf\r";
+        let want: Vec<&[u8]> = vec![b"a", b"b", b"c", b"d", b"", b"e", b"", b"f"];
+        assert_eq!(java_lines(input).collect::<Vec<_>>(), want);
+        assert_eq!(java_lines(b"x\r\ny").collect::<Vec<_>>(), [b"x", b"y"]);
+        for chunk in 1..=input.len() {
+            let mut lines = Lines::new(Trickle(input, chunk), 10, 10);
+            let mut got = Vec::new();
+            loop {
+                while let Some(piece) = lines.buffered() {
+                    got.push(format!("{piece:?}"));
+                }
+                if !lines.fill() {
+                    break;
+                }
+            }
+            if let Some(piece) = lines.last() {
+                got.push(format!("{piece:?}"));
+            }
+            let want: Vec<String> = want
+                .iter()
+                .map(|l| format!("{:?}", Piece::Line(l)))
+                .collect();
+            assert_eq!(got, want, "reads of {chunk} bytes");
+        }
+        // A reply whose line ends in `\r\n` is read; a carriage return inside one ends it
+        // there, and both halves are lines of their own (the first is no JSON).
+        let (events, _) = read_all(format!("{REPLY}\r\n{REPLY}").as_bytes());
+        assert_eq!(kinds(&events), ["line", "line", "eof"]);
+        let split = REPLY.replacen(",", ",\r", 1);
+        let (events, _) = read_all(split.as_bytes());
+        assert!(
+            kinds(&events)[0].starts_with("invalid: stdout line is not JSON"),
+            "{:?}",
+            kinds(&events)
+        );
     }
 
     #[test]

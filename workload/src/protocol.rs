@@ -445,8 +445,8 @@ fn read_line(line: &str, names: &Names) -> Result<Inbound, InvalidLine> {
 /// cheshire's Jackson takes control characters unescaped in strings (its factory allows
 /// them; here they are escaped), and reads one value from the line, never looking past it
 /// (here what follows a first object or array is cut off). `None` if neither applies.
-/// (A carriage return never reaches here inside a line under Maelstrom, whose reader ends
-/// a line at one; it is left unescaped, and so refused.)
+/// (A carriage return never reaches here inside a node's line: the runner's line reader,
+/// as Maelstrom's, ends a line at one. Given one, it is left unescaped, and so refused.)
 fn as_jackson_reads(line: &str) -> Option<String> {
     let mut out = String::new();
     let mut in_string = false;
