@@ -541,8 +541,8 @@ impl<R: Read> Lines<R> {
     }
 }
 
-/// `data` split into lines as [`Lines`] splits a pipe, without its bound: at `\n`, `\r`
-/// or `\r\n`; the bytes after the last end are a line only if there are any.
+/// `data` split into lines as the runner splits a node's stdout, without its bound: at
+/// `\n`, `\r` or `\r\n`; the bytes after the last end are a line only if there are any.
 pub fn java_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = data;
     std::iter::from_fn(move || {
