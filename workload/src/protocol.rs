@@ -1039,19 +1039,130 @@ fn number(text: &str) -> Option<Number<'_>> {
 }
 
 /// A message value from its JSON text (a `RawValue`'s), as Maelstrom tells values apart:
-/// integers as such when they fit i64 (no allocation: the common case); a larger integer
-/// as its digits; a float as the shortest text of its double, so `1.0`, `1.00` and `1e0`
-/// are one value, as they are one `Double`, and ±infinity as `1e400` and `-1e400`
-/// (JSON has no infinity; any literal past the doubles' range is that one value); any
-/// other value as its compact JSON text.
+/// integers as such when they fit i64 (no allocation: the common case); any other value
+/// as its [`canonical`] text, so that two values have one text exactly when Maelstrom
+/// holds them equal.
 pub(crate) fn msg_of(text: &str) -> RawMsg {
     match number(text) {
         Some(Number::Int(i)) => RawMsg::Int(i),
-        Some(Number::Big(digits)) => RawMsg::Other(digits.into()),
-        Some(Number::Float(f)) if f.is_finite() => RawMsg::Other(Value::from(f).to_string().into()),
-        Some(Number::Float(f)) => RawMsg::Other(if f > 0.0 { "1e400" } else { "-1e400" }.into()),
-        None => RawMsg::Other(compact(text)),
+        _ => RawMsg::Other(canonical(text)),
     }
+}
+
+/// The text of a number as Jackson reads it: an integer as its digits, however large
+/// (`-0` is `0`); a float as the shortest text of its double, so `1.0`, `1.00` and `1e0`
+/// are one value, as they are one `Double`, and ±infinity as `1e400` and `-1e400` (JSON
+/// has no infinity; any literal past the doubles' range is that one value).
+fn number_text(n: Number<'_>, out: &mut String) {
+    match n {
+        Number::Int(i) => out.push_str(itoa::Buffer::new().format(i)),
+        Number::Big(digits) => out.push_str(digits),
+        Number::Float(f) if f.is_finite() => out.push_str(&Value::from(f).to_string()),
+        Number::Float(f) => out.push_str(if f > 0.0 { "1e400" } else { "-1e400" }),
+    }
+}
+
+/// A JSON value's text in one form for each value Maelstrom's reader tells apart: numbers
+/// as [`number_text`] writes them, at any depth (so two integers past a double's
+/// precision stay two values, where a `serde_json::Value` would round both to one
+/// double); strings with serde_json's escapes; an object's keys in order, each once,
+/// holding the value written last (a Clojure map compares without order). `text` must
+/// be one JSON value serde_json takes, within Jackson's limits (so this recursion is at
+/// most 1,000 deep); anything else is kept as written.
+fn canonical(text: &str) -> Box<str> {
+    let mut c = Cursor::new(text);
+    let mut out = String::with_capacity(text.len());
+    match canonical_value(&mut c, &mut out) {
+        Some(()) if c.at_end() => out.into(),
+        _ => text.into(),
+    }
+}
+
+/// [`canonical`] of the value at the cursor, appended to `out`.
+fn canonical_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
+    c.skip_ws();
+    let rest = c.rest();
+    match *rest.as_bytes().first()? {
+        b'{' => {
+            c.expect(b'{')?;
+            let mut entries = std::collections::BTreeMap::new();
+            if !c.eat(b'}') {
+                loop {
+                    c.skip_ws();
+                    let key = string_token(c)?;
+                    c.expect(b':')?;
+                    let mut v = String::new();
+                    canonical_value(c, &mut v)?;
+                    entries.insert(key, v);
+                    if c.eat(b'}') {
+                        break;
+                    }
+                    c.expect(b',')?;
+                }
+            }
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).ok()?);
+                out.push(':');
+                out.push_str(v);
+            }
+            out.push('}');
+        }
+        b'[' => {
+            c.expect(b'[')?;
+            out.push('[');
+            if !c.eat(b']') {
+                loop {
+                    canonical_value(c, out)?;
+                    if c.eat(b']') {
+                        break;
+                    }
+                    c.expect(b',')?;
+                    out.push(',');
+                }
+            }
+            out.push(']');
+        }
+        b'"' => {
+            let s = string_token(c)?;
+            out.push_str(&serde_json::to_string(&s).ok()?);
+        }
+        _ => {
+            let len = rest
+                .bytes()
+                .position(
+                    |b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'),
+                )
+                .unwrap_or(rest.len());
+            let token = &rest[..len];
+            match token {
+                "true" | "false" | "null" => out.push_str(token),
+                _ => number_text(number(token)?, out),
+            }
+            c.at += len;
+        }
+    }
+    Some(())
+}
+
+/// The string at the cursor (its opening quote next), unescaped.
+fn string_token(c: &mut Cursor<'_>) -> Option<String> {
+    let rest = c.rest();
+    let b = rest.as_bytes();
+    let mut end = 1;
+    loop {
+        match *b.get(end)? {
+            b'"' => break,
+            b'\\' => end += 2,
+            _ => end += 1,
+        }
+    }
+    let s = serde_json::from_str(&rest[..=end]).ok()?;
+    c.at += end + 1;
+    Some(s)
 }
 
 fn strict_int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -1604,6 +1715,34 @@ mod tests {
                 "{text}"
             );
         }
+        // Inside a value too: each value Jackson tells apart has its own text, and each
+        // it does not one text, at any depth.
+        for (a, b, same) in [
+            ("[18446744073709551617]", "[18446744073709551616]", false),
+            (
+                r#"{"x":[1,18446744073709551617]}"#,
+                r#"{"x":[1,18446744073709551616]}"#,
+                false,
+            ),
+            ("[-18446744073709551617]", "[-18446744073709551616]", false),
+            ("[1e400]", "[2E999]", true),
+            ("[-1e400]", "[1e400]", false),
+            ("[[-0]]", "[[0]]", true),
+            ("[1.0]", "[1]", false),
+            ("[1.50]", "[15e-1]", true),
+            (r#"{"b":1,"a":[2]}"#, r#" { "a" : [ 2 ] , "b" : 1 } "#, true),
+            (r#"{"a":1,"a":2}"#, r#"{"a":2}"#, true),
+            (r#"["\u0041"]"#, r#"["A"]"#, true),
+            (r#"[true,null,"x"]"#, r#"[true,null,"x"]"#, true),
+        ] {
+            let (ma, mb) = (msg_of(a), msg_of(b));
+            assert_eq!(ma == mb, same, "{a} {ma:?} against {b} {mb:?}");
+            assert_eq!(one(&format!(r#"{{"k":[[0,{a}]]}}"#)), vec![(0, ma)], "{a}");
+        }
+        assert_eq!(
+            msg_of(r#"{"x":[1,18446744073709551617,-0,1e400]}"#),
+            other(r#"{"x":[1,18446744073709551617,0,1e400]}"#)
+        );
         // Offsets past i64 are integers Maelstrom's schema takes: the reply is valid, and
         // the offset, past what Jepsen's checker can judge, is i64's nearest end.
         assert_eq!(
