@@ -44,6 +44,7 @@ use crate::error::Error;
 use crate::history::{Event, History, KeyId, KeyRead, MsgId, OpType, OpValue, Pairs};
 use crate::network::{Counts, NetStats};
 use crate::node::Exit;
+use crate::polled::Cursor;
 use crate::protocol::RawMsg;
 use crate::runner::{NodeFault, Outcome, Timeline};
 
@@ -124,17 +125,22 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         if line.trim().is_empty() {
             continue;
         }
-        let op = if *json.get_or_insert_with(|| is_json_lines(&file, line)) {
-            serde_json::from_str(line).map_err(|e| err(i + 1, format!("not JSON: {e}")))?
+        let edn_value;
+        let (op, value) = if *json.get_or_insert_with(|| is_json_lines(&file, line)) {
+            json_op(line).map_err(|e| err(i + 1, e))?
         } else {
             let forms = read::read_all(line).map_err(|e| err(i + 1, format!("not EDN: {e}")))?;
-            match forms.as_slice() {
+            let op = match forms.as_slice() {
                 [] => continue,
                 [form] => to_json(form),
                 _ => return Err(err(i + 1, "more than one operation on a line".into())),
-            }
+            };
+            edn_value = op.get("value").map(Value::to_string);
+            (op, edn_value.as_deref().and_then(Json::parse))
         };
-        builder.op(&op, i + 1).map_err(|what| err(i + 1, what))?;
+        builder
+            .op(&op, value.as_ref(), i + 1)
+            .map_err(|what| err(i + 1, what))?;
     }
     let json = json.unwrap_or_else(|| is_json_lines(&file, ""));
     if builder.h.is_empty() {
@@ -162,6 +168,151 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         outcome,
         txns: builder.txns,
     })
+}
+
+/// One line of `history.jsonl`: every field but `value` as a `Value`, and `value` as
+/// [`Json`], whose messages are read from their text as the runner read them from the
+/// node (a `Value` would round an integer past u64 and refuses `1e400`, which the runner
+/// writes for infinity). A key written twice holds the value written last.
+fn json_op(line: &str) -> Result<(Value, Option<Json<'_>>), String> {
+    let Some(entries) = crate::protocol::entries(line) else {
+        // Not an object: the error, or, for other JSON, what the builder skips.
+        return match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            Err(e) => Err(format!("not JSON: {e}")),
+            Ok(_) => Ok((serde_json::from_str(line).unwrap_or(Value::Null), None)),
+        };
+    };
+    let mut op = serde_json::Map::new();
+    let mut value = None;
+    for (k, v) in entries {
+        if k == "value" {
+            value = Some(v.get());
+        } else {
+            let v = serde_json::from_str(v.get()).map_err(|e| format!("{k}: not JSON: {e}"))?;
+            op.insert(k.into_owned(), v);
+        }
+    }
+    let value = value.and_then(Json::parse);
+    Ok((Value::Object(op), value))
+}
+
+/// A JSON value with the text of each of its parts, read from text serde_json has taken.
+#[derive(Debug)]
+struct Json<'a> {
+    text: &'a str,
+    kind: Kind<'a>,
+}
+
+#[derive(Debug)]
+enum Kind<'a> {
+    Array(Vec<Json<'a>>),
+    /// Entries as written.
+    Object(Vec<(String, Json<'a>)>),
+    /// A string, number, boolean or null.
+    Scalar,
+}
+
+impl<'a> Json<'a> {
+    /// `None` if `text` is not one JSON value.
+    fn parse(text: &'a str) -> Option<Self> {
+        let mut c = Cursor::new(text);
+        let v = Self::value(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    fn value(c: &mut Cursor<'a>) -> Option<Self> {
+        c.skip_ws();
+        let start = c.rest();
+        let kind = match *start.as_bytes().first()? {
+            b'[' => {
+                c.expect(b'[')?;
+                let mut items = Vec::new();
+                if !c.eat(b']') {
+                    loop {
+                        items.push(Self::value(c)?);
+                        if c.eat(b']') {
+                            break;
+                        }
+                        c.expect(b',')?;
+                    }
+                }
+                Kind::Array(items)
+            }
+            b'{' => {
+                c.expect(b'{')?;
+                let mut entries = Vec::new();
+                if !c.eat(b'}') {
+                    loop {
+                        c.skip_ws();
+                        let k = crate::protocol::string_token(c)?;
+                        c.expect(b':')?;
+                        entries.push((k, Self::value(c)?));
+                        if c.eat(b'}') {
+                            break;
+                        }
+                        c.expect(b',')?;
+                    }
+                }
+                Kind::Object(entries)
+            }
+            b'"' => {
+                crate::protocol::string_token(c)?;
+                Kind::Scalar
+            }
+            _ => {
+                let len = start
+                    .bytes()
+                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'))
+                    .unwrap_or(start.len());
+                c.at += len;
+                Kind::Scalar
+            }
+        };
+        let text = &start[..start.len() - c.rest().len()];
+        Some(Json { text, kind })
+    }
+
+    fn as_array(&self) -> Option<&[Json<'a>]> {
+        match &self.kind {
+            Kind::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// A string's text, unescaped.
+    fn as_str(&self) -> Option<String> {
+        self.text
+            .starts_with('"')
+            .then(|| serde_json::from_str(self.text).ok())
+            .flatten()
+    }
+
+    fn is(&self, s: &str) -> bool {
+        self.as_str().is_some_and(|t| t == s)
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match self.msg() {
+            RawMsg::Int(i) => Some(i),
+            RawMsg::Other(_) => None,
+        }
+    }
+
+    /// The value as a message, as the runner reads one from a node.
+    fn msg(&self) -> RawMsg {
+        crate::protocol::msg_of(self.text)
+    }
+
+    /// The value as a key: a string as itself, anything else as its text.
+    fn key(&self) -> String {
+        self.as_str().unwrap_or_else(|| self.text.to_owned())
+    }
+}
+
+impl std::fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text)
+    }
 }
 
 /// Whether the history is JSON lines (ours) rather than EDN (Jepsen's): by the file's
@@ -209,19 +360,13 @@ fn key_text(k: &Value) -> String {
     }
 }
 
-fn raw_msg(v: &Value) -> RawMsg {
-    match v.as_i64() {
-        Some(i) => RawMsg::Int(i),
-        None => RawMsg::Other(v.to_string().into()),
-    }
-}
-
 /// Builds the history op by op.
 #[derive(Default)]
 struct Builder {
     h: History,
-    /// Each process's open invocation: its time and, for a transaction, its micro-ops.
-    open: HashMap<u64, (u64, Vec<Value>)>,
+    /// Each process's open invocation: its time and, for a transaction, its micro-ops'
+    /// text.
+    open: HashMap<u64, (u64, Vec<String>)>,
     /// (start, heal) of each partition, from the nemesis's operations.
     partitions: Vec<(u64, u64)>,
     partition_start: Option<u64>,
@@ -233,7 +378,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn op(&mut self, op: &Value, line: usize) -> Result<(), String> {
+    fn op(&mut self, op: &Value, value: Option<&Json<'_>>, line: usize) -> Result<(), String> {
         let time = match op.get("time") {
             Some(t) => t
                 .as_u64()
@@ -244,7 +389,7 @@ impl Builder {
         let f = op.get("f").and_then(Value::as_str).unwrap_or("");
         let Some(process) = op.get("process").and_then(Value::as_u64) else {
             // The nemesis (or another non-client process): partitions only.
-            self.nemesis(time, f, op);
+            self.nemesis(time, f, op, value);
             return Ok(());
         };
         if u32::try_from(process).is_err() {
@@ -266,13 +411,17 @@ impl Builder {
             e => e.to_string().into(),
         });
         let error = error.as_deref();
-        let value = op.get("value").unwrap_or(&Value::Null);
+        let null = Json {
+            text: "null",
+            kind: Kind::Scalar,
+        };
+        let value = value.unwrap_or(&null);
         match f {
             "crash" => self.h.push(time, process, kind, OpValue::Crash, error),
             "assign" | "subscribe" => {
                 let keys: Vec<KeyId> = value
                     .as_array()
-                    .map(|ks| ks.iter().map(|k| self.h.tables.key(&key_text(k))).collect())
+                    .map(|ks| ks.iter().map(|k| self.h.tables.key(&k.key())).collect())
                     .unwrap_or_default();
                 if *self.last_assign != *keys {
                     self.last_assign = keys.into();
@@ -304,7 +453,7 @@ impl Builder {
         time: u64,
         process: u64,
         kind: OpType,
-        mops: &[Value],
+        mops: &[Json<'_>],
         error: Option<&str>,
         line: usize,
     ) -> Result<(), String> {
@@ -314,7 +463,9 @@ impl Builder {
         }
         if kind == OpType::Invoke {
             let v = self.mop(&mops[0], kind)?;
-            self.open.insert(process, (time, mops.to_vec()));
+            // Only a transaction's later micro-ops are looked up at its completion.
+            let later = mops.iter().skip(1).map(|m| m.text.to_owned()).collect();
+            self.open.insert(process, (time, later));
             self.h.push(time, process, kind, v, None);
             return Ok(());
         }
@@ -323,8 +474,11 @@ impl Builder {
         self.h.push(time, process, kind, v, error);
         let invoke_time = invoked.as_ref().map_or(time, |(t, _)| *t);
         for (i, m) in mops.iter().enumerate().skip(1) {
-            let inv = invoked.as_ref().and_then(|(_, ms)| ms.get(i)).unwrap_or(m);
-            let iv = self.mop(inv, OpType::Invoke)?;
+            let inv = invoked
+                .as_ref()
+                .and_then(|(_, ms)| ms.get(i - 1))
+                .and_then(|t| Json::parse(t));
+            let iv = self.mop(inv.as_ref().unwrap_or(m), OpType::Invoke)?;
             self.h.push(invoke_time, process, OpType::Invoke, iv, None);
             let v = self.mop(m, kind)?;
             self.h.push(time, process, kind, v, error);
@@ -333,26 +487,37 @@ impl Builder {
     }
 
     /// One micro-op: `[:send k v]`, `[:send k [offset v]]`, `[:poll]` or `[:poll {k pairs}]`.
-    fn mop(&mut self, m: &Value, kind: OpType) -> Result<OpValue, String> {
-        let parts = m.as_array().map(Vec::as_slice).unwrap_or_default();
+    fn mop(&mut self, m: &Json<'_>, kind: OpType) -> Result<OpValue, String> {
+        let parts = m.as_array().unwrap_or_default();
         match parts {
-            [f, k, v] if f == "send" => {
-                let key = self.h.tables.key(&key_text(k));
-                let (offset, v) = match v.as_array().map(Vec::as_slice) {
+            [f, k, v] if f.is("send") => {
+                let key = self.h.tables.key(&k.key());
+                let (offset, v) = match v.as_array() {
                     // A completion's `[offset v]`; an invocation's value is taken whole.
-                    Some([o, v]) if kind != OpType::Invoke && (o.is_i64() || o.is_null()) => {
+                    Some([o, v])
+                        if kind != OpType::Invoke && (o.as_i64().is_some() || o.text == "null") =>
+                    {
                         (o.as_i64(), v)
                     }
                     _ => (None, v),
                 };
-                let msg = self.h.tables.msg(&raw_msg(v));
+                let msg = self.h.tables.msg(&v.msg());
                 Ok(OpValue::Send { key, offset, msg })
             }
-            [f] if f == "poll" => Ok(match kind {
+            [f] if f.is("poll") => Ok(match kind {
                 OpType::Ok => OpValue::Poll(Some(Box::default())),
                 _ => OpValue::Poll(None),
             }),
-            [f, Value::Object(reads)] if f == "poll" => {
+            [
+                f,
+                Json {
+                    kind: Kind::Object(reads),
+                    ..
+                },
+            ] if f.is("poll") => {
+                // Each key once, holding the pairs written last, in the keys' order.
+                let reads: BTreeMap<&str, &Json<'_>> =
+                    reads.iter().map(|(k, v)| (k.as_str(), v)).collect();
                 let mut out: Vec<KeyRead> = Vec::with_capacity(reads.len());
                 for (k, pairs) in reads {
                     let key = self.h.tables.key(k);
@@ -372,13 +537,13 @@ impl Builder {
         }
     }
 
-    fn pair(&mut self, k: &str, p: &Value) -> Result<(i64, MsgId), String> {
-        match p.as_array().map(Vec::as_slice) {
+    fn pair(&mut self, k: &str, p: &Json<'_>) -> Result<(i64, MsgId), String> {
+        match p.as_array() {
             Some([o, v]) => {
                 let o = o
                     .as_i64()
                     .ok_or_else(|| format!("poll of {k}: offset {o} is not an integer"))?;
-                Ok((o, self.h.tables.msg(&raw_msg(v))))
+                Ok((o, self.h.tables.msg(&v.msg())))
             }
             _ => Err(format!("poll of {k}: {p} is not an [offset value] pair")),
         }
@@ -386,14 +551,16 @@ impl Builder {
 
     /// Jepsen's partitioner: `:start-partition` then `:stop-partition`, each an `:info`
     /// invocation and completion; a partition runs from the first start to the first stop.
-    fn nemesis(&mut self, time: u64, f: &str, op: &Value) {
+    fn nemesis(&mut self, time: u64, f: &str, op: &Value, value: Option<&Json<'_>>) {
         let completion = op.get("type").and_then(Value::as_str) != Some("invoke");
         let name = match f {
             "start-partition" => "start-partition",
             "stop-partition" => "stop-partition",
             _ => return,
         };
-        let value = op.get("value").cloned().unwrap_or(Value::Null);
+        let value = value
+            .and_then(|v| serde_json::from_str(v.text).ok())
+            .unwrap_or(Value::Null);
         self.h.push_nemesis(time, name, value);
         if !completion {
             return;
@@ -882,6 +1049,51 @@ mod tests {
         assert_eq!(h.ops.len(), 8);
         assert_eq!(h.unfinished().len(), 3);
         assert_eq!(h.len(), 18);
+    }
+
+    /// Messages as the runner writes them from what nodes sent: infinity as `1e400`,
+    /// integers past u64, alone and inside values, read back as the runner read them
+    /// from the node, so a history is written back byte for byte and values Maelstrom
+    /// tells apart stay apart.
+    #[test]
+    fn numbers_past_a_double_read_back_as_the_runner_read_them() {
+        let text = r#"{"index":0,"time":10,"process":0,"type":"invoke","f":"send","value":[["send","1",1e400]]}
+{"index":1,"time":11,"process":0,"type":"ok","f":"send","value":[["send","1",[0,1e400]]]}
+{"index":2,"time":12,"process":0,"type":"invoke","f":"send","value":[["send","1",-1e400]]}
+{"index":3,"time":13,"process":0,"type":"ok","f":"send","value":[["send","1",[1,-1e400]]]}
+{"index":4,"time":14,"process":0,"type":"invoke","f":"send","value":[["send","1",18446744073709551617]]}
+{"index":5,"time":15,"process":0,"type":"ok","f":"send","value":[["send","1",[2,18446744073709551617]]]}
+{"index":6,"time":16,"process":0,"type":"invoke","f":"send","value":[["send","1",[18446744073709551616,{"a":1e400}]]]}
+{"index":7,"time":17,"process":0,"type":"ok","f":"send","value":[["send","1",[3,[18446744073709551616,{"a":1e400}]]]]}
+{"index":8,"time":18,"process":0,"type":"invoke","f":"send","value":[["send","1",[18446744073709551617,{"a":1e400}]]]}
+{"index":9,"time":19,"process":0,"type":"ok","f":"send","value":[["send","1",[4,[18446744073709551617,{"a":1e400}]]]]}
+{"index":10,"time":20,"process":1,"type":"invoke","f":"poll","value":[["poll"]]}
+{"index":11,"time":21,"process":1,"type":"ok","f":"poll","value":[["poll",{"1":[[0,1e400],[1,-1e400],[2,18446744073709551617],[3,[18446744073709551616,{"a":1e400}]],[4,[18446744073709551617,{"a":1e400}]]]}]]}
+"#;
+        let loaded = load_text("history.jsonl", text).unwrap();
+        let h = &loaded.outcome.history;
+        let mut again = Vec::new();
+        h.write_jsonl(&mut again).unwrap();
+        assert_eq!(String::from_utf8(again).unwrap(), text);
+        // Five values, each its own, and each polled value the one sent at its offset.
+        let sent: Vec<MsgId> = h
+            .lines()
+            .filter_map(|l| match *l.value {
+                OpValue::Send {
+                    msg,
+                    offset: Some(_),
+                    ..
+                } => Some(msg),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent.len(), 5);
+        assert_eq!(
+            sent.iter().collect::<std::collections::HashSet<_>>().len(),
+            5
+        );
+        let verdict = crate::checker::check(h);
+        assert_eq!(verdict.valid, Validity::True, "{verdict:?}");
     }
 
     #[test]

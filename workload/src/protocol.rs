@@ -580,7 +580,7 @@ fn last_wins(json: &str) -> Option<String> {
 
 /// A JSON object's entries as written, keys unescaped, values as their text; `None` if
 /// `json` is no object.
-fn entries(json: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+pub(crate) fn entries(json: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
     struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
     impl<'de> Deserialize<'de> for Entries<'de> {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -1149,7 +1149,7 @@ fn canonical_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
 }
 
 /// The string at the cursor (its opening quote next), unescaped.
-fn string_token(c: &mut Cursor<'_>) -> Option<String> {
+pub(crate) fn string_token(c: &mut Cursor<'_>) -> Option<String> {
     let rest = c.rest();
     let b = rest.as_bytes();
     let mut end = 1;
