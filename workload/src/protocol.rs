@@ -170,13 +170,165 @@ pub fn envelope_body(line: &str) -> Option<&str> {
 }
 
 /// The body of a node's line as Maelstrom forwards it: the body as written when it is a
-/// JSON object, else the map Maelstrom's reader makes of it (see `as_maelstrom_map`).
-/// `None` if `line` is not a line [`parse_line`] accepts.
+/// JSON object, else the map Maelstrom's reader makes of it (see `as_maelstrom_map`);
+/// either way with each key written twice in an object, at any depth, written once, in
+/// the place first written, holding the value written last (see `collapsed`). `None` if
+/// `line` is not a line [`parse_line`] accepts.
 pub fn forwarded_body(line: &str) -> Option<Cow<'_, str>> {
-    forwarded(line).or_else(|| {
+    let body = forwarded(line).or_else(|| {
         let line = as_jackson_reads(line)?;
         forwarded(&line).map(|body| Cow::Owned(body.into_owned()))
-    })
+    })?;
+    if !repeats_a_key(&body) {
+        return Some(body);
+    }
+    collapsed(&body).map(Cow::Owned)
+}
+
+/// Whether an object in `json` (a JSON value serde_json takes), at any depth, writes a
+/// key twice (as unescaped text). One pass, no recursion, allocating only for objects
+/// with keys.
+fn repeats_a_key(json: &str) -> bool {
+    let b = json.as_bytes();
+    // For each container open around `at`, the keys of an object so far.
+    let mut open: Vec<Option<Seen<'_>>> = Vec::new();
+    let mut name_next = false;
+    let mut at = 0;
+    while let Some(&c) = b.get(at) {
+        at += 1;
+        match c {
+            b'{' => {
+                open.push(Some(Seen::default()));
+                name_next = true;
+            }
+            b'[' => {
+                open.push(None);
+                name_next = false;
+            }
+            b'}' | b']' => {
+                open.pop();
+                name_next = false;
+            }
+            b',' => name_next = matches!(open.last(), Some(Some(_))),
+            b'"' => {
+                let start = at;
+                while let Some(&d) = b.get(at) {
+                    at += 1;
+                    match d {
+                        b'"' => break,
+                        b'\\' => at += 1,
+                        _ => {}
+                    }
+                }
+                if std::mem::take(&mut name_next)
+                    && let Some(Some(seen)) = open.last_mut()
+                {
+                    let raw = &json[start..at - 1];
+                    let key = if raw.contains('\\') {
+                        match serde_json::from_str::<String>(&json[start - 1..at]) {
+                            Ok(k) => Cow::Owned(k),
+                            Err(_) => Cow::Borrowed(raw),
+                        }
+                    } else {
+                        Cow::Borrowed(raw)
+                    };
+                    if !seen.insert(key) {
+                        return true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `json` (a JSON value serde_json takes, within Jackson's limits) as the value Maelstrom's
+/// reader makes of it and its writer writes again, as far as a node reading it can tell:
+/// each object's keys once, in the place first written, holding the value written last,
+/// at every depth (cheshire builds each map entry by entry, an array map keeping a key's
+/// first place); everything else as written. `None` past Jackson's limits.
+fn collapsed(json: &str) -> Option<String> {
+    if past_jacksons_limits(json).is_some() {
+        return None;
+    }
+    let mut c = Cursor::new(json);
+    let mut out = String::with_capacity(json.len());
+    collapsed_value(&mut c, &mut out)?;
+    Some(out)
+}
+
+/// [`collapsed`] of the value at the cursor, appended to `out`.
+fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
+    c.skip_ws();
+    let rest = c.rest();
+    match *rest.as_bytes().first()? {
+        b'{' => {
+            c.expect(b'{')?;
+            let mut entries: Vec<(String, String)> = Vec::new();
+            let mut at: HashMap<String, usize> = HashMap::new();
+            if !c.eat(b'}') {
+                loop {
+                    c.skip_ws();
+                    let key = string_token(c)?;
+                    c.expect(b':')?;
+                    let mut v = String::new();
+                    collapsed_value(c, &mut v)?;
+                    match at.get(&key) {
+                        Some(&i) => entries[i].1 = v,
+                        None => {
+                            at.insert(key.clone(), entries.len());
+                            entries.push((key, v));
+                        }
+                    }
+                    if c.eat(b'}') {
+                        break;
+                    }
+                    c.expect(b',')?;
+                }
+            }
+            out.push('{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).ok()?);
+                out.push(':');
+                out.push_str(v);
+            }
+            out.push('}');
+        }
+        b'[' => {
+            c.expect(b'[')?;
+            out.push('[');
+            if !c.eat(b']') {
+                loop {
+                    collapsed_value(c, out)?;
+                    if c.eat(b']') {
+                        break;
+                    }
+                    c.expect(b',')?;
+                    out.push(',');
+                }
+            }
+            out.push(']');
+        }
+        b'"' => {
+            string_token(c)?;
+            out.push_str(&rest[..rest.len() - c.rest().len()]);
+        }
+        _ => {
+            let len = rest
+                .bytes()
+                .position(
+                    |b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'),
+                )
+                .unwrap_or(rest.len());
+            out.push_str(&rest[..len]);
+            c.at += len;
+        }
+    }
+    Some(())
 }
 
 /// [`forwarded_body`] of a line serde_json reads as it is.
@@ -1516,6 +1668,31 @@ mod tests {
         // An object body is forwarded as written.
         let line = r#"{"src":"n0","dest":"n1","body":{"b":1, "a":[2]}}"#;
         assert_eq!(forwarded_body(line).as_deref(), Some(r#"{"b":1, "a":[2]}"#));
+        // Unless it writes a key twice, at any depth: then as the map Maelstrom makes of
+        // it, each key once in the place first written, holding the value written last,
+        // so the receiver reads the value Maelstrom would give it, whatever its parser
+        // does with a key written twice.
+        for (body, want) in [
+            (
+                r#"{"type":"g","v":1,"w":[],"v":2}"#,
+                r#"{"type":"g","v":2,"w":[]}"#,
+            ),
+            (
+                r#"{"type":"g", "m":{"a":[1, {"x":1,"x":"2"}],"a":3, "b":1.50}}"#,
+                r#"{"type":"g","m":{"a":3,"b":1.50}}"#,
+            ),
+            (
+                r#"{"type":"g","l":[{"k":1,"\u006b":2}]}"#,
+                r#"{"type":"g","l":[{"k":2}]}"#,
+            ),
+            (
+                r#"{"type":"g","l":[{"k":1},{"k":2}],"s":"{\"k\":1,\"k\":2}"}"#,
+                r#"{"type":"g","l":[{"k":1},{"k":2}],"s":"{\"k\":1,\"k\":2}"}"#,
+            ),
+        ] {
+            let line = format!(r#"{{"src":"n0","dest":"n1","body":{body}}}"#);
+            assert_eq!(forwarded_body(&line).as_deref(), Some(want), "{line}");
+        }
     }
 
     #[test]
