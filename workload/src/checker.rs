@@ -31,6 +31,9 @@ use crate::history::{
 };
 
 mod cycles;
+mod index;
+
+use index::{FAILED, NONE, OK_READ, OrderBuilder, Orders, Values};
 
 /// How many examples of each anomaly results keep.
 const EXAMPLES: usize = 8;
@@ -104,27 +107,6 @@ impl WorkloadResult {
             "anomaly-types": self.errors.keys().collect::<Vec<_>>(),
             "errors": errors,
         })
-    }
-}
-
-/// The per-key version order: offsets compressed into dense indices.
-#[derive(Debug, Default)]
-struct Order {
-    /// Each offset that holds at least one value, in offset order, with its values in the
-    /// order first seen. Position in this vector is the *index*.
-    log: Vec<(i64, Vec<MsgId>)>,
-    /// A value's index. For a value at several offsets, the last one (as Jepsen's map).
-    by_value: HashMap<MsgId, usize>,
-}
-
-impl Order {
-    /// The representative value at an index: the first one seen there.
-    fn at(&self, i: usize) -> MsgId {
-        self.log[i].1[0]
-    }
-
-    fn index(&self, v: Option<MsgId>) -> Option<usize> {
-        v.and_then(|v| self.by_value.get(&v).copied())
     }
 }
 
@@ -212,11 +194,14 @@ impl LastReads {
 
 struct Checker<'h> {
     h: &'h History,
-    orders: HashMap<KeyId, Order>,
-    fail_writes: HashSet<(KeyId, MsgId)>,
-    ok_reads: HashMap<KeyId, HashSet<MsgId>>,
-    /// The last completion that tried to send each value (Jepsen's `writer-of`).
-    writer_of: HashMap<(KeyId, MsgId), &'h Op>,
+    /// Every (key, value) the history names, with its writer, its index and what was done
+    /// with it ([`Values`]).
+    values: Values,
+    orders: Orders,
+    /// By key id: whether some `:ok` poll named the key (with messages or none).
+    ok_polled: Vec<bool>,
+    /// Whether some send failed (else no `:ok` read can be an aborted one).
+    any_failed: bool,
     errors: BTreeMap<&'static str, Anomaly>,
     unknown: bool,
 }
@@ -225,10 +210,10 @@ struct Checker<'h> {
 pub fn check(h: &History) -> WorkloadResult {
     let mut c = Checker {
         h,
-        orders: HashMap::default(),
-        fail_writes: HashSet::default(),
-        ok_reads: HashMap::default(),
-        writer_of: HashMap::default(),
+        values: Values::of_sends(h),
+        orders: Orders::default(),
+        ok_polled: Vec::new(),
+        any_failed: false,
         errors: BTreeMap::new(),
         unknown: false,
     };
@@ -323,28 +308,56 @@ impl<'h> Checker<'h> {
     }
 
     fn must_have_committed(&self, op: &Op) -> bool {
-        match op.kind {
-            OpType::Ok => true,
-            OpType::Info => send_of(op)
-                .is_some_and(|(k, _, v)| self.ok_reads.get(&k).is_some_and(|vs| vs.contains(&v))),
-            _ => false,
+        must_have_committed(&self.values, op)
+    }
+
+    /// Whether entry `(k, v)` has `flag`.
+    fn has(&self, k: KeyId, v: MsgId, flag: u8) -> bool {
+        self.values
+            .entry(k, v)
+            .is_some_and(|e| self.values.flags[e as usize] & flag != 0)
+    }
+
+    /// The last send of entry `(k, v)` (Jepsen's `writer-of`).
+    fn writer_of(&self, k: KeyId, v: MsgId) -> Option<&'h Op> {
+        let w = self.values.writer[self.values.entry(k, v)? as usize];
+        (w != NONE).then(|| &self.h.ops[w as usize])
+    }
+
+    /// The index of `v` in key `k`'s version order (the last, for a value at several).
+    fn index(&self, k: KeyId, v: Option<MsgId>) -> Option<u32> {
+        let i = self.values.index[self.values.entry(k, v?)? as usize];
+        (i != NONE).then_some(i)
+    }
+
+    /// The first index of entry `e` in its key's order.
+    fn first_index(&self, e: u32) -> u32 {
+        match self.orders.spread.get(&e) {
+            Some(s) => s.first,
+            None => self.values.index[e as usize],
         }
     }
 
+    /// Marks the failed sends, and what `:ok` polls read (entries made for values no send
+    /// named).
     fn index_writes_and_reads(&mut self) {
-        for op in self.ops() {
-            if let Some((k, _, v)) = send_of(op) {
-                self.writer_of.insert((k, v), op);
-                if op.kind == OpType::Fail {
-                    self.fail_writes.insert((k, v));
-                }
+        let h = self.h;
+        self.ok_polled = vec![false; h.tables.keys()];
+        for op in &h.ops {
+            if op.kind == OpType::Fail
+                && let Some((k, _, v)) = send_of(op)
+                && let Some(e) = self.values.entry(k, v)
+            {
+                self.values.flags[e as usize] |= FAILED;
+                self.any_failed = true;
             }
             if op.kind == OpType::Ok {
                 for (k, pairs) in reads_of(op) {
-                    self.ok_reads
-                        .entry(*k)
-                        .or_default()
-                        .extend(pairs.iter().map(|p| p.1));
+                    self.ok_polled[k.0 as usize] = true;
+                    for (_, v) in pairs.iter() {
+                        let e = self.values.entry_or_insert(*k, v);
+                        self.values.flags[e as usize] |= OK_READ;
+                    }
                 }
             }
         }
@@ -354,15 +367,16 @@ impl<'h> Checker<'h> {
     /// verdict unknown ([`UNJUDGEABLE_SLOTS`]). Every offset in the history counts: Jepsen
     /// reads them all, in its version orders or its realtime lag.
     fn judgeable_offsets(&mut self) {
-        let mut max: BTreeMap<KeyId, i64> = BTreeMap::new();
+        // By key id: its largest offset, if it has one.
+        let mut max: Vec<Option<i64>> = vec![None; self.h.tables.keys()];
         let mut negative: Option<(KeyId, i64, &Op)> = None;
         for op in self.ops() {
             let mut see = |k: KeyId, o: i64| {
                 if o < 0 {
                     negative.get_or_insert((k, o, op));
                 }
-                let m = max.entry(k).or_insert(o);
-                *m = (*m).max(o);
+                let m = &mut max[k.0 as usize];
+                *m = Some(m.map_or(o, |m| m.max(o)));
             };
             if let Some((k, Some(o), _)) = send_of(op) {
                 see(k, o);
@@ -387,14 +401,17 @@ impl<'h> Checker<'h> {
             });
         }
         // Saturating: a sum past u64 is past the bound all the same.
-        let slots = max.values().fold(0u64, |n, &m| {
+        let slots = max.iter().flatten().fold(0u64, |n, &m| {
             n.saturating_add(u64::try_from(m).map_or(0, |m| m + 1))
         });
         if slots > UNJUDGEABLE_SLOTS {
             let (k, o) = max
                 .iter()
-                .max_by_key(|(_, o)| **o)
-                .map(|(k, o)| (*k, *o))
+                .enumerate()
+                .filter_map(|(k, o)| Some((k, (*o)?)))
+                .max_by_key(|(_, o)| *o)
+                // Below 2^32: key ids are.
+                .map(|(k, o)| (KeyId(k as u32), o))
                 .unwrap_or((KeyId(0), 0));
             self.unknown = true;
             self.report("unjudgeable-offset", |c| {
@@ -407,62 +424,52 @@ impl<'h> Checker<'h> {
         }
     }
 
+    /// The version order of every key: from `:ok` sends (and `:info` ones some `:ok` poll
+    /// read) with their offsets, and every poll's pairs, whatever the poll's outcome:
+    /// pollers must never see unsafe data.
     fn version_orders(&mut self) {
-        let mut logs: HashMap<KeyId, BTreeMap<i64, Vec<MsgId>>> = HashMap::default();
-        let mut add = |k: KeyId, o: i64, v: MsgId| {
-            let vs = logs.entry(k).or_default().entry(o).or_default();
-            if !vs.contains(&v) {
-                vs.push(v);
-            }
-        };
-        for op in self.ops() {
+        let h = self.h;
+        let mut b = OrderBuilder::new(self.values.len());
+        for op in &h.ops {
             if let Some((k, Some(o), v)) = send_of(op)
-                && self.must_have_committed(op)
+                && must_have_committed(&self.values, op)
             {
-                add(k, o, v);
+                let e = self.values.entry_or_insert(k, v);
+                b.add(&mut self.values, k, o, e);
             }
-            // Every poll counts, whatever its outcome: pollers must never see unsafe data.
             for (k, pairs) in reads_of(op) {
                 for (o, v) in pairs.iter() {
-                    add(*k, o, v);
+                    let e = self.values.entry_or_insert(*k, v);
+                    b.add(&mut self.values, *k, o, e);
                 }
             }
         }
-        let mut keys: Vec<KeyId> = logs.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let log: Vec<(i64, Vec<MsgId>)> =
-                logs.remove(&k).unwrap_or_default().into_iter().collect();
-            for (index, (offset, vs)) in log.iter().enumerate() {
-                if vs.len() > 1 {
-                    let (offset, vs) = (*offset, vs.clone());
-                    self.report("inconsistent-offsets", |c| {
-                        json!({"key": c.key(k), "offset": offset, "index": index, "values": c.msgs(vs)})
-                    });
-                }
-            }
-            let by_value = log
-                .iter()
-                .enumerate()
-                .flat_map(|(i, (_, vs))| vs.iter().map(move |v| (*v, i)))
-                .collect();
-            self.orders.insert(k, Order { log, by_value });
+        let (orders, crowded) = b.finish(&mut self.values);
+        self.orders = orders;
+        for (k, offset, index) in crowded {
+            self.report("inconsistent-offsets", |c| {
+                json!({"key": c.key(k), "offset": offset, "index": index,
+                       "values": c.msgs(c.orders.all_at(k, index).iter().copied())})
+            });
         }
     }
 
     /// Aborted reads: an `:ok` poll saw a value whose send failed definitely.
     fn g1a(&mut self) {
+        if !self.any_failed {
+            return;
+        }
         for op in self.ops() {
             if op.kind != OpType::Ok {
                 continue;
             }
             for (k, pairs) in reads_of(op) {
                 for (_, v) in pairs.iter() {
-                    if self.fail_writes.contains(&(*k, v)) {
+                    if self.has(*k, v, FAILED) {
                         let k = *k;
                         self.report("G1a", |c| {
                             json!({"key": c.key(k), "value": c.msg(v),
-                                   "writer": c.writer_of.get(&(k, v)).map(|w| c.op(w, None)),
+                                   "writer": c.writer_of(k, v).map(|w| c.op(w, None)),
                                    "reader": c.op(op, Some(k))})
                         });
                     }
@@ -474,55 +481,64 @@ impl<'h> Checker<'h> {
     /// Lost writes: some `:ok` poll read the value at index i of a key, yet a committed
     /// value at a lower index was never read by any `:ok` poll.
     fn lost_write(&mut self) {
-        let mut keys: Vec<KeyId> = self.ok_reads.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let empty = Order::default();
-            let order = self.orders.get(&k).unwrap_or(&empty);
-            let vs = &self.ok_reads[&k];
-            let mut lost_cases = Vec::new();
-            let mut first_index: HashMap<MsgId, usize> = HashMap::default();
-            let mut last_index: HashMap<MsgId, usize> = HashMap::default();
-            for (i, (_, values)) in order.log.iter().enumerate() {
-                for v in values {
-                    first_index.entry(*v).or_insert(i);
-                    last_index.insert(*v, i);
-                }
+        let unsent = self.values.unsent_by_key();
+        let mut must_read: Vec<(u32, MsgId, u32)> = Vec::new();
+        for k in 0..self.ok_polled.len() {
+            if !self.ok_polled[k] {
+                continue;
             }
-            let Some(bound) = vs.iter().filter_map(|v| first_index.get(v).copied()).max() else {
+            // Below 2^32: key ids are.
+            let k = KeyId(k as u32);
+            let values = &self.values;
+            let ok_read = |e: u32| values.flags[e as usize] & OK_READ != 0;
+            // The highest first index of a value some `:ok` poll read.
+            let Some(bound) = values
+                .entries_of(k, &unsent)
+                .filter(|e| ok_read(*e) && values.index[*e as usize] != NONE)
+                .map(|e| self.first_index(e))
+                .max()
+            else {
                 // Some `:ok` poll named the key, but only ever with no messages. Jepsen's bound
                 // is then -1 and its lookup of the value at that index throws.
                 self.unknown = true;
                 self.report("unread-polled-key", |c| json!({"key": c.key(k)}));
                 continue;
             };
-            // Values whose last appearance is at or below the bound, in index order.
-            let mut must_read: Vec<(usize, MsgId)> = last_index
-                .iter()
-                .filter(|(_, i)| **i <= bound)
-                .map(|(v, i)| (*i, *v))
-                .collect();
-            must_read.sort();
-            let lost: Vec<(usize, MsgId)> = must_read
-                .into_iter()
-                .filter(|(_, v)| !vs.contains(v))
-                .collect();
-            for (_, v) in lost {
-                let Some(writer) = self.writer_of.get(&(k, v)).copied() else {
+            // Values whose last appearance is at or below the bound and that no `:ok` poll
+            // read, in index order.
+            must_read.clear();
+            must_read.extend(
+                values
+                    .entries_of(k, &unsent)
+                    .filter(|e| {
+                        let i = values.index[*e as usize];
+                        i != NONE && i <= bound && !ok_read(*e)
+                    })
+                    .map(|e| (values.index[e as usize], values.msg(e), e)),
+            );
+            must_read.sort_unstable();
+            let mut lost_cases = Vec::new();
+            for &(_, v, e) in &must_read {
+                let Some(writer) = self.writer_of(k, v) else {
                     // Jepsen throws here; no_writer() reports it.
                     continue;
                 };
                 if !self.must_have_committed(writer) {
                     continue;
                 }
-                let max_read_value = order.log[bound].1.iter().find(|x| vs.contains(x)).copied();
+                let max_read_value = self
+                    .orders
+                    .all_at(k, bound)
+                    .iter()
+                    .find(|x| self.has(k, **x, OK_READ))
+                    .copied();
                 let max_read = max_read_value.and_then(|mv| {
                     self.ops().find(|op| {
                         op.kind == OpType::Ok
                             && reads_of(op).any(|(rk, ps)| *rk == k && ps.iter().any(|p| p.1 == mv))
                     })
                 });
-                lost_cases.push((v, first_index.get(&v).copied(), writer, max_read));
+                lost_cases.push((v, self.first_index(e), writer, max_read));
             }
             for (v, index, writer, max_read) in lost_cases {
                 self.report("lost-write", |c| {
@@ -536,24 +552,15 @@ impl<'h> Checker<'h> {
 
     /// The change in index from `v1` to `v2` in key `k`'s order; 1 (fine) if either is
     /// missing from the order, as in Jepsen.
-    fn delta(
-        &self,
-        k: KeyId,
-        v1: Option<MsgId>,
-        v2: Option<MsgId>,
-    ) -> (i64, Option<(usize, usize)>) {
-        let Some(order) = self.orders.get(&k) else {
-            return (1, None);
-        };
-        match (order.index(v1), order.index(v2)) {
-            (Some(i1), Some(i2)) => (i2 as i64 - i1 as i64, Some((i1, i2))),
+    fn delta(&self, k: KeyId, v1: Option<MsgId>, v2: Option<MsgId>) -> (i64, Option<(u32, u32)>) {
+        match (self.index(k, v1), self.index(k, v2)) {
+            (Some(i1), Some(i2)) => (i64::from(i2) - i64::from(i1), Some((i1, i2))),
             _ => (1, None),
         }
     }
 
-    fn skipped(&self, k: KeyId, i1: usize, i2: usize) -> Value {
-        let order = &self.orders[&k];
-        self.msgs((i1 + 1..i2).map(|i| order.at(i)))
+    fn skipped(&self, k: KeyId, i1: u32, i2: u32) -> Value {
+        self.msgs((i1 + 1..i2).map(|i| self.orders.at(k, i)))
     }
 
     /// `poll-skip` and `nonmonotonic-poll`: successive `:ok` polls of a key by one process
@@ -686,22 +693,18 @@ impl<'h> Checker<'h> {
 
     /// `duplicate`: one value at two offsets of the same key.
     fn duplicate(&mut self) {
-        let mut keys: Vec<KeyId> = self.orders.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let mut offsets: BTreeMap<MsgId, Vec<i64>> = BTreeMap::new();
-            for (o, vs) in &self.orders[&k].log {
-                for v in vs {
-                    offsets.entry(*v).or_default().push(*o);
-                }
-            }
-            for (v, os) in offsets {
-                if os.len() > 1 {
-                    self.report("duplicate", |c| {
-                        json!({"key": c.key(k), "value": c.msg(v), "count": os.len(), "offsets": os})
-                    });
-                }
-            }
+        let mut spread: Vec<(KeyId, MsgId, u32)> = self
+            .orders
+            .spread
+            .iter()
+            .map(|(e, s)| (s.key, self.values.msg(*e), *e))
+            .collect();
+        spread.sort_unstable();
+        for (k, v, e) in spread {
+            self.report("duplicate", |c| {
+                let os = &c.orders.spread[&e].offsets;
+                json!({"key": c.key(k), "value": c.msg(v), "count": os.len(), "offsets": os})
+            });
         }
     }
 
@@ -712,7 +715,7 @@ impl<'h> Checker<'h> {
         for op in self.ops() {
             if op.kind == OpType::Ok
                 && let Some((k, _, v)) = send_of(op)
-                && !self.ok_reads.get(&k).is_some_and(|vs| vs.contains(&v))
+                && !self.has(k, v, OK_READ)
             {
                 unseen.entry(k).or_default().push(v);
             }
@@ -749,12 +752,15 @@ impl<'h> Checker<'h> {
     /// A polled value that no operation ever sent: Jepsen's checker throws
     /// `no-writer-of-value` and the workload's verdict becomes unknown.
     fn no_writer(&mut self) {
+        if !self.values.any_unsent() {
+            return;
+        }
         let mut found: Vec<(KeyId, MsgId, &Op)> = Vec::new();
         let mut seen = HashSet::default();
         for op in self.ops() {
             for (k, pairs) in reads_of(op) {
                 for (_, v) in pairs.iter() {
-                    if !self.writer_of.contains_key(&(*k, v)) && seen.insert((*k, v)) {
+                    if self.writer_of(*k, v).is_none() && seen.insert((*k, v)) {
                         found.push((*k, v, op));
                     }
                 }
@@ -767,6 +773,20 @@ impl<'h> Checker<'h> {
                 |c| json!({"key": c.key(k), "value": c.msg(v), "reader": c.op(op, Some(k))}),
             );
         }
+    }
+}
+
+/// Whether `op`, a send, must have taken effect: `:ok`, or `:info` and read by some `:ok`
+/// poll.
+fn must_have_committed(values: &Values, op: &Op) -> bool {
+    match op.kind {
+        OpType::Ok => true,
+        OpType::Info => send_of(op).is_some_and(|(k, _, v)| {
+            values
+                .entry(k, v)
+                .is_some_and(|e| values.flags[e as usize] & OK_READ != 0)
+        }),
+        _ => false,
     }
 }
 
@@ -1138,6 +1158,110 @@ mod tests {
         ok.send(0, "x", 1, 1).send(1, "x", 2, 0);
         ok.poll(2, &[("x", &[(0, 2), (1, 1)])]);
         assert!(ok.check().errors.is_empty());
+    }
+
+    /// The index finds a (key, value) by its key first: Maelstrom sends 1, 2, … to every
+    /// key, so the same value under two keys is two entries, each with its own writer,
+    /// failure, reads and index.
+    #[test]
+    fn one_value_under_two_keys_is_two_entries() {
+        let mut b = B::default();
+        // 1 is sent to x (ok, offset 0) and to y (failed); 2 is sent to y alone.
+        b.send(0, "x", 1, 0)
+            .send_as(1, OpType::Fail, "y", 1, None)
+            .send(1, "y", 2, 0);
+        // x's 1 read is no aborted read (y's send of 1 failed, x's did not), and y's 2 is
+        // at index 0 of y although 1 is at index 0 of x.
+        b.poll(2, &[("x", &[(0, 1)]), ("y", &[(0, 2)])]);
+        let r = b.check();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // Reading y's failed 1 is an aborted read whose writer is y's send, not x's.
+        b.poll(3, &[("y", &[(1, 1)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["G1a"]);
+        let ex = &r.errors["G1a"].examples[0];
+        assert_eq!(
+            (&ex["key"], &ex["writer"]["type"]),
+            (&json!("y"), &json!("fail"))
+        );
+        // An ok send of 2 to x never read is unseen under x, though y's 2 was read.
+        let mut u = B::default();
+        u.send(0, "x", 1, 0).send(0, "x", 2, 1).send(1, "y", 2, 0);
+        u.poll(2, &[("x", &[(0, 1)]), ("y", &[(0, 2)])]);
+        let r = u.check();
+        assert_eq!(types(&r), vec!["unseen"]);
+        assert_eq!(
+            r.errors["unseen"].examples[0]["messages"],
+            json!({"x": [2]})
+        );
+    }
+
+    /// A value sent twice to one key: the last send is its writer (Jepsen's `writer-of`),
+    /// and any failed send of it makes a read of it an aborted one.
+    #[test]
+    fn a_value_sent_twice_has_its_last_send_as_writer() {
+        let mut b = B::default();
+        b.send_as(0, OpType::Fail, "x", 1, None).send(1, "x", 1, 0);
+        b.poll(2, &[("x", &[(0, 1)])]);
+        let r = b.check();
+        assert_eq!(types(&r), vec!["G1a"]);
+        // The writer cited is the second send (history index 3), not the failed first.
+        assert_eq!(r.errors["G1a"].examples[0]["writer"]["index"], 3);
+        // Sent ok, then again and failed: still an aborted read, and the writer cited is
+        // the failed one.
+        let mut c = B::default();
+        c.send(0, "x", 1, 0).send_as(1, OpType::Fail, "x", 1, None);
+        c.poll(2, &[("x", &[(0, 1)])]);
+        let r = c.check();
+        assert_eq!(types(&r), vec!["G1a"]);
+        assert_eq!(r.errors["G1a"].examples[0]["writer"]["type"], "fail");
+        // Three sends of 2 to x, the last one ok and never read, below a read value: a lost
+        // write, whose writer is that last send.
+        let mut l = B::default();
+        l.send(0, "x", 1, 0)
+            .send_as(1, OpType::Info, "x", 2, None)
+            .send_as(1, OpType::Fail, "x", 2, None)
+            .send(2, "x", 2, 1)
+            .send(0, "x", 3, 2);
+        l.poll(3, &[("x", &[(0, 1)])]).poll(3, &[("x", &[(2, 3)])]);
+        let r = l.check();
+        assert!(types(&r).contains(&"lost-write"), "{:?}", types(&r));
+        assert_eq!(r.errors["lost-write"].examples[0]["writer"]["index"], 7);
+    }
+
+    /// A value read that no send named (under its key: another key's send does not count)
+    /// takes its place in the version order like any other, and makes the verdict unknown.
+    #[test]
+    fn a_value_read_but_never_sent_keeps_its_place_in_the_order() {
+        let mut b = three_sends();
+        // 9 was never sent to x; y's 9 does not make it sent.
+        b.send(0, "y", 9, 0);
+        b.poll(1, &[("x", &[(0, 1), (1, 2), (2, 3), (3, 9)])])
+            .poll(2, &[("y", &[(0, 9)])]);
+        let r = b.check();
+        assert_eq!(r.valid, Validity::Unknown, "{:?}", r.errors);
+        assert_eq!(types(&r), vec!["no-writer-of-value"]);
+        assert_eq!(r.errors["no-writer-of-value"].count, 1);
+        assert_eq!(r.errors["no-writer-of-value"].examples[0]["key"], "x");
+        // A process that read up to 3, then 10 (sent at offset 4), skipped 9: x's 9 holds
+        // index 3 of x's order though never sent.
+        b.send(0, "x", 10, 4)
+            .poll(4, &[("x", &[(0, 1), (1, 2), (2, 3)])])
+            .poll(4, &[("x", &[(4, 10)])]);
+        let r = b.check();
+        assert_eq!(r.errors["poll-skip"].examples[0]["skipped"], json!([9]));
+        // Read again at a second offset, an unsent value is a duplicate too; and two unsent
+        // values at one offset are inconsistent offsets there.
+        b.poll(2, &[("x", &[(5, 9)])])
+            .poll(2, &[("x", &[(6, 11), (6, 12)])]);
+        let r = b.check();
+        assert_eq!(r.errors["duplicate"].examples[0]["offsets"], json!([3, 5]));
+        let ex = &r.errors["inconsistent-offsets"].examples[0];
+        assert_eq!(
+            (&ex["offset"], &ex["values"]),
+            (&json!(6), &json!([11, 12]))
+        );
+        assert_eq!(r.errors["no-writer-of-value"].count, 3);
     }
 
     #[test]

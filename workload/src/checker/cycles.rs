@@ -58,32 +58,36 @@
 //!
 //! # Cost
 //!
-//! Two passes over the history and one hash map entry per send: O(ops + pairs read)
-//! expected time, and memory proportional to the sends, never to an offset or a value.
+//! One pass over the history, a binary search among a key's values per pair read, and 4
+//! bytes per (key, value) sent for the pass: O(ops + pairs read × log values per key)
+//! time, and memory proportional to the sends, never to an offset or a value.
 
 use serde_json::json;
 
 use super::Checker;
-use crate::history::{FxHashMap as HashMap, KeyId, MsgId, OpType, OpValue};
+use super::index::NONE;
+use crate::history::OpType;
+use crate::history::OpValue;
 
 impl Checker<'_> {
     /// `G1c-realtime`: every `ok` poll that read a value whose writer was invoked only
     /// after the poll completed.
     pub(super) fn g1c_realtime(&mut self) {
         let (h, ops) = (self.h, &self.h.ops);
-        // Each writer's invocation index (0 for none: no poll completes before index 0)
-        // and its completion's record, the last completion winning as in Jepsen's
-        // `writer-of`. Jepsen pairs a completion with its process's last invocation, as
-        // `History::push` does.
-        let mut writers: HashMap<(KeyId, MsgId), (u32, u32)> = HashMap::default();
-        for (pos, op) in ops.iter().enumerate() {
-            if let OpValue::Send { key, msg, .. } = op.value {
-                let inv = h.invoked_at(op).map_or(0, |(_, i)| i);
-                // Below 2^32: `History::push` numbers no more lines than that.
-                let pos = u32::try_from(pos).expect("fewer than 2^32 ops");
-                writers.insert((key, msg), (inv, pos));
-            }
-        }
+        // By entry: its writer's invocation index (0 for none: no poll completes before
+        // index 0). The writer is the last completion of a send of it, as Jepsen's
+        // `writer-of` ([`super::index::Values`]); Jepsen pairs a completion with its
+        // process's last invocation, as `History::push` does. A vector by entry for this
+        // pass alone, so the lookup per pair read finds it beside the entry.
+        let invoked: Vec<u32> = self
+            .values
+            .writer
+            .iter()
+            .map(|&w| match w {
+                NONE => NONE,
+                w => h.invoked_at(&ops[w as usize]).map_or(0, |(_, i)| i),
+            })
+            .collect();
         let mut found = Vec::new();
         for (pos, op) in ops.iter().enumerate() {
             if op.kind != OpType::Ok {
@@ -94,14 +98,17 @@ impl Checker<'_> {
             };
             for (k, pairs) in crate::history::reads(reads) {
                 for (_, v) in pairs.iter() {
-                    if let Some(&(inv, comp)) = writers.get(&(*k, v))
+                    if let Some(e) = self.values.entry(*k, v)
+                        && let inv = invoked[e as usize]
+                        && inv != NONE
                         && inv > op.index
                     {
-                        found.push((pos, *k, v, comp as usize));
+                        found.push((pos, *k, v, self.values.writer[e as usize] as usize));
                     }
                 }
             }
         }
+        drop(invoked);
         for (poll, k, v, send) in found {
             let (poll, send) = (&ops[poll], &ops[send]);
             let invoked = h.invoked_at(send).map_or(0, |(t, _)| t);
