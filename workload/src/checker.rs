@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 // poll: Fx-hashed (see `FxHashMap`), not SipHash.
 use crate::history::{
     F, FxHashMap as HashMap, FxHashSet as HashSet, History, KeyId, KeyRead, MsgId, Op, OpType,
-    OpValue, Pairs, reads,
+    OpValue, OpsIter, Pairs, reads,
 };
 
 mod cycles;
@@ -264,7 +264,7 @@ impl<'h> Checker<'h> {
     /// The completions, in history order: the history's records, one an operation (an op
     /// never completed is kept apart and judged by none of the passes, as Jepsen judges
     /// completions).
-    fn ops(&self) -> std::slice::Iter<'h, Op> {
+    fn ops(&self) -> OpsIter<'h> {
         self.h.ops.iter()
     }
 
@@ -622,7 +622,7 @@ impl<'h> Checker<'h> {
     /// `:ok` poll before `pos` that read `k` (poll-skip keeps the value read, not the op;
     /// only a reported example looks the op up).
     fn last_read_op(&self, pos: usize, process: u32, k: KeyId) -> Option<&'h Op> {
-        self.h.ops[..pos].iter().rev().find(|o| {
+        self.h.ops.range(0, pos).rev().find(|o| {
             o.process == process && o.kind == OpType::Ok && reads_of(o).any(|(rk, _)| *rk == k)
         })
     }
