@@ -605,12 +605,21 @@ impl OpValue {
 /// `History::long_waits`.
 const LONG_WAIT: u32 = u32::MAX;
 
+/// `Op::invoked_before` when the distance does not fit: it is then in
+/// `History::far_invocations`.
+const FAR: u16 = u16::MAX;
+
+/// `Op::error` when the error's id does not fit: it is then in `History::many_errors`.
+const MANY_ERRORS: u8 = u8::MAX;
+
 /// One operation: its completion, with its invocation's position and time beside it. A run
-/// keeps one for every operation, so its size is the runner's memory per operation: 56
+/// keeps one for every operation, so its size is the runner's memory per operation: 48
 /// bytes, where an invocation and a completion were two records of 48. What the
 /// invocation said is what the completion implies ([`History::invocation`]); the rare one
 /// that says more (a foreign history's) is kept beside the history, as is a wait beyond
-/// `u32` nanoseconds (4.3 s).
+/// `u32` nanoseconds (4.3 s), an invocation more than 65,534 lines before its completion
+/// (a third of a second at 100k ops/s: a timeout, not a run's ordinary op) and an error
+/// text past a run's first 254 (a run has a handful: `timeout`, a node's error bodies).
 ///
 /// An op that was invoked and never completed (the run stopped, or a stored history ends
 /// so, or its process invoked again first) is its invocation: `kind` is
@@ -626,17 +635,19 @@ pub struct Op {
     pub process: u32,
     /// The completion's value.
     pub value: OpValue,
-    /// Why a `:fail` or `:info` op ended so, e.g. `timeout` or the error body
-    /// ([`History::error`] gives the text).
-    pub error: Option<ErrId>,
     pub kind: OpType,
-    /// `index` less the invocation's index; 0 when no invocation preceded the completion.
-    invoked_before: u32,
+    /// Why a `:fail` or `:info` op ended so, e.g. `timeout` or the error body
+    /// ([`History::error`] gives the text, [`History::error_id`] its id): 0 for none, else
+    /// the error's id; [`MANY_ERRORS`] when the id does not fit.
+    error: u8,
+    /// `index` less the invocation's index; 0 when no invocation preceded the completion,
+    /// [`FAR`] when it does not fit.
+    invoked_before: u16,
     /// `time` less the invocation's time, in ns; [`LONG_WAIT`] when it does not fit.
     wait: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Op>() == 56);
+const _: () = assert!(std::mem::size_of::<Op>() == 48);
 
 impl Op {
     pub fn f(&self) -> F {
@@ -692,7 +703,7 @@ pub struct NemesisOp {
 }
 
 /// How many records a chunk of [`Ops`] holds: a power of two, so that a position splits
-/// into a chunk and a place in it by a shift and a mask. 2^15 records of 56 bytes are 1.8
+/// into a chunk and a place in it by a shift and a mask. 2^15 records of 48 bytes are 1.5
 /// MB: a 10-minute run at 100k ops/s fills about 1,800 of them, and the last one's unused
 /// part is at most that.
 const CHUNK_SHIFT: u32 = 15;
@@ -700,8 +711,8 @@ const CHUNK: usize = 1 << CHUNK_SHIFT;
 
 /// The completed operations in the order of their completions, kept in chunks of [`CHUNK`]
 /// records rather than one vector: a vector that doubles as it grows holds up to twice what
-/// it was given (a 60 s run's 5.9M records of 56 bytes sat in 8.4M slots, 470 MB for 330
-/// written), and growing it holds the old and the new block at once. A chunk is allocated at
+/// it was given (a 60 s run's 5.9M records, then of 56 bytes, sat in 8.4M slots, 470 MB
+/// for 330 written), and growing it holds the old and the new block at once. A chunk is allocated at
 /// its full size and never grows, except the first, which doubles up to it so that a short
 /// history stays small; every chunk but the last is full, so position `i` is record
 /// `i % CHUNK` of chunk `i / CHUNK`.
@@ -884,6 +895,11 @@ pub struct History {
     /// By the completion's index: the invocation's time, where the wait does not fit in
     /// [`Op`].
     long_waits: FxHashMap<u32, u64>,
+    /// By the completion's index: how many lines before it the op was invoked, where that
+    /// does not fit in [`Op`].
+    far_invocations: FxHashMap<u32, u32>,
+    /// By the record's index: its error, where the id does not fit in [`Op`].
+    many_errors: FxHashMap<u32, ErrId>,
     /// Invocations and completions recorded so far: the next one's index.
     lines: u32,
 }
@@ -904,14 +920,23 @@ impl History {
         let index = self.lines;
         self.lines = index.checked_add(1).expect("fewer than 2^32 ops");
         let process = u32::try_from(process).expect("process numbers below 2^32");
-        let error = error.map(|e| self.tables.error(e));
+        let error = match error.map(|e| self.tables.error(e)) {
+            None => 0,
+            Some(e) => match u8::try_from(e.0.get()).ok().filter(|e| *e != MANY_ERRORS) {
+                Some(e) => e,
+                None => {
+                    self.many_errors.insert(index, e);
+                    MANY_ERRORS
+                }
+            },
+        };
         let mut op = Op {
             time,
             index,
             process,
             value,
-            error,
             kind,
+            error,
             invoked_before: 0,
             wait: 0,
         };
@@ -922,7 +947,19 @@ impl History {
             return;
         }
         if let Some(inv) = self.open.remove(&process) {
-            op.invoked_before = index - inv.index;
+            let before = index - inv.index;
+            match u16::try_from(before).ok().filter(|b| *b != FAR) {
+                Some(b) => op.invoked_before = b,
+                None => {
+                    op.invoked_before = FAR;
+                    self.far_invocations.insert(index, before);
+                }
+            }
+            let inv_error = self.error_id(&inv);
+            // The invocation is no record of its own now: what it kept aside goes with it.
+            if inv.error == MANY_ERRORS {
+                self.many_errors.remove(&inv.index);
+            }
             match time
                 .checked_sub(inv.time)
                 .and_then(|w| u32::try_from(w).ok())
@@ -934,8 +971,8 @@ impl History {
                     self.long_waits.insert(index, inv.time);
                 }
             }
-            if inv.error.is_some() || !op.value.answers(&inv.value) {
-                self.odd_invocations.insert(index, (inv.value, inv.error));
+            if inv_error.is_some() || !op.value.answers(&inv.value) {
+                self.odd_invocations.insert(index, (inv.value, inv_error));
             }
         }
         self.ops.push(op);
@@ -963,7 +1000,26 @@ impl History {
             LONG_WAIT => self.long_waits[&op.index],
             w => op.time - u64::from(w),
         };
-        Some((time, op.index - op.invoked_before))
+        Some((time, op.index - self.invoked_before(op)))
+    }
+
+    /// How many lines before its completion `op` was invoked; 0 if it was not.
+    fn invoked_before(&self, op: &Op) -> u32 {
+        match op.invoked_before {
+            FAR => self.far_invocations[&op.index],
+            b => u32::from(b),
+        }
+    }
+
+    /// Why `op` ended as it did, if it says, as its id.
+    pub fn error_id(&self, op: &Op) -> Option<ErrId> {
+        match op.error {
+            0 => None,
+            MANY_ERRORS => Some(self.many_errors[&op.index]),
+            e => Some(ErrId(
+                std::num::NonZeroU32::MIN.saturating_add(u32::from(e) - 1),
+            )),
+        }
     }
 
     /// `op`'s invocation as recorded, if it had one: an op never completed is its
@@ -971,7 +1027,7 @@ impl History {
     pub fn invocation<'h>(&'h self, op: &'h Op) -> Option<Invocation<'h>> {
         let (time, index) = self.invoked_at(op)?;
         let (value, error) = if op.kind == OpType::Invoke {
-            (Cow::Borrowed(&op.value), op.error)
+            (Cow::Borrowed(&op.value), self.error_id(op))
         } else {
             match self.odd_invocations.get(&op.index) {
                 Some((v, e)) => (Cow::Borrowed(v), *e),
@@ -1015,7 +1071,7 @@ impl History {
                 process: op.process,
                 kind: op.kind,
                 value: Cow::Borrowed(&op.value),
-                error: op.error,
+                error: self.error_id(op),
             }),
             Event::Invoked(op) => self.invocation(op).map(|inv| Line {
                 time: inv.time,
@@ -1030,7 +1086,7 @@ impl History {
 
     /// Why `op` ended as it did, if it says.
     pub fn error(&self, op: &Op) -> Option<&str> {
-        op.error.map(|e| self.tables.error_text(e))
+        self.error_id(op).map(|e| self.tables.error_text(e))
     }
 
     /// A `poll_ok`'s `msgs` as the history keeps them: keys and values interned, each key's
@@ -1223,7 +1279,7 @@ impl<'h> Iterator for Events<'h> {
                     // Below 2^32: `push` numbers no more lines than that.
                     let pos = u32::try_from(self.ahead).expect("fewer than 2^32 ops");
                     self.queued
-                        .push(Reverse((op.index - op.invoked_before, pos)));
+                        .push(Reverse((op.index - self.h.invoked_before(op), pos)));
                 }
                 self.ahead += 1;
             }
@@ -1681,6 +1737,73 @@ mod tests {
         assert_eq!(h.lines().count(), n + n.div_ceil(5));
         let indices: Vec<u32> = h.lines().map(|l| l.index).collect();
         assert_eq!(indices, (0..h.len() as u32).collect::<Vec<_>>());
+    }
+
+    /// What does not fit in a record is kept beside it: an invocation 65,535 lines or more
+    /// before its completion (and the one just short of that), error texts past the 254th,
+    /// on completions, on invocations that carry one and on an op never completed. Every
+    /// line must come back as pushed.
+    #[test]
+    fn what_does_not_fit_in_a_record_comes_back_from_beside_it() {
+        let mut h = History::default();
+        let mut pushed: Vec<(u64, u32, OpType, OpValue, Option<String>)> = Vec::new();
+        let mut push =
+            |h: &mut History, p: u32, kind: OpType, value: OpValue, e: Option<String>| {
+                let time = pushed.len() as u64 * 3;
+                h.push(time, u64::from(p), kind, value.clone(), e.as_deref());
+                pushed.push((time, p, kind, value, e));
+            };
+        let send = |i: u32| OpValue::Send {
+            key: KeyId(i % 3),
+            offset: None,
+            msg: MsgId(i),
+        };
+        // Ops whose invocations are `gap` lines before their completions: the lines
+        // between are completions with no invocation, one line each, by process 1.
+        for gap in [1, 65_533, 65_534, 65_535, 65_536, 200_000] {
+            push(&mut h, 0, OpType::Invoke, send(gap), None);
+            for i in 0..gap - 1 {
+                push(&mut h, 1, OpType::Fail, send(i), None);
+            }
+            push(
+                &mut h,
+                0,
+                OpType::Fail,
+                send(gap),
+                Some(format!("gap {gap}")),
+            );
+        }
+        // 300 error texts, each on an op's completion and every third on its invocation too.
+        for i in 0..300u32 {
+            let e = Some(format!("error {i}"));
+            push(
+                &mut h,
+                2,
+                OpType::Invoke,
+                send(i),
+                (i % 3 == 0).then(|| e.clone()).flatten(),
+            );
+            push(&mut h, 2, OpType::Info, send(i), e);
+        }
+        // Never completed, with the last error text and one past it.
+        push(&mut h, 3, OpType::Invoke, send(1), Some("error 299".into()));
+        push(&mut h, 4, OpType::Invoke, send(2), Some("error 300".into()));
+        let lines: Vec<(u64, u32, OpType, OpValue, Option<String>)> = h
+            .lines()
+            .map(|l| {
+                let error = l.error.map(|e| h.tables.error_text(e).to_owned());
+                (l.time, l.process, l.kind, l.value.into_owned(), error)
+            })
+            .collect();
+        assert_eq!(lines.len(), pushed.len());
+        for (i, (got, want)) in lines.iter().zip(&pushed).enumerate() {
+            assert_eq!(got, want, "line {i}");
+        }
+        assert_eq!(h.far_invocations.len(), 3, "the distances 65,535 and up");
+        // Ids past 254 (the six `gap` texts come first, so `error 248` on) on 52 completions
+        // and the two ops never completed; an invocation's goes with its completion's odd
+        // invocation, not kept twice.
+        assert_eq!(h.many_errors.len(), 54);
     }
 
     #[test]
