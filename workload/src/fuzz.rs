@@ -24,7 +24,7 @@ use crate::history::{History, OpType, OpValue};
 use crate::polled::{Polled, Runs};
 use crate::protocol::{self, Dest, Inbound, Names, RawMsg, Reply};
 use crate::runner::Timeline;
-use crate::{lag, plot, results, services, timeline};
+use crate::{lag, plot, services, timeline};
 
 /// Client workers the lines are spread over (by the client they are addressed to).
 const WORKERS: usize = 3;
@@ -189,7 +189,6 @@ pub fn node_lines(data: &[u8]) -> Judged {
     let focus = timeline::cited_ops(&errors["errors"]);
     h.write_jsonl(&mut io::sink())
         .expect("writing to a sink cannot fail");
-    let samples = results::samples(&h);
     let end = h.ops.last().map_or(0, |o| o.time);
     let tl = Timeline {
         main_end: end / 2,
@@ -198,8 +197,8 @@ pub fn node_lines(data: &[u8]) -> Judged {
         end,
         ..Timeline::default()
     };
-    let _ = plot::latency_svg(&samples, &tl);
-    let _ = plot::rate_svg(&samples, &tl);
+    let _ = plot::latency_svg(&h, &tl);
+    let _ = plot::rate_svg(&h, &tl);
     let node_ids = ["n0".to_owned(), "n1".to_owned()];
     let _ = timeline::timeline_html(&timeline::Input {
         history: &h,

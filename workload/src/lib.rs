@@ -137,7 +137,7 @@ fn judge_and_write_with(
 ) -> Result<Validity, Error> {
     // The history file and the analysis both only read the history: on two cores,
     // writing hundreds of megabytes of JSON alongside the checker halves the wait.
-    let (rep, verdict, samples, results, workload, written) = std::thread::scope(|s| {
+    let (rep, verdict, results, workload, written) = std::thread::scope(|s| {
         let writer = s.spawn(|| write_history(dir, &outcome.history));
         let setup_failed = outcome.setup_error.is_some();
         let workload = (!setup_failed).then(|| {
@@ -145,8 +145,7 @@ fn judge_and_write_with(
             adjust(&mut w);
             w
         });
-        let samples = results::samples(&outcome.history);
-        let results = results::measure(cfg, outcome, &samples);
+        let results = results::measure(cfg, outcome);
         let mut verdict = verdict::judge(
             &outcome.history,
             &results,
@@ -161,7 +160,7 @@ fn judge_and_write_with(
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("history writer panicked")));
-        (rep, verdict, samples, results, workload, written)
+        (rep, verdict, results, workload, written)
     });
     let mut rep = rep;
     rep.summary.push_str(note);
@@ -175,7 +174,7 @@ fn judge_and_write_with(
                 results: &results,
                 workload: workload.as_ref(),
             };
-            write_files(dir, cfg, outcome, &judged, &samples)
+            write_files(dir, cfg, outcome, &judged)
         })
         // `latest` names the last run that ran to its end: one whose nodes never started,
         // or that was interrupted, is no reason to lose it.
@@ -213,7 +212,6 @@ fn write_files(
     cfg: &cli::Config,
     outcome: &runner::Outcome,
     judged: &Judged<'_>,
-    samples: &[results::Sample],
 ) -> std::io::Result<()> {
     let (rep, verdict) = (judged.rep, judged.verdict);
     let results = serde_json::to_string_pretty(&rep.json).unwrap_or_default();
@@ -224,7 +222,7 @@ fn write_files(
     )?;
     // A run whose setup failed has nothing to draw: its page says what failed.
     let plots = if outcome.setup_error.is_none() {
-        write_drawings(dir, cfg, outcome, rep, samples)?
+        write_drawings(dir, cfg, outcome, rep)?
     } else {
         Vec::new()
     };
@@ -254,8 +252,9 @@ fn write_drawings(
     cfg: &cli::Config,
     outcome: &runner::Outcome,
     rep: &report::Report,
-    samples: &[results::Sample],
 ) -> std::io::Result<Vec<(&'static str, &'static str)>> {
+    // The plots read the latencies from the history's records, walked once a plot.
+    let samples = &outcome.history;
     // A re-judged history has no messages to draw.
     if !outcome.journal.is_empty() {
         std::fs::write(

@@ -7,7 +7,7 @@ use crate::checker::{Validity, WorkloadResult};
 use crate::history::{F, OpType};
 use crate::network::SERVER_TICK;
 use crate::report::verdict_line;
-use crate::results::{Sample, node_of, quantile};
+use crate::results::{Sample, Samples, node_of, quantile};
 use crate::runner::Timeline;
 use crate::text::clip;
 use crate::verdict::Verdict;
@@ -535,10 +535,10 @@ fn phase_marks(tl: &Timeline) -> Vec<(f64, &'static str)> {
 }
 
 /// The run's axis: to its end or its last invocation, whichever is later.
-fn run_axis(samples: &[Sample], tl: &Timeline) -> Axis {
+fn run_axis(samples: &(impl Samples + ?Sized), tl: &Timeline) -> Axis {
     let x_max = (tl.end.max(1) as f64 / 1e9).max(
         samples
-            .iter()
+            .samples()
             .map(|s| s.start as f64 / 1e9)
             .fold(0.0, f64::max),
     );
@@ -555,13 +555,15 @@ fn node_color(n: usize) -> &'static str {
 }
 
 /// The y range of a log-scale latency chart holding every sample, in ms.
-fn latency_range(real: &[&Sample]) -> (f64, f64) {
+fn latency_range(real: impl Iterator<Item = Sample>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+    let mut empty = true;
     for s in real {
-        lo = lo.min(lat_ms(s));
-        hi = hi.max(lat_ms(s));
+        lo = lo.min(lat_ms(&s));
+        hi = hi.max(lat_ms(&s));
+        empty = false;
     }
-    if real.is_empty() {
+    if empty {
         (lo, hi) = (0.01, 10.0);
     }
     let lo = 10f64.powf(lo.log10().floor());
@@ -573,9 +575,9 @@ fn lat_ms(s: &Sample) -> f64 {
 }
 
 /// The `q` quantile of ok ops' latency (ms) per bin, `None` where a bin has none.
-fn quantile_series<'a>(
+fn quantile_series(
     bins: &[Bin],
-    ok: impl Iterator<Item = &'a Sample>,
+    ok: impl Iterator<Item = Sample>,
     qs: &[f64],
 ) -> Vec<Vec<Option<f64>>> {
     let mut by_bin: Vec<Vec<u64>> = vec![Vec::new(); bins.len()];
@@ -598,7 +600,7 @@ fn quantile_series<'a>(
 }
 
 /// Per bin, the rate (per second) of the samples completed in it.
-fn rate_series<'a>(bins: &[Bin], done: impl Iterator<Item = &'a Sample>) -> Vec<f64> {
+fn rate_series(bins: &[Bin], done: impl Iterator<Item = Sample>) -> Vec<f64> {
     let mut counts = vec![0.0; bins.len()];
     for s in done {
         if let Some(i) = bin_of(bins, (s.start + s.latency) as f64 / 1e9) {
@@ -620,10 +622,10 @@ fn rate_top<'a>(rates: impl Iterator<Item = &'a f64>) -> f64 {
 
 /// `latency.svg`: each op's latency against its start time (log scale), by op and
 /// outcome, with the p50/p95/p99/max of ok ops per time bin drawn over it.
-pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
+pub fn latency_svg(samples: &(impl Samples + ?Sized), tl: &Timeline) -> String {
     let axis = run_axis(samples, tl);
-    let real: Vec<&Sample> = samples.iter().filter(|s| s.f != F::Crash).collect();
-    let (lo, hi) = latency_range(&real);
+    let real = || samples.samples().filter(|s| s.f != F::Crash);
+    let (lo, hi) = latency_range(real());
     let bins = axis.bins();
     let mut c = Chart::of_run(
         "Latency",
@@ -639,25 +641,24 @@ pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
         (F::Assign, OpType::Ok, "assign ok"),
     ];
     for (f, kind, label) in series {
-        let pts: Vec<&&Sample> = real.iter().filter(|s| s.f == f && s.kind == kind).collect();
-        if pts.is_empty() {
+        let pts = || real().filter(move |s| s.f == f && s.kind == kind);
+        let n = pts().count();
+        if n == 0 {
             continue;
         }
-        let stride = pts.len().div_ceil(MAX_POINTS).max(1);
-        let xy: Vec<(f64, f64)> = pts
-            .iter()
+        let stride = n.div_ceil(MAX_POINTS).max(1);
+        let xy: Vec<(f64, f64)> = pts()
             .step_by(stride)
-            .map(|s| (s.start as f64 / 1e9, lat_ms(s)))
+            .map(|s| (s.start as f64 / 1e9, lat_ms(&s)))
             .collect();
         c.points(&xy, color(f, kind), 0.35);
         c.legend(label, color(f, kind), false);
     }
     for (kind, label) in [(OpType::Fail, "fail"), (OpType::Info, "info")] {
-        let xy: Vec<(f64, f64)> = real
-            .iter()
+        let xy: Vec<(f64, f64)> = real()
             .filter(|s| s.kind == kind)
             .take(MAX_POINTS)
-            .map(|s| (s.start as f64 / 1e9, lat_ms(s)))
+            .map(|s| (s.start as f64 / 1e9, lat_ms(&s)))
             .collect();
         if !xy.is_empty() {
             c.points(&xy, color(F::Send, kind), 0.9);
@@ -672,7 +673,7 @@ pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
     ];
     let values = quantile_series(
         &bins,
-        real.iter().copied().filter(|s| s.kind == OpType::Ok),
+        real().filter(|s| s.kind == OpType::Ok),
         &qs.map(|q| q.0),
     );
     for ((q, label, col), v) in qs.into_iter().zip(values) {
@@ -685,14 +686,14 @@ pub fn latency_svg(samples: &[Sample], tl: &Timeline) -> String {
             c.legend(&format!("{label} (ok)"), col, true);
         }
     }
-    c.finish(real.is_empty().then_some("no operations"))
+    c.finish(real().next().is_none().then_some("no operations"))
 }
 
 /// `rate.svg`: completed operations per second over time, by op and outcome.
-pub fn rate_svg(samples: &[Sample], tl: &Timeline) -> String {
+pub fn rate_svg(samples: &(impl Samples + ?Sized), tl: &Timeline) -> String {
     let axis = run_axis(samples, tl);
     let bins = axis.bins();
-    let real = || samples.iter().filter(|s| s.f != F::Crash);
+    let real = || samples.samples().filter(|s| s.f != F::Crash);
     let mut rows: Vec<(&str, &str, Vec<f64>)> = [F::Send, F::Poll, F::Assign]
         .into_iter()
         .map(|f| {
@@ -721,7 +722,13 @@ pub fn rate_svg(samples: &[Sample], tl: &Timeline) -> String {
         }
         c.legend(label, col, true);
     }
-    c.finish(samples.is_empty().then_some("no operations"))
+    c.finish(
+        samples
+            .samples()
+            .next()
+            .is_none()
+            .then_some("no operations"),
+    )
 }
 
 /// What the per-node plots need to know of the run.
@@ -733,10 +740,14 @@ pub struct Nodes<'a> {
 
 /// `latency-by-node.svg` (several nodes): each node's p50 (solid) and p99 (dashed)
 /// latency of ok ops per time bin, by the node its client talked to.
-pub fn latency_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>) -> String {
+pub fn latency_by_node_svg(
+    samples: &(impl Samples + ?Sized),
+    tl: &Timeline,
+    nodes: &Nodes<'_>,
+) -> String {
     let axis = run_axis(samples, tl);
-    let real: Vec<&Sample> = samples.iter().filter(|s| s.f != F::Crash).collect();
-    let (lo, hi) = latency_range(&real);
+    let real = || samples.samples().filter(|s| s.f != F::Crash);
+    let (lo, hi) = latency_range(real());
     let bins = axis.bins();
     let mut c = Chart::of_run(
         "Latency by node (ok ops: p50 solid, p99 dashed)",
@@ -747,7 +758,7 @@ pub fn latency_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>)
         "latency (ms, log scale)",
     );
     for (n, id) in nodes.ids.iter().enumerate() {
-        let mine = real.iter().copied().filter(|s| {
+        let mine = real().filter(|s| {
             s.kind == OpType::Ok && node_of(s.process, nodes.concurrency, nodes.ids.len()) == n
         });
         let v = quantile_series(&bins, mine, &[0.5, 0.99]);
@@ -758,16 +769,20 @@ pub fn latency_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>)
         }
         c.legend(id, node_color(n), true);
     }
-    c.finish(real.is_empty().then_some("no operations"))
+    c.finish(real().next().is_none().then_some("no operations"))
 }
 
 /// `rate-by-node.svg` (several nodes): ok operations per second completed through each
 /// node (solid), and those that failed or are indeterminate (dashed).
-pub fn rate_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>) -> String {
+pub fn rate_by_node_svg(
+    samples: &(impl Samples + ?Sized),
+    tl: &Timeline,
+    nodes: &Nodes<'_>,
+) -> String {
     let axis = run_axis(samples, tl);
     let bins = axis.bins();
     let node = |s: &Sample| node_of(s.process, nodes.concurrency, nodes.ids.len());
-    let real = || samples.iter().filter(|s| s.f != F::Crash);
+    let real = || samples.samples().filter(|s| s.f != F::Crash);
     let mut rows = Vec::new();
     for n in 0..nodes.ids.len() {
         let ok = rate_series(
@@ -804,13 +819,19 @@ pub fn rate_by_node_svg(samples: &[Sample], tl: &Timeline, nodes: &Nodes<'_>) ->
         }
         c.legend(&nodes.ids[n], node_color(n), true);
     }
-    c.finish(samples.is_empty().then_some("no operations"))
+    c.finish(
+        samples
+            .samples()
+            .next()
+            .is_none()
+            .then_some("no operations"),
+    )
 }
 
 /// `server-msgs.svg`: server messages (node to node and node to service) sent per
 /// second over time, from the network's [`SERVER_TICK`] counts: where 5c's msgs-per-op
 /// comes from.
-pub fn server_msgs_svg(sends: &[u32], samples: &[Sample], tl: &Timeline) -> String {
+pub fn server_msgs_svg(sends: &[u32], samples: &(impl Samples + ?Sized), tl: &Timeline) -> String {
     let tick = SERVER_TICK as f64 / 1e9;
     let mut axis = run_axis(samples, tl);
     if axis.end() < sends.len() as f64 * tick {
@@ -1079,7 +1100,10 @@ mod tests {
             end: 5_000_000_000,
             partitions: vec![(1_000_000_000, 2_000_000_000)],
         };
-        for svg in [latency_svg(&samples, &tl), rate_svg(&samples, &tl)] {
+        for svg in [
+            latency_svg(samples.as_slice(), &tl),
+            rate_svg(samples.as_slice(), &tl),
+        ] {
             assert!(svg.starts_with("<svg"));
             assert!(svg.contains("<title>partition 1.00 s to 2.00 s</title>"));
             assert!(svg.trim_end().ends_with("</svg>"));
@@ -1087,7 +1111,7 @@ mod tests {
             let bad = ["NaN", "\"inf", ",inf", "inf,", "inf\""];
             assert!(!bad.iter().any(|b| svg.contains(b)), "bad coordinates");
         }
-        let empty = latency_svg(&[], &Timeline::default());
+        let empty = latency_svg(&[] as &[Sample], &Timeline::default());
         assert!(empty.contains("no operations") && !empty.contains("NaN"));
     }
 
@@ -1169,8 +1193,8 @@ mod tests {
             concurrency: 4,
         };
         for svg in [
-            latency_by_node_svg(&samples, &tl, &nodes),
-            rate_by_node_svg(&samples, &tl, &nodes),
+            latency_by_node_svg(samples.as_slice(), &tl, &nodes),
+            rate_by_node_svg(samples.as_slice(), &tl, &nodes),
         ] {
             assert!(svg.contains(">n0</text>") && svg.contains(">n1</text>"));
             assert!(svg.contains("polyline") && !svg.contains("NaN"));
@@ -1178,10 +1202,10 @@ mod tests {
         }
         // 30 messages in each of the first 100 ticks (1 s): 3000 sent, 3000/s drawn.
         let sends = vec![30u32; 100];
-        let svg = server_msgs_svg(&sends, &samples, &tl);
+        let svg = server_msgs_svg(&sends, samples.as_slice(), &tl);
         assert!(svg.contains(">3000 sent</text>"), "{svg}");
         assert!(svg.contains(">3000</text>"), "no 3000/s tick");
-        let none = server_msgs_svg(&[], &[], &Timeline::default());
+        let none = server_msgs_svg(&[], &[] as &[Sample], &Timeline::default());
         assert!(none.contains("no server messages"));
     }
 

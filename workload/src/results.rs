@@ -11,7 +11,9 @@ use crate::lag::{self, Lag};
 use crate::network::NetStats;
 use crate::runner::{Outcome, Timeline};
 
-/// One completed operation's latency: 24 bytes, one per operation while a run is judged.
+/// One completed operation's latency. Made from the history's records as each walk needs
+/// it ([`Samples`]), not kept: a vector of them was 24 bytes an operation beside the records
+/// while the results were written.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub f: F,
@@ -31,30 +33,46 @@ pub fn node_of(process: u32, concurrency: usize, nodes: usize) -> usize {
 
 const _: () = assert!(std::mem::size_of::<Sample>() == 24);
 
-/// Each completion that answered an invocation, with that invocation's time.
-pub fn samples(h: &History) -> Vec<Sample> {
-    let mut out = Vec::with_capacity(h.ops.len());
-    for op in &h.ops {
-        if let Some((start, _)) = h.invoked_at(op)
-            && !matches!(
-                op.value,
-                OpValue::Assign {
-                    seek_to_beginning: true,
-                    ..
-                }
-            )
+/// Each completion that answered an invocation, with that invocation's time, in the order
+/// of the completions.
+pub fn samples(h: &History) -> impl Iterator<Item = Sample> + '_ {
+    h.ops.iter().filter_map(|op| {
+        // (Final-phase assigns make no RPC: their zero latency would only mislead.)
+        if let OpValue::Assign {
+            seek_to_beginning: true,
+            ..
+        } = op.value
         {
-            // (Final-phase assigns make no RPC: their zero latency would only mislead.)
-            out.push(Sample {
-                f: op.f(),
-                kind: op.kind,
-                process: op.process,
-                start,
-                latency: op.time.saturating_sub(start),
-            });
+            return None;
         }
+        let (start, _) = h.invoked_at(op)?;
+        Some(Sample {
+            f: op.f(),
+            kind: op.kind,
+            process: op.process,
+            start,
+            latency: op.time.saturating_sub(start),
+        })
+    })
+}
+
+/// What the results and the plots read latencies from, walked afresh each time: a history
+/// (its [`samples`], made from the records as they are walked) or, in tests, samples given
+/// as they are.
+pub trait Samples {
+    fn samples(&self) -> impl Iterator<Item = Sample> + '_;
+}
+
+impl Samples for History {
+    fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+        samples(self)
     }
-    out
+}
+
+impl Samples for [Sample] {
+    fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.iter().copied()
+    }
 }
 
 /// The `q` quantile (nearest rank) of sorted values.
@@ -179,8 +197,8 @@ pub struct Results {
     pub timeline: Timeline,
 }
 
-/// Measures a run: `samples` are [`samples`] of its history.
-pub fn measure(cfg: &Config, out: &Outcome, samples: &[Sample]) -> Results {
+/// Measures a run.
+pub fn measure(cfg: &Config, out: &Outcome) -> Results {
     let h = &out.history;
     let tl = &out.timeline;
     let mut stats = Stats::default();
@@ -199,10 +217,7 @@ pub fn measure(cfg: &Config, out: &Outcome, samples: &[Sample]) -> Results {
     });
 
     let mut by_f: BTreeMap<F, Vec<u64>> = BTreeMap::new();
-    for s in samples
-        .iter()
-        .filter(|s| s.kind == OpType::Ok && s.f != F::Crash)
-    {
+    for s in samples(h).filter(|s| s.kind == OpType::Ok && s.f != F::Crash) {
         by_f.entry(s.f).or_default().push(s.latency);
     }
     let latency = by_f
@@ -220,16 +235,16 @@ pub fn measure(cfg: &Config, out: &Outcome, samples: &[Sample]) -> Results {
         })
         .collect();
 
-    let in_main =
-        |s: &&Sample| s.start >= tl.main_start && s.start < tl.main_end && s.f != F::Crash;
+    let in_main = |s: &Sample| s.start >= tl.main_start && s.start < tl.main_end && s.f != F::Crash;
+    let (mut ops, mut ok_ops) = (0, 0);
+    for s in samples(h).filter(in_main) {
+        ops += 1;
+        ok_ops += usize::from(s.kind == OpType::Ok);
+    }
     let throughput = Throughput {
         main_phase: tl.main_end.saturating_sub(tl.main_start),
-        ops: samples.iter().filter(in_main).count(),
-        ok_ops: samples
-            .iter()
-            .filter(in_main)
-            .filter(|s| s.kind == OpType::Ok)
-            .count(),
+        ops,
+        ok_ops,
         target_rate: cfg.opts.rate,
     };
 

@@ -160,7 +160,7 @@ mod tests {
             runner_cpu: None,
             node_cpu: Vec::new(),
         };
-        let mut r = crate::results::measure(&cfg, &out, &[]);
+        let mut r = crate::results::measure(&cfg, &out);
         r.availability = Availability {
             oks,
             invocations,
