@@ -709,13 +709,15 @@ pub struct NemesisOp {
 const CHUNK_SHIFT: u32 = 15;
 const CHUNK: usize = 1 << CHUNK_SHIFT;
 
-/// The completed operations in the order of their completions, kept in chunks of [`CHUNK`]
-/// records rather than one vector: a vector that doubles as it grows holds up to twice what
-/// it was given (a 60 s run's 5.9M records, then of 56 bytes, sat in 8.4M slots, 470 MB
-/// for 330 written), and growing it holds the old and the new block at once. A chunk is allocated at
-/// its full size and never grows, except the first, which doubles up to it so that a short
-/// history stays small; every chunk but the last is full, so position `i` is record
-/// `i % CHUNK` of chunk `i / CHUNK`.
+/// The completed operations in the order of their completions, kept in chunks of 2^15
+/// records rather than one vector. A vector that doubles as it grows is allocated up to
+/// twice what it holds (a 60 s run's 5.9M records, then of 56 bytes, sat in 8.4M slots:
+/// 470 MB for 330 written), though the part never written is never resident; and each time
+/// it grows it copies every record into a block twice the size, the old block and the new
+/// resident at once (at 4.2M records, 235 MB and 470 MB). A chunk is allocated at its full
+/// size and never grows, except the first, which doubles up to it so that a short history
+/// stays small; every chunk but the last is full, so position `i` is record `i % 2^15` of
+/// chunk `i / 2^15`.
 #[derive(Debug, Default)]
 pub struct Ops {
     chunks: Vec<Vec<Op>>,
