@@ -325,6 +325,11 @@ impl Pipes for SimNodes {
 /// A correct kafka node (one log per key, shared by every node), answering after `delay`
 /// ns. `send`s of a message in `silent` get no answer.
 fn kafka(delay: impl Fn(&Request) -> u64 + 'static) -> Script {
+    kafka_paged(delay, usize::MAX)
+}
+
+/// [`kafka`] whose polls return at most `page` pairs a key.
+fn kafka_paged(delay: impl Fn(&Request) -> u64 + 'static, page: usize) -> Script {
     let mut logs: HashMap<String, Vec<Value>> = HashMap::new();
     Box::new(move |r| {
         let body = match r.body["type"].as_str()? {
@@ -339,7 +344,7 @@ fn kafka(delay: impl Fn(&Request) -> u64 + 'static) -> Script {
                 for (k, from) in r.body["offsets"].as_object()? {
                     let from = from.as_u64()? as usize;
                     let log = logs.get(k).map_or(&[][..], Vec::as_slice);
-                    let pairs: Vec<Value> = (from..log.len())
+                    let pairs: Vec<Value> = (from..log.len().min(from.saturating_add(page)))
                         .map(|o| json!([o, log[o].clone()]))
                         .collect();
                     msgs.insert(k.clone(), pairs.into());
@@ -886,7 +891,19 @@ fn a_due_crash_with_no_free_worker_waits_for_one() {
 /// `capacity` bytes that the node reads every `gap` ns from `slow_from` on; nodes gossip
 /// if there are several.
 fn run_slow(cfg: &Config, capacity: usize, gap: u64, slow_from: u64, limit_secs: u64) -> Sim<'_> {
-    let mut s = sim(cfg, kafka(|_| MS), limit_secs);
+    run_slow_with(cfg, kafka(|_| MS), capacity, gap, slow_from, limit_secs)
+}
+
+/// [`run_slow`] against nodes that follow `script`.
+fn run_slow_with(
+    cfg: &Config,
+    script: Script,
+    capacity: usize,
+    gap: u64,
+    slow_from: u64,
+    limit_secs: u64,
+) -> Sim<'_> {
+    let mut s = sim(cfg, script, limit_secs);
     s.runner.pipes.gossip = cfg.node_ids.len() > 1;
     let nodes = cfg.node_ids.len();
     let stdin = || SlowStdin {
@@ -981,15 +998,20 @@ fn final_requests_one_at_a_time(nodes: usize, pipe: usize, more: &str) {
 /// A final request that times out before its node's stdin took it was never encoded: its
 /// bytes are made when its worker gives up (from the offsets it was sent with, before the
 /// next client forgets them) and still reach the node in their turn, as a request that
-/// timed out in Maelstrom's network is still delivered.
+/// timed out in Maelstrom's network is still delivered. The node returns two pairs a key
+/// a poll, so a final client polls again from offsets it has advanced, and a poll it gave
+/// up on carries offsets its next client (which starts again from 0) does not have: made
+/// from any later state, they would differ.
 #[test]
 fn a_final_request_that_times_out_unwritten_still_reaches_the_node() {
     let cfg = config(
-        "--node-count 1 --concurrency 4 --rate 2000 --time-limit 3 --recovery-sleep 1 --final-time-limit 10 --max-writes-per-key 8",
+        "--node-count 1 --concurrency 4 --rate 2000 --time-limit 3 --recovery-sleep 1 --final-time-limit 30 --max-writes-per-key 8",
     );
-    // From the recovery sleep on, the node takes its stdin's 1 KiB every 2 s: each final
-    // poll (a few KiB) takes seconds to get through, and the last ones wait past 5 s.
-    let s = run_slow(&cfg, 1024, 2 * SEC, 3500 * MS, 120);
+    // The final phase starts at 4.001 s. Its first polls and commits pass at once; from
+    // 4.1 s on the node takes its stdin's 1 KiB a second, so each later poll (a few KiB,
+    // naming every key) takes seconds to get through, and those behind it wait past their
+    // timeout, unwritten.
+    let s = run_slow_with(&cfg, kafka_paged(|_| MS, 2), 1024, SEC, 4100 * MS, 120);
     assert!(!s.runner.net.journaling(), "the journal filled up");
     let tl = &s.runner.timeline;
     let timed_out = ops(&s)
@@ -997,25 +1019,51 @@ fn a_final_request_that_times_out_unwritten_still_reaches_the_node() {
         .filter(|o| o.time >= tl.final_start && o.kind == OpType::Info && o.f() == F::Poll)
         .count();
     assert!(timed_out > 0, "some final poll timed out");
-    // Every final client's first poll was sent as the phase began, so one read more than
-    // the timeout later was read after its client gave up on it.
-    let deadline = tl.final_start + 5 * SEC;
     let requests = s.requests.borrow();
-    let late: Vec<&Request> = requests
-        .iter()
-        .filter(|r| r.time > deadline && r.body["type"] == "poll" && r.body["msg_id"] == 1)
-        .collect();
-    assert!(
-        !late.is_empty(),
-        "a poll was read by the node after it timed out"
-    );
-    let first = requests
-        .iter()
-        .find(|r| r.time >= tl.final_start && r.body["type"] == "poll")
-        .expect("a final poll");
-    let from_zero = first.body["offsets"].as_object().expect("offsets");
-    assert!(from_zero.len() > 100 && from_zero.values().all(|o| o == 0));
-    for r in late {
-        assert_eq!(r.body["offsets"], first.body["offsets"], "every key from 0");
+    // Each key's log: every send the node read (all in the main phase).
+    let mut logs: HashMap<&str, u64> = HashMap::new();
+    for r in requests.iter().filter(|r| r.body["type"] == "send") {
+        *logs
+            .entry(r.body["key"].as_str().expect("a key"))
+            .or_default() += 1;
     }
+    // Each final poll's offsets are its client's: from 0 for its first, and for a later
+    // one its last poll's advanced by the pairs the node returned (a client polls again
+    // only once answered; one that gave up is replaced by a new client).
+    let mut last_poll: HashMap<&str, &Value> = HashMap::new();
+    // When the node read each client's last request: a client's next request is sent
+    // within 0.4 s of that one's answer (1 ms later), so one read more than 6 s after it
+    // was read after its client had given up on it.
+    let mut last_read: HashMap<&str, u64> = HashMap::new();
+    let mut late_advanced = 0;
+    for r in requests.iter().filter(|r| r.time >= tl.final_start) {
+        let before = last_read.insert(&r.src, r.time);
+        if r.body["type"] != "poll" {
+            continue;
+        }
+        let offsets = r.body["offsets"].as_object().expect("offsets");
+        let want = |k: &str| match last_poll.get(r.src.as_str()) {
+            None => 0,
+            Some(before) => {
+                let from = before[k].as_u64().expect("an offset");
+                logs.get(k).map_or(from, |&n| n.min(from + 2))
+            }
+        };
+        for (k, o) in offsets {
+            assert_eq!(
+                o.as_u64(),
+                Some(want(k)),
+                "{}'s poll of {k}: {}",
+                r.src,
+                r.body
+            );
+        }
+        let late = before.is_some_and(|t| r.time > t + 6 * SEC);
+        late_advanced += usize::from(late && offsets.values().any(|o| o != 0));
+        last_poll.insert(&r.src, &r.body["offsets"]);
+    }
+    assert!(
+        late_advanced > 0,
+        "a poll from advanced offsets was read by the node after it timed out"
+    );
 }
