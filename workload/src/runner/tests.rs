@@ -1067,3 +1067,72 @@ fn a_final_request_that_times_out_unwritten_still_reaches_the_node() {
         "a poll from advanced offsets was read by the node after it timed out"
     );
 }
+
+/// The `swap-keys` fault on simulated time, so its verdict does not depend on the
+/// machine's load (`tests/faults.rs` runs the fixture node's, which strikes only where a
+/// live run's replies happen to meet its conditions): a node whose every `poll_ok` trades
+/// the pairs of two keys, wherever two keys' pairs differ and each holds only values the
+/// other key was sent too (so every value has a writer, and the verdict is not merely
+/// unknown). The reading processes then poll a key out of its order: invalid, with
+/// `nonmonotonic-poll` or `poll-skip`.
+#[test]
+fn key_labels_swapped_in_every_poll_are_invalid() {
+    let cfg = config(
+        "--node-count 1 --concurrency 4 --rate 500 --time-limit 5 --recovery-sleep 0 --final-time-limit 5 --assign-probability 1/8",
+    );
+    let mut kafka = kafka(|_| MS);
+    // The values each key was sent, as the node read them.
+    let mut sent: HashMap<String, Vec<Value>> = HashMap::new();
+    let swaps = Rc::new(Cell::new(0));
+    let counted = Rc::clone(&swaps);
+    let script: Script = Box::new(move |r| {
+        if r.body["type"] == "send" {
+            let key = r.body["key"].as_str()?.to_owned();
+            sent.entry(key).or_default().push(r.body["msg"].clone());
+        }
+        let (delay, mut body) = kafka(r)?;
+        let Some(msgs) = body.get_mut("msgs").and_then(Value::as_object_mut) else {
+            return Some((delay, body));
+        };
+        let holds_all = |key: &str, pairs: &Value| {
+            let values = sent.get(key).map_or(&[][..], Vec::as_slice);
+            pairs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|p| values.contains(&p[1]))
+        };
+        let keys: Vec<String> = msgs.keys().cloned().collect();
+        let pair = keys.iter().enumerate().find_map(|(i, a)| {
+            keys[i + 1..].iter().find_map(|b| {
+                let (pa, pb) = (&msgs[a], &msgs[b]);
+                (pa != pb && holds_all(a, pb) && holds_all(b, pa)).then(|| (a.clone(), b.clone()))
+            })
+        });
+        if let Some((a, b)) = pair {
+            let pa = msgs[&a].take();
+            let pb = std::mem::replace(&mut msgs[&b], pa);
+            msgs[&a] = pb;
+            counted.set(counted.get() + 1);
+        }
+        Some((delay, body))
+    });
+    let s = run(&cfg, script, 60);
+    assert!(
+        swaps.get() > 10,
+        "only {} polls swapped two keys",
+        swaps.get()
+    );
+    let result = crate::checker::check(&s.runner.history);
+    assert_eq!(
+        result.valid,
+        crate::checker::Validity::False,
+        "{:?}",
+        result.errors.keys()
+    );
+    assert!(
+        result.errors.contains_key("nonmonotonic-poll") || result.errors.contains_key("poll-skip"),
+        "{:?}",
+        result.errors.keys()
+    );
+}
