@@ -164,6 +164,16 @@ pub(super) struct Answer {
 }
 
 impl<C: Clock, P: Pipes> Runner<'_, C, P> {
+    /// A new request of worker `w`: its msg_id and its envelope id, its timeout running
+    /// from `now`.
+    fn open_request(&mut self, w: usize, now: u64) -> (u64, u64) {
+        let worker = &mut self.clients.workers[w];
+        let msg_id = worker.next_request();
+        worker.deadline = now + self.timeout;
+        self.clients.timeouts.push(worker.deadline, w, worker.seq);
+        (msg_id, self.net.next_id())
+    }
+
     /// Writes one request from worker `w`, registers its timeout, returns its msg_id.
     fn request(
         &mut self,
@@ -172,16 +182,13 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
         ty: &str,
         body: impl for<'e> FnOnce(Encoder<'e>, &History) -> Encoder<'e>,
     ) -> u64 {
-        let worker = &mut self.clients.workers[w];
-        let msg_id = worker.next_request();
-        let id = self.net.next_id();
+        let (msg_id, id) = self.open_request(w, now);
+        let worker = &self.clients.workers[w];
         let node = &self.cfg.node_ids[worker.node];
         let slot = &mut self.nodes[worker.node];
         let from = slot.out.len();
         let enc = Encoder::start(&mut slot.out, id, &worker.client_name, node, ty, msg_id);
         body(enc, &self.history).finish();
-        worker.deadline = now + self.timeout;
-        self.clients.timeouts.push(worker.deadline, w, worker.seq);
         self.sent(w, now, id, from);
         msg_id
     }
@@ -212,12 +219,9 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     /// if its bytes waited for the pipe: Maelstrom's client starts its timeout when it puts
     /// the request on the network, however long the node takes to read it.
     fn request_pending(&mut self, w: usize, now: u64, pending: impl FnOnce(u64) -> Pending) {
+        let (msg_id, id) = self.open_request(w, now);
         let worker = &mut self.clients.workers[w];
-        let msg_id = worker.next_request();
         worker.pending = pending(msg_id);
-        worker.deadline = now + self.timeout;
-        self.clients.timeouts.push(worker.deadline, w, worker.seq);
-        let id = self.net.next_id();
         let node = worker.node;
         // While the journal records or messages are logged, their text is wanted now.
         if matches!(worker.fin, FinalState::NotStarted) || self.net.wants_client_detail() {
