@@ -204,29 +204,32 @@ impl<C: Clock, P: Pipes> Runner<'_, C, P> {
     pub(super) fn flush(&mut self) -> bool {
         let mut any_held = false;
         for i in 0..self.nodes.len() {
-            let slot = &mut self.nodes[i];
-            let mut held = if slot.out.is_empty() {
-                self.pipes.retry(i)
-            } else {
-                self.pipes.send(i, &slot.out)
-            };
-            slot.out.clear();
+            let mut held = self.send_out(i);
             while !held && let Some(next) = self.nodes[i].later.pop_front() {
                 held = match next {
                     Later::Line(line) => self.pipes.send(i, &line),
+                    // Encoded into `out` (never empty then) unless it was made earlier.
                     Later::Request(u) => match self.encode_unsent(i, u) {
                         Some(line) => self.pipes.send(i, &line),
-                        None => {
-                            let slot = &mut self.nodes[i];
-                            let held = self.pipes.send(i, &slot.out);
-                            slot.out.clear();
-                            held
-                        }
+                        None => self.send_out(i),
                     },
                 };
             }
             any_held |= held;
         }
         any_held
+    }
+
+    /// Sends what node `i`'s `out` holds and empties it, or, when it holds nothing, offers
+    /// the pipe what it held back before. Whether the pipe still holds some back.
+    fn send_out(&mut self, i: usize) -> bool {
+        let slot = &mut self.nodes[i];
+        let held = if slot.out.is_empty() {
+            self.pipes.retry(i)
+        } else {
+            self.pipes.send(i, &slot.out)
+        };
+        slot.out.clear();
+        held
     }
 }
