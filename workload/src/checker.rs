@@ -192,6 +192,26 @@ impl LastReads {
     }
 }
 
+/// The read of each key a pass walked last, by its address: a read is kept once and shared by
+/// every poll that returned the same pairs (`Tables::read`; the final phase's 64 clients each
+/// read every key from offset 0), and a pass that only records what it saw learns nothing from
+/// walking it a second time.
+struct Walked(Vec<usize>);
+
+impl Walked {
+    fn new(keys: usize) -> Walked {
+        Walked(vec![0; keys])
+    }
+
+    /// Whether `read` is the one last walked for its key; it is from now on. An address
+    /// names one read while the history lives: each is its own allocation, never freed
+    /// before the history.
+    fn again(&mut self, read: &(KeyId, Pairs)) -> bool {
+        let at = std::ptr::from_ref(read) as usize;
+        std::mem::replace(&mut self.0[read.0.0 as usize], at) == at
+    }
+}
+
 struct Checker<'h> {
     h: &'h History,
     /// Every (key, value) the history names, with its writer, its index and what was done
@@ -343,6 +363,7 @@ impl<'h> Checker<'h> {
     fn index_writes_and_reads(&mut self) {
         let h = self.h;
         self.ok_polled = vec![false; h.tables.keys()];
+        let mut walked = Walked::new(h.tables.keys());
         for op in &h.ops {
             if op.kind == OpType::Fail
                 && let Some((k, _, v)) = send_of(op)
@@ -352,7 +373,10 @@ impl<'h> Checker<'h> {
                 self.any_failed = true;
             }
             if op.kind == OpType::Ok {
-                for (k, pairs) in reads_of(op) {
+                for read @ (k, pairs) in reads_of(op) {
+                    if walked.again(read) {
+                        continue;
+                    }
                     self.ok_polled[k.0 as usize] = true;
                     for (_, v) in pairs.iter() {
                         let e = self.values.entry_or_insert(*k, v);
@@ -370,6 +394,7 @@ impl<'h> Checker<'h> {
         // By key id: its largest offset, if it has one.
         let mut max: Vec<Option<i64>> = vec![None; self.h.tables.keys()];
         let mut negative: Option<(KeyId, i64, &Op)> = None;
+        let mut walked = Walked::new(max.len());
         for op in self.ops() {
             let mut see = |k: KeyId, o: i64| {
                 if o < 0 {
@@ -381,7 +406,10 @@ impl<'h> Checker<'h> {
             if let Some((k, Some(o), _)) = send_of(op) {
                 see(k, o);
             }
-            for (k, pairs) in reads_of(op) {
+            for read @ (k, pairs) in reads_of(op) {
+                if walked.again(read) {
+                    continue;
+                }
                 // The least and the largest offset of the reply, without walking a run.
                 if let (Some(first), Some(top)) = (pairs.first(), pairs.max_offset()) {
                     let least = match pairs {
@@ -430,6 +458,7 @@ impl<'h> Checker<'h> {
     fn version_orders(&mut self) {
         let h = self.h;
         let mut b = OrderBuilder::new(self.values.len());
+        let mut walked = Walked::new(h.tables.keys());
         for op in &h.ops {
             if let Some((k, Some(o), v)) = send_of(op)
                 && must_have_committed(&self.values, op)
@@ -437,7 +466,10 @@ impl<'h> Checker<'h> {
                 let e = self.values.entry_or_insert(k, v);
                 b.add(&mut self.values, k, o, e);
             }
-            for (k, pairs) in reads_of(op) {
+            for read @ (k, pairs) in reads_of(op) {
+                if walked.again(read) {
+                    continue;
+                }
                 for (o, v) in pairs.iter() {
                     let e = self.values.entry_or_insert(*k, v);
                     b.add(&mut self.values, *k, o, e);
@@ -1262,6 +1294,30 @@ mod tests {
             (&json!(6), &json!([11, 12]))
         );
         assert_eq!(r.errors["no-writer-of-value"].count, 3);
+    }
+
+    /// A read kept once and returned by several polls (as `Tables::read` shares them) is
+    /// judged at each poll that returned it, whatever the passes that walk it once learned.
+    #[test]
+    fn a_read_shared_between_polls_is_judged_at_each() {
+        let mut b = B::default();
+        b.send(0, "x", 1, 0).send(0, "x", 2, 1);
+        let shared = crate::history::KeyRead::from(b.reads(&[("x", &[(0, 1), (1, 2)])]).remove(0));
+        let poll = || OpValue::Poll(Some(Box::from([shared.clone()])));
+        // An indeterminate poll returns it first: what it read proves nothing was seen.
+        b.invoke_poll(1).push(1, OpType::Info, poll());
+        // Then process 2 reads it (all seen), and process 3 twice (a repeat).
+        b.invoke_poll(2).push(2, OpType::Ok, poll());
+        b.invoke_poll(3).push(3, OpType::Ok, poll());
+        b.invoke_poll(3).push(3, OpType::Ok, poll());
+        let r = b.check();
+        assert_eq!(types(&r), vec!["nonmonotonic-poll"]);
+        // Only the indeterminate poll read it: both values unseen.
+        let mut u = B::default();
+        u.send(0, "x", 1, 0).send(0, "x", 2, 1);
+        u.invoke_poll(1).push(1, OpType::Info, poll());
+        u.poll(2, &[("x", &[])]);
+        assert_eq!(u.check().errors["unseen"].count, 2);
     }
 
     #[test]
