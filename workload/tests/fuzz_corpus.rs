@@ -70,6 +70,16 @@ fn a_key_written_twice_holds_the_value_written_last() {
 }
 
 #[test]
+fn a_carriage_return_ends_a_line_as_in_maelstrom() {
+    // The correct exchange with its lines ended by `\r\n` (the last by `\r` alone): the
+    // same lines, read alike.
+    assert_eq!(judge("carriage-returns"), judge("valid-run"));
+    // A `\r` inside the first line makes two lines of it, neither JSON; the rest is read.
+    let j = judge("split-by-carriage-return");
+    assert_eq!((j.invalid_lines, j.ops), (2, 4), "{j:?}");
+}
+
+#[test]
 fn offsets_jepsen_cannot_judge_are_unknown_and_cost_nothing() {
     for name in ["huge-offsets", "negative-offsets"] {
         let j = judge(name);
