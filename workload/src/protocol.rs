@@ -975,14 +975,22 @@ fn fast_reply(f: Fast<'_>) -> Option<(u64, Reply)> {
         ("poll_ok", None, Some(msgs), None) => Reply::PollOk { msgs: msgs.0 },
         ("commit_offsets_ok", None, None, None) => Reply::CommitOffsetsOk,
         ("list_committed_offsets_ok", None, None, Some(offsets)) => Reply::ListCommittedOffsetsOk {
-            offsets: offsets
-                .into_iter()
-                .map(|(k, o)| (k.into_owned(), o.0))
-                .collect(),
+            offsets: committed(offsets),
         },
         _ => return None,
     };
     Some((irt, reply))
+}
+
+/// A `list_committed_offsets_ok`'s offsets in key order: a map has none of its own, and
+/// each reading's map iterates in its own random order.
+fn committed(offsets: HashMap<Cow<'_, str>, StrictInt>) -> Vec<(String, i64)> {
+    let mut offsets: Vec<(String, i64)> = offsets
+        .into_iter()
+        .map(|(k, o)| (k.into_owned(), o.0))
+        .collect();
+    offsets.sort_unstable();
+    offsets
 }
 
 /// For optional keys whose value, when present, must not be `null`.
@@ -1375,11 +1383,7 @@ fn classify(head: &Head<'_>, body: &str) -> Reply {
         "list_committed_offsets_ok" => {
             match serde_json::from_str::<ListCommittedOffsetsOk<'_>>(body) {
                 Ok(r) => Reply::ListCommittedOffsetsOk {
-                    offsets: r
-                        .offsets
-                        .into_iter()
-                        .map(|(k, o)| (k.into_owned(), o.0))
-                        .collect(),
+                    offsets: committed(r.offsets),
                 },
                 Err(e) => malformed(schema(e)),
             }
@@ -2120,6 +2124,31 @@ mod tests {
             format!("{}x", &send[..send.len() - 2]),
         ] {
             assert!(parse_line(&l, &names()).is_err(), "{l:?}");
+        }
+    }
+
+    /// Found by the `node_lines` fuzz target: each reading made its own map of the
+    /// committed offsets, and listed them in that map's random order.
+    #[test]
+    fn committed_offsets_are_listed_in_one_order_on_every_path() {
+        let offsets: Vec<String> = (0..32).map(|k| format!(r#""{k}":{k}"#)).collect();
+        let body = format!(
+            r#"{{"type":"list_committed_offsets_ok","in_reply_to":3,"offsets":{{{}}}}}"#,
+            offsets.join(",")
+        );
+        // As written, and with a control character serde_json refuses in a key.
+        for body in [body.clone(), body.replacen("\"31\"", "\"3\u{1}1\"", 1)] {
+            let l = format!(r#"{{"src":"n0","dest":"c3","body":{body}}}"#);
+            let (a, b) = (parse_line(&l, &names()), parse_line_slow(&l, &names()));
+            assert_eq!(a, b, "{l:?}");
+            let Ok(Inbound::Reply {
+                reply: Reply::ListCommittedOffsetsOk { offsets },
+                ..
+            }) = a
+            else {
+                panic!("{a:?}")
+            };
+            assert!(offsets.is_sorted(), "{offsets:?}");
         }
     }
 
