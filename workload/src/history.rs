@@ -703,21 +703,29 @@ pub struct NemesisOp {
 }
 
 /// How many records a chunk of [`Ops`] holds: a power of two, so that a position splits
-/// into a chunk and a place in it by a shift and a mask. 2^15 records of 48 bytes are 1.5
-/// MB: a 10-minute run at 100k ops/s fills about 1,800 of them, and the last one's unused
-/// part is at most that.
-const CHUNK_SHIFT: u32 = 15;
+/// into a chunk and a place in it by a shift and a mask. 2^17 records of 48 bytes are 6 MiB,
+/// whole 2 MiB pages: most of the runner's memory sits in transparent huge pages (130 of the
+/// 177 MiB `check` held at its height), resident whole once touched, and chunks that were
+/// not whole pages held more than one vector: 2^15 records of 56 bytes (1.75 MiB), `check`
+/// of a 10 s history peaked at 181 to 185 MiB with them, 171 to 177 with one vector. Why, in
+/// the allocator, was not found. Of 48-byte records, 6 MiB chunks peaked at 136 to 140 MiB,
+/// 1.5 MiB chunks at 142 to 143 (one vector of 56-byte records: 141 to 144). A 10-minute
+/// run at 100k ops/s fills about 460 chunks; the last one's unwritten part is never touched.
+const CHUNK_SHIFT: u32 = 17;
 const CHUNK: usize = 1 << CHUNK_SHIFT;
 
-/// The completed operations in the order of their completions, kept in chunks of 2^15
+// A chunk stays whole 2 MiB pages if a record changes size.
+const _: () = assert!((CHUNK * std::mem::size_of::<Op>()).is_multiple_of(2 << 20));
+
+/// The completed operations in the order of their completions, kept in chunks of 2^17
 /// records rather than one vector. A vector that doubles as it grows is allocated up to
 /// twice what it holds (a 60 s run's 5.9M records, then of 56 bytes, sat in 8.4M slots:
 /// 470 MB for 330 written), though the part never written is never resident; and each time
 /// it grows it copies every record into a block twice the size, the old block and the new
 /// resident at once (at 4.2M records, 235 MB and 470 MB). A chunk is allocated at its full
 /// size and never grows, except the first, which doubles up to it so that a short history
-/// stays small; every chunk but the last is full, so position `i` is record `i % 2^15` of
-/// chunk `i / 2^15`.
+/// stays small; every chunk but the last is full, so position `i` is record `i % 2^17` of
+/// chunk `i / 2^17`.
 #[derive(Debug, Default)]
 pub struct Ops {
     chunks: Vec<Vec<Op>>,
