@@ -8,7 +8,7 @@
 #
 #   perf/runner-memory.sh                          # this tree's release build, all three runs
 #   BASE=/path/to/old/kafka-workload perf/runner-memory.sh     # old and new, interleaved
-#   SHAPES="60s" RUNS=2 perf/runner-memory.sh      # some of: 10s 60s 3node
+#   SHAPES="60s" RUNS=2 perf/runner-memory.sh      # some of: 10s 60s 3node 600s
 #
 # Settings (environment): SHAPES ("10s 60s 3node"), RUNS (1 per shape and binary), NODE (the
 # node binary; default this tree's release maelstrom-kafka), BASE (an older kafka-workload),
@@ -30,7 +30,9 @@ args_of() {
         10s) echo "--node-count 1 --concurrency 64 --rate 100000 --time-limit 10" ;;
         60s) echo "--node-count 1 --concurrency 64 --rate 100000 --time-limit 60" ;;
         3node) echo "--node-count 3 --concurrency 64 --rate 100000 --time-limit 20" ;;
-        *) echo "unknown shape $1 (10s 60s 3node)" >&2; exit 2 ;;
+        # The long run: 60M operations, about 20 minutes with its judging.
+        600s) echo "--node-count 1 --concurrency 64 --rate 100000 --time-limit 600" ;;
+        *) echo "unknown shape $1 (10s 60s 3node 600s)" >&2; exit 2 ;;
     esac
 }
 
