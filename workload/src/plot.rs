@@ -689,6 +689,15 @@ pub fn latency_svg(samples: &(impl Samples + ?Sized), tl: &Timeline) -> String {
     c.finish(real().next().is_none().then_some("no operations"))
 }
 
+/// What a plot of a history with no operations says instead.
+fn no_operations(samples: &(impl Samples + ?Sized)) -> Option<&'static str> {
+    samples
+        .samples()
+        .next()
+        .is_none()
+        .then_some("no operations")
+}
+
 /// `rate.svg`: completed operations per second over time, by op and outcome.
 pub fn rate_svg(samples: &(impl Samples + ?Sized), tl: &Timeline) -> String {
     let axis = run_axis(samples, tl);
@@ -722,13 +731,7 @@ pub fn rate_svg(samples: &(impl Samples + ?Sized), tl: &Timeline) -> String {
         }
         c.legend(label, col, true);
     }
-    c.finish(
-        samples
-            .samples()
-            .next()
-            .is_none()
-            .then_some("no operations"),
-    )
+    c.finish(no_operations(samples))
 }
 
 /// What the per-node plots need to know of the run.
@@ -819,13 +822,7 @@ pub fn rate_by_node_svg(
         }
         c.legend(&nodes.ids[n], node_color(n), true);
     }
-    c.finish(
-        samples
-            .samples()
-            .next()
-            .is_none()
-            .then_some("no operations"),
-    )
+    c.finish(no_operations(samples))
 }
 
 /// `server-msgs.svg`: server messages (node to node and node to service) sent per
