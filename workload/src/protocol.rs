@@ -254,12 +254,23 @@ fn collapsed(json: &str) -> Option<String> {
     }
     let mut c = Cursor::new(json);
     let mut out = String::with_capacity(json.len());
-    collapsed_value(&mut c, &mut out)?;
+    rewritten_value(&mut c, &mut out, Form::Collapsed)?;
     Some(out)
 }
 
-/// [`collapsed`] of the value at the cursor, appended to `out`.
-fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
+/// How [`rewritten_value`] writes a value again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// [`collapsed`]: keys in the place first written; scalars as written.
+    Collapsed,
+    /// [`canonical`]: keys in order; strings and numbers in one form each.
+    Canonical,
+}
+
+/// The value at the cursor written again in `form`, appended to `out`. Either way each
+/// object's keys are kept once, holding the value written last, as Maelstrom's reader
+/// keeps them.
+fn rewritten_value(c: &mut Cursor<'_>, out: &mut String, form: Form) -> Option<()> {
     c.skip_ws();
     let rest = c.rest();
     match *rest.as_bytes().first()? {
@@ -273,7 +284,7 @@ fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
                     let key = string_token(c)?;
                     c.expect(b':')?;
                     let mut v = String::new();
-                    collapsed_value(c, &mut v)?;
+                    rewritten_value(c, &mut v, form)?;
                     match at.get(&key) {
                         Some(&i) => entries[i].1 = v,
                         None => {
@@ -286,6 +297,10 @@ fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
                     }
                     c.expect(b',')?;
                 }
+            }
+            if form == Form::Canonical {
+                // Keys are unique here, so the order is total.
+                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             }
             out.push('{');
             for (i, (k, v)) in entries.iter().enumerate() {
@@ -303,7 +318,7 @@ fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
             out.push('[');
             if !c.eat(b']') {
                 loop {
-                    collapsed_value(c, out)?;
+                    rewritten_value(c, out, form)?;
                     if c.eat(b']') {
                         break;
                     }
@@ -314,8 +329,11 @@ fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
             out.push(']');
         }
         b'"' => {
-            string_token(c)?;
-            out.push_str(&rest[..rest.len() - c.rest().len()]);
+            let s = string_token(c)?;
+            match form {
+                Form::Collapsed => out.push_str(&rest[..rest.len() - c.rest().len()]),
+                Form::Canonical => out.push_str(&serde_json::to_string(&s).ok()?),
+            }
         }
         _ => {
             let len = rest
@@ -324,7 +342,11 @@ fn collapsed_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
                     |b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'),
                 )
                 .unwrap_or(rest.len());
-            out.push_str(&rest[..len]);
+            let token = &rest[..len];
+            match (form, token) {
+                (Form::Collapsed, _) | (_, "true" | "false" | "null") => out.push_str(token),
+                (Form::Canonical, _) => number_text(number(token)?, out),
+            }
             c.at += len;
         }
     }
@@ -1232,80 +1254,10 @@ fn number_text(n: Number<'_>, out: &mut String) {
 fn canonical(text: &str) -> Box<str> {
     let mut c = Cursor::new(text);
     let mut out = String::with_capacity(text.len());
-    match canonical_value(&mut c, &mut out) {
+    match rewritten_value(&mut c, &mut out, Form::Canonical) {
         Some(()) if c.at_end() => out.into(),
         _ => text.into(),
     }
-}
-
-/// [`canonical`] of the value at the cursor, appended to `out`.
-fn canonical_value(c: &mut Cursor<'_>, out: &mut String) -> Option<()> {
-    c.skip_ws();
-    let rest = c.rest();
-    match *rest.as_bytes().first()? {
-        b'{' => {
-            c.expect(b'{')?;
-            let mut entries = std::collections::BTreeMap::new();
-            if !c.eat(b'}') {
-                loop {
-                    c.skip_ws();
-                    let key = string_token(c)?;
-                    c.expect(b':')?;
-                    let mut v = String::new();
-                    canonical_value(c, &mut v)?;
-                    entries.insert(key, v);
-                    if c.eat(b'}') {
-                        break;
-                    }
-                    c.expect(b',')?;
-                }
-            }
-            out.push('{');
-            for (i, (k, v)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::to_string(k).ok()?);
-                out.push(':');
-                out.push_str(v);
-            }
-            out.push('}');
-        }
-        b'[' => {
-            c.expect(b'[')?;
-            out.push('[');
-            if !c.eat(b']') {
-                loop {
-                    canonical_value(c, out)?;
-                    if c.eat(b']') {
-                        break;
-                    }
-                    c.expect(b',')?;
-                    out.push(',');
-                }
-            }
-            out.push(']');
-        }
-        b'"' => {
-            let s = string_token(c)?;
-            out.push_str(&serde_json::to_string(&s).ok()?);
-        }
-        _ => {
-            let len = rest
-                .bytes()
-                .position(
-                    |b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z'),
-                )
-                .unwrap_or(rest.len());
-            let token = &rest[..len];
-            match token {
-                "true" | "false" | "null" => out.push_str(token),
-                _ => number_text(number(token)?, out),
-            }
-            c.at += len;
-        }
-    }
-    Some(())
 }
 
 /// The string at the cursor (its opening quote next), unescaped.
