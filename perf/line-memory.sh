@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The node's peak RSS for one line of the parser's worst shape: a `send` whose `msg` is an array
-# of one-digit numbers filling a line of MIB mebibytes (default 32, the default line limit).
+# of one-digit numbers filling a line of MIB mebibytes (default 16, the default line limit).
 # Runs the release node RUNS times (default 5) and prints each run's peak, the median, and the
 # median's cost per byte of line.
 #
-#   perf/line-memory.sh                  # 32 MiB
+#   perf/line-memory.sh                  # 16 MiB
 #   MIB=64 RUNS=3 perf/line-memory.sh    # past the default limit: MAELSTROM_KAFKA_MAX_LINE is raised
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-MIB="${MIB:-32}"
+MIB="${MIB:-16}"
 RUNS="${RUNS:-5}"
 [ -x /usr/bin/time ] || { echo "needs GNU time at /usr/bin/time" >&2; exit 1; }
 cargo build --release -q -p maelstrom-kafka

@@ -42,7 +42,7 @@ pub struct Config {
     /// replay (BENCHMARKS.md, issue 16). A live run's batches are far smaller (a few reads'
     /// lines, see `hold_us`) and never reach it.
     pub batch: usize,
-    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 32 MiB; within
+    /// Longest line accepted, in bytes. `MAELSTROM_KAFKA_MAX_LINE`; default 16 MiB; within
     /// [`MAX_LINE`]. A longer line is skipped with a note on stderr. It is the one cluster-wide
     /// setting: no node writes a `replicate` line longer, so every node must be given the same.
     ///
@@ -50,12 +50,8 @@ pub struct Config {
     /// worst: simd-json's tape (24 bytes per value) and structural index (4 bytes per
     /// structural character), three copies of the line (gathered, padded for simd-json, its
     /// string buffer) and the stored `msg`. The worst shape, an array of one-digit numbers,
-    /// took the node to 377 MiB at 16 MiB, 753 MiB at 32 MiB and 1.43 GiB at 64 MiB
-    /// (BENCHMARKS.md), so the default keeps a line under 1 GiB. It must hold the longest line
-    /// Maelstrom sends, its final phase's poll of every key: about 11 bytes a key, and a key for
-    /// every 32 operations, so 21 MB after ten minutes at 100k ops/s, which 16 MiB skipped (and
-    /// the run lost messages it never read); at that rate a MiB more every 30 s, so 32 MiB holds
-    /// a run of about 16 minutes. The parse buffers of a line over 1 MiB are freed after it.
+    /// took the node to 377 MiB at 16 MiB and 1.43 GiB at 64 MiB (BENCHMARKS.md), so the default
+    /// keeps a line under 512 MiB. The parse buffers of a line over 1 MiB are freed after it.
     pub max_line: usize,
     /// Milliseconds after which a reply to a client is dropped instead of sent, counted from
     /// when the reader read the request. `MAELSTROM_KAFKA_REPLY_DEADLINE_MS`; default 4500.
@@ -86,7 +82,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             poll_max: 4096,
             batch: 1024,
-            max_line: 32 << 20,
+            max_line: 16 << 20,
             poll_bytes: 1 << 20,
             reply_deadline_ms: 4500,
             hold_us: 100,

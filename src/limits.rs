@@ -42,7 +42,7 @@ pub(crate) const REQUEST_BYTES_IN_FLIGHT: usize = 32 << 20;
 
 /// Most bytes of peers' `replicate` lines queued for the replication thread, as
 /// [`REQUEST_BYTES_IN_FLIGHT`] bounds clients' requests: [`PEER_MESSAGES`] alone let 1,024
-/// lines of up to the line limit (16 MiB then, 32 MiB now) wait at once, and a decoded line takes about as much
+/// lines of up to the line limit (16 MiB) wait at once, and a decoded line takes about as much
 /// again as its text. A peer sends about one line a period, far below a MiB in steady traffic.
 pub(crate) const PEER_BYTES_IN_FLIGHT: usize = 32 << 20;
 

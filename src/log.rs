@@ -324,11 +324,6 @@ impl<T> Log<T> {
         visited
     }
 
-    /// Where a read stops now: every slot below this offset is stored or a hole.
-    pub fn end(&self) -> u64 {
-        self.advance()
-    }
-
     /// How many rounds have been handed out or skipped, stored or not (with one node, offsets).
     pub fn reserved(&self) -> u64 {
         // Relaxed: a statistic; no data is read on the strength of it.

@@ -101,21 +101,12 @@ pub fn handle(request: Request, keys: &Keys, shared: &Shared, config: &Config, o
 /// its pairs from the requested offset, ascending and contiguous, at most `poll_max` of them.
 ///
 /// The whole stops taking pairs once it holds `poll_bytes` bytes (after at least one pair), so a
-/// key it reaches may get a shorter prefix, and later keys none. Those are the node's choice.
-///
-/// First, when the request names enough keys that the bound may be reached, the keys holding a
-/// message no reply has carried yet (see `Logs::unserved`): a message is judged lost unless some
-/// client reads it, and in Maelstrom's final phase, where every poll names every key from
-/// offset 0, the few messages no main-phase poll returned are the ones at risk. In a
-/// ten-minute run at 100k ops/s such a poll names 1.8M keys, each takes the node tenths of a
-/// second to read, and a reply holds about 80,000 pairs of the log's 29M: no number of rounds
-/// in the phase's 10 s would reach the newest keys by rotation alone.
-///
-/// Then the rest, rotated: a reply that stops early starts where the last such reply stopped
-/// (the shared poll cursor counts the keys such replies visited), so clients polling the same
-/// keys at the same time read different ones, and together cover all of them in fewer polls
-/// than one client alone; the checker needs each message read by some client, not by each. A
-/// reply that holds everything leaves the cursor alone (no shared write on the common path).
+/// key it reaches may get a shorter prefix, and later keys none. Those are the node's choice, and
+/// it rotates them: a reply that stops early starts where the last such reply stopped (the
+/// shared poll cursor counts the keys such replies visited), so clients polling the same keys at
+/// the same time read different ones, and together cover all of them in fewer polls than one
+/// client alone; the checker needs each message read by some client, not by each. A reply that
+/// holds everything leaves the cursor alone (no shared write on the common path).
 fn poll(requested: &[(CompactString, u64)], shared: &Shared, config: &Config, out: &mut Vec<u8>) {
     let count = requested.len();
     if count == 0 {
@@ -123,50 +114,49 @@ fn poll(requested: &[(CompactString, u64)], shared: &Shared, config: &Config, ou
     }
     // Relaxed: the cursor only spreads replies over the keys; any value it holds is correct.
     let start = (shared.poll_cursor.load(Ordering::Relaxed) % count as u64) as usize;
-    let order = || (start..count).chain(0..start);
-    let mut reply = PollReply {
-        begin: out.len(),
-        out,
-        bound: config.poll_bytes,
-        first_key: true,
-        cut: false,
-    };
-    // A pair takes at least `[0,0]` and a comma: below this many keys at `poll_max` pairs each,
-    // the bound cannot be reached and the order does not matter.
-    let may_fill = count
-        .saturating_mul(config.poll_max)
-        .saturating_mul(MIN_PAIR_BYTES)
-        >= config.poll_bytes;
-    let mut served = Vec::new();
-    if may_fill {
-        served = vec![false; count];
-        for i in order() {
-            if reply.full() {
-                break;
-            }
-            let (key, from) = &requested[i];
-            if shared.store.unserved(key, *from) {
-                served[i] = true;
-                reply.key(shared, key, *from, config.poll_max);
-            }
-        }
-    }
+    let begin = out.len();
+    let mut first_key = true;
     let mut visited = 0;
-    for i in order() {
-        if reply.full() {
+    let mut cut = false;
+    for (key, from) in requested[start..].iter().chain(&requested[..start]) {
+        if out.len() - begin >= config.poll_bytes {
             break;
         }
         visited += 1;
-        if served.get(i) == Some(&true) {
-            continue;
+        let mut written = 0;
+        shared
+            .store
+            .poll(key, *from, config.poll_max, |offset, msg| {
+                // Past the bound the rest of this key is skipped: what was written is a prefix.
+                if written > 0 && out.len() - begin >= config.poll_bytes {
+                    cut = true;
+                    return;
+                }
+                // The key's entry opens with its first pair, so keys with none are left out.
+                if written == 0 {
+                    if !first_key {
+                        out.push(b',');
+                    }
+                    write_str(out, key);
+                    out.extend_from_slice(b":[[");
+                } else {
+                    out.extend_from_slice(b",[");
+                }
+                write_u64(out, offset);
+                out.push(b',');
+                out.extend_from_slice(msg.as_bytes());
+                out.push(b']');
+                written += 1;
+            });
+        if written > 0 {
+            out.push(b']');
+            first_key = false;
         }
-        let (key, from) = &requested[i];
-        reply.key(shared, key, *from, config.poll_max);
     }
-    if visited < count || reply.cut {
+    if visited < count || cut {
         // The next such reply starts with the key this one cut short, if any: its next poller
         // reads on past the cut (its prefix comes again, but no one has read the rest yet).
-        let advance = if reply.cut && visited > 1 {
+        let advance = if cut && visited > 1 {
             visited - 1
         } else {
             visited
@@ -175,66 +165,6 @@ fn poll(requested: &[(CompactString, u64)], shared: &Shared, config: &Config, ou
         shared
             .poll_cursor
             .fetch_add(advance as u64, Ordering::Relaxed);
-    }
-}
-
-/// The fewest bytes a pair takes in a reply: `[0,0]` and the comma before the next.
-const MIN_PAIR_BYTES: usize = 6;
-
-/// A `poll_ok`'s `msgs` as it is written: the keys so far, and whether the bound cut one short.
-struct PollReply<'a> {
-    out: &'a mut Vec<u8>,
-    /// Where `msgs`'s members start in `out`.
-    begin: usize,
-    /// `Config::poll_bytes`.
-    bound: usize,
-    first_key: bool,
-    /// Whether a key was cut short by the bound.
-    cut: bool,
-}
-
-impl PollReply<'_> {
-    fn full(&self) -> bool {
-        self.out.len() - self.begin >= self.bound
-    }
-
-    /// Writes `key`'s pairs from `from`, at most `max`, stopping where the bound is passed.
-    fn key(&mut self, shared: &Shared, key: &str, from: u64, max: usize) {
-        let mut written = 0;
-        let Self {
-            out,
-            begin,
-            bound,
-            first_key,
-            cut,
-        } = self;
-        shared.store.serve(key, from, max, |offset, msg| {
-            // Past the bound the rest of this key is left: what was written is a prefix.
-            if written > 0 && out.len() - *begin >= *bound {
-                *cut = true;
-                return false;
-            }
-            // The key's entry opens with its first pair, so keys with none are left out.
-            if written == 0 {
-                if !*first_key {
-                    out.push(b',');
-                }
-                write_str(out, key);
-                out.extend_from_slice(b":[[");
-            } else {
-                out.extend_from_slice(b",[");
-            }
-            write_u64(out, offset);
-            out.push(b',');
-            out.extend_from_slice(msg.as_bytes());
-            out.push(b']');
-            written += 1;
-            true
-        });
-        if written > 0 {
-            out.push(b']');
-            *first_key = false;
-        }
     }
 }
 

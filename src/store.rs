@@ -36,10 +36,6 @@ pub(crate) struct KeyLog {
     /// On several nodes: set when a local send or commit changed this key, and the key is
     /// queued in `Logs::changed`; the replication tick clears it when it takes the key.
     pub(crate) dirty: AtomicBool,
-    /// One past the highest offset a poll reply of this node has carried for this key (0 for
-    /// none), so that a reply which cannot hold every key it is asked for can serve first the
-    /// keys with messages no reply has carried yet (see [`Logs::unserved`]).
-    served: AtomicU64,
 }
 
 /// Every key's log and committed offset.
@@ -156,54 +152,6 @@ impl Logs {
             Some(key_log) => key_log.log.read_from(from, max, f),
             None => 0,
         }
-    }
-
-    /// As [`Logs::poll`], but `take(offset, msg)` says whether the reply took the pair (false
-    /// once it is full, which ends the walk), and the key remembers one past the last pair taken
-    /// as carried by a reply (see [`Logs::unserved`]). Returns how many pairs were taken.
-    ///
-    /// **Locking behaviour:** as [`Logs::poll`].
-    pub fn serve(
-        &self,
-        key: &str,
-        from: u64,
-        max: usize,
-        mut take: impl FnMut(u64, &Msg) -> bool,
-    ) -> usize {
-        let Some(key_log) = self.keys.get(key) else {
-            return 0;
-        };
-        let mut taken = 0;
-        let mut end = 0;
-        let mut full = false;
-        key_log.log.read_from(from, max, |offset, msg| {
-            if !full && take(offset, msg) {
-                taken += 1;
-                end = offset + 1;
-            } else {
-                full = true;
-            }
-        });
-        // Relaxed: a hint that orders replies, read by no one for anything else; `fetch_max`
-        // keeps it monotonic. The load first keeps a poll that carries nothing new from writing.
-        if taken > 0 && key_log.served.load(Ordering::Relaxed) < end {
-            key_log.served.fetch_max(end, Ordering::Relaxed);
-        }
-        taken
-    }
-
-    /// Whether `key` holds a message at `from` or past it that no reply has carried yet: past
-    /// one [`Logs::serve`] took last. A reply that drops a pair it was handed counts it as
-    /// carried all the same; so does a reply dropped on its way out. Such a message is only no
-    /// longer served first.
-    ///
-    /// **Locking behaviour:** as [`Logs::poll`].
-    pub fn unserved(&self, key: &str, from: u64) -> bool {
-        self.keys.get(key).is_some_and(|key_log| {
-            // Relaxed: as in `serve`.
-            let served = key_log.served.load(Ordering::Relaxed);
-            key_log.log.end() > from.max(served)
-        })
     }
 
     /// Records that `key` is committed up to `offset`. A commit never moves the offset back.

@@ -24,7 +24,7 @@ use crate::store::Msg;
 pub const TYPE: &str = "replicate";
 
 /// The size a `replicate` line aims at, in bytes, unless the cluster's line limit is smaller:
-/// far below the default limit (32 MiB), so that after a long partition the backlog goes over
+/// far below the default limit (16 MiB), so that after a long partition the backlog goes over
 /// several periods, each line cheap to parse. Acknowledgements take at most half of it. Only a
 /// single message larger than that goes alone in a longer line, never past the limit.
 pub const LINE_TARGET: usize = 1 << 20;
