@@ -30,7 +30,8 @@ args_of() {
         10s) echo "--node-count 1 --concurrency 64 --rate 100000 --time-limit 10" ;;
         60s) echo "--node-count 1 --concurrency 64 --rate 100000 --time-limit 60" ;;
         3node) echo "--node-count 3 --concurrency 64 --rate 100000 --time-limit 20" ;;
-        # The long run: 60M operations, about 20 minutes with its judging.
+        # The long run: 60M operations, 12 minutes with its judging, a 15 GB history;
+        # on one node it ends invalid, its final phase too slow (BENCHMARKS.md, the ten-minute run).
         600s) echo "--node-count 1 --concurrency 64 --rate 100000 --time-limit 600" ;;
         *) echo "unknown shape $1 (10s 60s 3node 600s)" >&2; exit 2 ;;
     esac
