@@ -435,6 +435,77 @@ fn the_timeout_queue_gives_deadlines_in_order_and_only_when_due() {
     assert_eq!(q.pop_due(u64::MAX), None);
 }
 
+/// The timeout queue drops entries whose requests were answered, so it holds about one
+/// entry per worker rather than every request of the last 5 s, and the requests that are
+/// never answered still time out, each once, among thousands that are answered at once.
+#[test]
+fn the_timeout_queue_keeps_only_live_entries_and_still_times_out_each_unanswered_request() {
+    let cfg = config(
+        "--node-count 1 --concurrency 8 --rate 2000 --time-limit 20 --recovery-sleep 0 --final-time-limit 0",
+    );
+    // The first two sends a node reads from 5 s and from 12 s on are never answered;
+    // everything else is, after 1 ms, so the other six workers go on meanwhile. A send is
+    // its key and message (each key's messages are 1, 2, ...).
+    let silenced = Rc::new(RefCell::new(Vec::new()));
+    let mut node = kafka(|_| MS);
+    let script: Script = Box::new({
+        let silenced = Rc::clone(&silenced);
+        move |r| {
+            let n = silenced.borrow().len();
+            let due = [5 * SEC, 12 * SEC].iter().filter(|t| r.time >= **t).count();
+            if r.body["type"] == "send" && n < 2 * due {
+                let send = (r.body["key"].as_str()?.to_owned(), r.body["msg"].as_u64()?);
+                silenced.borrow_mut().push(send);
+                return None;
+            }
+            node(r)
+        }
+    });
+    let s = run(&cfg, script, 60);
+    let silenced = silenced.borrow();
+    let (mut answered, mut timed_out) = (0, 0);
+    for op in s.runner.history.ops.iter() {
+        let OpValue::Send { key, msg, .. } = op.value else {
+            continue;
+        };
+        let send = (
+            s.runner.history.tables.key_name(key).to_owned(),
+            s.runner.history.tables.msg_value(msg).as_u64().unwrap(),
+        );
+        let error = s.runner.history.error(op);
+        if silenced.contains(&send) {
+            assert_eq!(
+                (op.kind, error),
+                (OpType::Info, Some("timeout")),
+                "{send:?}"
+            );
+            // At its deadline (simulated time), not later, e.g. at the run's end.
+            let (invoked, _) = s.runner.history.invoked_at(op).unwrap();
+            let late = op.time - (invoked + 5 * SEC);
+            assert!(
+                late <= MS,
+                "{send:?} timed out {late} ns after its deadline"
+            );
+            timed_out += 1;
+        } else {
+            assert_eq!((op.kind, error), (OpType::Ok, None), "{send:?}");
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        timed_out,
+        silenced.len(),
+        "each unanswered send times out once"
+    );
+    assert!(
+        answered > 5_000 && timed_out == 4,
+        "{answered} answered, {timed_out} timed out"
+    );
+    // Without dropping stale entries, 5 s of requests at about 2,000/s would be queued.
+    let cap = s.runner.clients.timeouts.capacity();
+    assert!(cap <= 256, "the timeout queue grew to {cap} entries");
+}
+
 /// Maelstrom's client waits 5 s; then the op is indeterminate (`:info`) and the worker's
 /// process is over, but its client stays on the network until the worker invokes its next
 /// operation: a reply in between is ignored, harmlessly. The next operation gets a new
