@@ -506,6 +506,32 @@ fn the_timeout_queue_keeps_only_live_entries_and_still_times_out_each_unanswered
     assert!(cap <= 256, "the timeout queue grew to {cap} entries");
 }
 
+/// An assign's keys are kept in the history to the run's end, at their size: a third of
+/// the assigns name every key with unseen messages (hundreds on three nodes).
+#[test]
+fn an_assigns_keys_are_kept_at_their_size() {
+    let cfg = config("--node-count 1 --concurrency 1");
+    let mut s = sim(&cfg, kafka(|_| 0), 60);
+    s.runner.init().unwrap();
+    s.runner.open_clients();
+    s.runner.clients.free.clear();
+    let unseen: Vec<KeyId> = (0..100)
+        .map(|k| s.runner.history.tables.key(&k.to_string()))
+        .collect();
+    let t0 = s.clock.now();
+    s.runner.start(0, GenOp::Assign { key: 7, unseen }, t0);
+    let Some(OpValue::Assign { keys, .. }) = ops(&s).pop().map(|o| o.value.into_owned()) else {
+        panic!("an assign was invoked");
+    };
+    assert_eq!(keys.len(), 100, "key 7 named once");
+    assert!(
+        keys.capacity() <= 101,
+        "{} keys held in room for {}",
+        keys.len(),
+        keys.capacity()
+    );
+}
+
 /// Maelstrom's client waits 5 s; then the op is indeterminate (`:info`) and the worker's
 /// process is over, but its client stays on the network until the worker invokes its next
 /// operation: a reply in between is ignored, harmlessly. The next operation gets a new
