@@ -411,11 +411,7 @@ impl<'h> Checker<'h> {
                     continue;
                 }
                 // The least and the largest offset of the reply, without walking a run.
-                if let (Some(first), Some(top)) = (pairs.first(), pairs.max_offset()) {
-                    let least = match pairs {
-                        Pairs::Run { .. } => first.0,
-                        Pairs::Explicit(ps) => ps.iter().map(|p| p.0).min().unwrap_or(first.0),
-                    };
+                if let (Some(least), Some(top)) = (pairs.min_offset(), pairs.max_offset()) {
                     see(*k, least);
                     see(*k, top);
                 }
