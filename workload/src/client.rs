@@ -124,11 +124,11 @@ impl FromIterator<(KeyId, i64)> for Targets {
 ///
 /// The keys are shared: in the final phase every client is assigned every key (175,000
 /// after a minute at 100k ops/s), all the same list, so each of the 64 clients keeps its
-/// offsets alone, 4 bytes a key ([`Next`]), where a map per client cost about 40. And only once it
-/// has read something: the keys past the end of `next` are at offset 0, so a final-phase
-/// client holds no offsets until its first poll is answered (the 64 first polls wait for the
-/// node one after another, and a client that caught up forgets them, see
-/// [`Worker::final_progress`]).
+/// offsets alone, 4 bytes a key (the private `Next`), where a map per client cost about
+/// 40. And only once it has read something: the keys past the end of `next` are at offset
+/// 0, so a final-phase client holds no offsets until its first poll is answered (the 64
+/// first polls wait for the node one after another, and a client that caught up forgets
+/// them, see [`Worker::final_progress`]).
 #[derive(Debug, Default, Clone)]
 pub struct Offsets {
     /// Sorted, no repeats.
