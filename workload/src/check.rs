@@ -835,6 +835,13 @@ mod tests {
     use super::*;
 
     /// Writes `text` to a fresh file named `name` and loads it.
+    /// `loaded`'s history as `write_jsonl` writes it.
+    fn written_again(loaded: &Loaded) -> String {
+        let mut out = Vec::new();
+        loaded.outcome.history.write_jsonl(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     fn load_text(name: &str, text: &str) -> Result<Loaded, Error> {
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -902,17 +909,12 @@ mod tests {
         let mut written = Vec::new();
         h.write_jsonl(&mut written).unwrap();
         let text = String::from_utf8(written).unwrap();
-        let written_again = |l: Loaded| {
-            let mut out = Vec::new();
-            l.outcome.history.write_jsonl(&mut out).unwrap();
-            String::from_utf8(out).unwrap()
-        };
         assert_eq!(
-            written_again(load_text("history.jsonl", &text).unwrap()),
+            written_again(&load_text("history.jsonl", &text).unwrap()),
             text
         );
         let crlf = format!("\r\n  \n{}", text.trim_end().replace('\n', "\r\n\r\n"));
-        assert_eq!(written_again(load_text("history", &crlf).unwrap()), text);
+        assert_eq!(written_again(&load_text("history", &crlf).unwrap()), text);
         // A line that is not JSON is named by its number, blank lines counted.
         let broken = format!("{}\n\n{{\"index\":", text);
         let Err(Error::History { line, .. }) = load_text("history.jsonl", &broken) else {
@@ -1040,10 +1042,8 @@ mod tests {
 {"index":17,"time":21000000011,"process":8,"type":"invoke","f":"send","value":[["send","3",1]]}
 "#;
         let loaded = load_text("history.jsonl", text).unwrap();
+        assert_eq!(written_again(&loaded), text);
         let h = &loaded.outcome.history;
-        let mut again = Vec::new();
-        h.write_jsonl(&mut again).unwrap();
-        assert_eq!(String::from_utf8(again).unwrap(), text);
         // Eight operations with a completion (one without an invocation), a process's first
         // invocation superseded by its second, and two invocations left open.
         assert_eq!(h.ops.len(), 8);
@@ -1071,10 +1071,8 @@ mod tests {
 {"index":11,"time":21,"process":1,"type":"ok","f":"poll","value":[["poll",{"1":[[0,1e400],[1,-1e400],[2,18446744073709551617],[3,[18446744073709551616,{"a":1e400}]],[4,[18446744073709551617,{"a":1e400}]]]}]]}
 "#;
         let loaded = load_text("history.jsonl", text).unwrap();
+        assert_eq!(written_again(&loaded), text);
         let h = &loaded.outcome.history;
-        let mut again = Vec::new();
-        h.write_jsonl(&mut again).unwrap();
-        assert_eq!(String::from_utf8(again).unwrap(), text);
         // Five values, each its own, and each polled value the one sent at its offset.
         let sent: Vec<MsgId> = h
             .lines()

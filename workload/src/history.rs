@@ -448,15 +448,17 @@ impl Pairs {
         let Some(base) = pairs.iter().map(|p| p.0).min() else {
             return Pairs::Explicit(pairs.into());
         };
-        let near = |o: i64| u32::try_from(i128::from(o) - i128::from(base)).ok();
-        if pairs.iter().all(|p| near(p.0).is_some()) {
-            let pairs = pairs.iter().map(|&(o, m)| (near(o).unwrap_or(0), m));
-            return Pairs::Near {
-                base,
-                pairs: pairs.collect(),
-            };
+        let mut near = Vec::with_capacity(pairs.len());
+        for &(o, m) in &pairs {
+            match u32::try_from(i128::from(o) - i128::from(base)) {
+                Ok(d) => near.push((d, m)),
+                Err(_) => return Pairs::Explicit(pairs.into()),
+            }
         }
-        Pairs::Explicit(pairs.into())
+        Pairs::Near {
+            base,
+            pairs: near.into(),
+        }
     }
 
     pub fn iter(&self) -> PairsIter<'_> {

@@ -1067,10 +1067,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lines_spanning_reads_are_gathered_and_bounded() {
-        let input = b"abcdefgh\nijklmnopqrstu\nvw\nxyz";
-        let mut lines = Lines::new(Trickle(input, 3), 10, 10);
+    /// Every piece `Lines` makes of `input` (lines of at most 10 bytes), in order, as text.
+    fn pieces(input: Trickle<'_>) -> Vec<String> {
+        let mut lines = Lines::new(input, 10, 10);
         let mut got = Vec::new();
         loop {
             while let Some(piece) = lines.buffered() {
@@ -1083,6 +1082,13 @@ mod tests {
         if let Some(piece) = lines.last() {
             got.push(format!("{piece:?}"));
         }
+        got
+    }
+
+    #[test]
+    fn lines_spanning_reads_are_gathered_and_bounded() {
+        let input = b"abcdefgh\nijklmnopqrstu\nvw\nxyz";
+        let got = pieces(Trickle(input, 3));
         let want = [
             Piece::Line(b"abcdefgh"),
             Piece::TooLong(b"ijklmnopqr", 13),
@@ -1102,19 +1108,7 @@ mod tests {
         assert_eq!(java_lines(input).collect::<Vec<_>>(), want);
         assert_eq!(java_lines(b"x\r\ny").collect::<Vec<_>>(), [b"x", b"y"]);
         for chunk in 1..=input.len() {
-            let mut lines = Lines::new(Trickle(input, chunk), 10, 10);
-            let mut got = Vec::new();
-            loop {
-                while let Some(piece) = lines.buffered() {
-                    got.push(format!("{piece:?}"));
-                }
-                if !lines.fill() {
-                    break;
-                }
-            }
-            if let Some(piece) = lines.last() {
-                got.push(format!("{piece:?}"));
-            }
+            let got = pieces(Trickle(input, chunk));
             let want: Vec<String> = want
                 .iter()
                 .map(|l| format!("{:?}", Piece::Line(l)))

@@ -212,14 +212,8 @@ fn repeats_a_key(json: &str) -> bool {
             b',' => name_next = matches!(open.last(), Some(Some(_))),
             b'"' => {
                 let start = at;
-                while let Some(&d) = b.get(at) {
-                    at += 1;
-                    match d {
-                        b'"' => break,
-                        b'\\' => at += 1,
-                        _ => {}
-                    }
-                }
+                // Past the closing quote; never past the end, so the slices below hold.
+                at = string_units(b, at).1.min(b.len());
                 if std::mem::take(&mut name_next)
                     && let Some(Some(seen)) = open.last_mut()
                 {
